@@ -1,0 +1,144 @@
+"""The talkcheck command line: run, flows, serve (sync comes with the full engine)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+from collections.abc import Sequence
+
+from sync.dataflow import DataflowError, load_dataflow
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        print(f"talkcheck: error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="talkcheck", description="An executable QA checklist for Customcrm to Exact Online sync.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="run the checklist and write the QA report")
+    run.add_argument("--doc", help="a dataflow document (default: the project's own)")
+    run.add_argument("--target", default="inproc", choices=["inproc", "server", "sandbox"])
+    run.add_argument("--engine", default="builtin", help="builtin, cmd:COMMAND or poll:SECONDS")
+    run.add_argument("--profile", default="ci", choices=["smoke", "ci", "thorough"])
+    run.add_argument("--flow", action="append", dest="flows", metavar="NAME", help="only this flow (repeatable)")
+    run.add_argument("--report-dir", default="reports/latest")
+    run.add_argument("--seed", type=int, default=0)
+
+    flows = sub.add_parser("flows", help="list the parsed checklist")
+    flows.add_argument("--doc", help="a dataflow document (default: the project's own)")
+
+    serve = sub.add_parser("serve", help="serve the mocks under uvicorn")
+    serve.add_argument("system", nargs="?", default="all", choices=["exact", "customcrm", "all"])
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8765, help="Exact's port; Customcrm takes the next one with 'all'")
+    return parser
+
+
+
+
+def _cmd_flows(args: argparse.Namespace) -> int:
+    from conformance.checks import checks_for
+    from sync.engine import plan_flow
+
+    doc = load_dataflow(args.doc) if args.doc else load_dataflow()
+    print(f"{doc.title} ({doc.name}): {len(doc.flows)} flows")
+    for flow in doc.flows:
+        plan = plan_flow(flow)
+        status = "ready" if not isinstance(plan, str) else plan
+        print(f"\n{flow.id:<20} {flow.title}")
+        if flow.requires:
+            print(f"  requires: {', '.join(flow.requires)}")
+        print(f"  checks:   {len(checks_for(flow))} ({status})")
+        for row in flow.properties:
+            print(f"    {row.source:<22} -> {row.target:<26} {row.data_type or row.raw_type or 'N/A'}")
+        if not flow.properties:
+            print("    (no properties in the document's table)")
+    return EXIT_OK
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from conformance.report import write_reports
+    from conformance.runner import CheckResult, run_checklist
+
+    if args.target == "sandbox":
+        print("talkcheck: --target sandbox is not available in this version", file=sys.stderr)
+        return EXIT_USAGE
+    if args.engine != "builtin":
+        print(f"talkcheck: --engine {args.engine} is not available in this version; use builtin", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        doc = load_dataflow(args.doc) if args.doc else load_dataflow()
+    except DataflowError as exc:
+        print(f"talkcheck: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    known = {f.id for f in doc.flows}
+    unknown = [f for f in args.flows or [] if f not in known]
+    if unknown:
+        print(f"talkcheck: no flow {unknown[0]!r} in {doc.name}; known: {', '.join(sorted(known))}", file=sys.stderr)
+        return EXIT_USAGE
+
+    def progress(flow: str, check: str, result: CheckResult) -> None:
+        print(f"  {result.status.upper():<7} {flow} / {check}"
+              + (f"  ({result.detail[:100]})" if result.status != "passed" else ""), flush=True)
+
+    print(f"talkcheck: {doc.title}, profile {args.profile}, seed {args.seed}, target {args.target}", flush=True)
+    result = run_checklist(doc, flows=args.flows, profile=args.profile, seed=args.seed, target=args.target,
+                           progress=progress)
+    files = write_reports(result, args.report_dir)
+    print(f"\n{result.count('passed')} passed, {result.count('failed')} failed, {result.count('skipped')} skipped "
+          f"in {result.duration_s:.1f}s")
+    for flow in result.flows:
+        failed = [c.id for c in flow.checks if c.status == "failed"]
+        state = "FAILED " + ", ".join(failed) if failed else ("skipped" if flow.note else "ok")
+        print(f"  {flow.id:<20} {state}")
+    print("report: " + ", ".join(str(p) for p in files))
+    return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from mocks.customcrm.app import create_app as customcrm_app
+    from mocks.exact.app import create_app as exact_app
+
+    apps = {"exact": (exact_app, args.port), "customcrm": (customcrm_app, args.port + (args.system == "all"))}
+    chosen = ["exact", "customcrm"] if args.system == "all" else [args.system]
+    servers = []
+    for name in chosen:
+        factory, port = apps[name]
+        servers.append(uvicorn.Server(uvicorn.Config(factory(), host=args.host, port=port, log_level="info")))
+        print(f"talkcheck: serving the {name} mock on http://{args.host}:{port}", flush=True)
+    threads = [threading.Thread(target=s.run, daemon=True) for s in servers[1:]]
+    for t in threads:
+        t.start()
+    servers[0].run()
+    for s in servers[1:]:
+        s.should_exit = True
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "flows":
+            return _cmd_flows(args)
+        if args.command == "run":
+            return _cmd_run(args)
+        return _cmd_serve(args)
+    except DataflowError as exc:
+        print(f"talkcheck: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

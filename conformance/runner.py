@@ -1,0 +1,145 @@
+"""Run the checklist: every check of every selected flow, as a Hypothesis property, into results."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import seed as hypothesis_seed
+from hypothesis import strategies as st
+from hypothesis.reporting import with_reporter
+
+from conformance.checks import Check, FlowContext, checks_for
+from conformance.engines import BuiltinEngine, EngineDriver
+from conformance.systems import Systems
+from sync.dataflow import Dataflow, Flow
+from sync.engine import Engine, plan_flow
+
+__all__ = ["PROFILES", "CheckResult", "FlowResult", "RunResult", "run_checklist"]
+
+PROFILES: dict[str, int] = {"smoke": 2, "ci": 8, "thorough": 60}
+
+
+@dataclass
+class CheckResult:
+    id: str
+    title: str
+    status: str
+    detail: str = ""
+    evidence: str = ""
+    duration_s: float = 0.0
+
+
+@dataclass
+class FlowResult:
+    id: str
+    title: str
+    checks: list[CheckResult] = field(default_factory=list)
+    note: str = ""
+
+
+@dataclass
+class RunResult:
+    flows: list[FlowResult]
+    seed: int
+    profile: str
+    target: str
+    engine: str
+    document: str
+    duration_s: float
+    calls: dict[str, int] = field(default_factory=dict)
+
+    def count(self, status: str) -> int:
+        return sum(1 for f in self.flows for c in f.checks if c.status == status)
+
+    @property
+    def ok(self) -> bool:
+        return self.count("failed") == 0
+
+
+def _run_one(check: Check, ctx: FlowContext, examples: int, seed: int) -> CheckResult:
+    lines: list[str] = []
+
+    @settings(max_examples=examples, deadline=None, database=None, derandomize=False,
+              suppress_health_check=list(HealthCheck), phases=[Phase.generate, Phase.shrink],
+              report_multiple_bugs=False)
+    @given(data=st.data())
+    def prop(data: st.DataObject) -> None:
+        ctx.reset()
+        check.run(ctx, data)
+
+    started = time.monotonic()
+    try:
+        with with_reporter(lines.append):
+            hypothesis_seed(seed)(prop)()
+    except AssertionError as exc:
+        return CheckResult(check.id, check.title, "failed", str(exc), "\n".join(lines),
+                           time.monotonic() - started)
+    except Exception as exc:  # noqa: BLE001 - a crashing check is reported, never fatal to the run
+        return CheckResult(check.id, check.title, "failed", f"{type(exc).__name__}: {exc}", "\n".join(lines),
+                           time.monotonic() - started)
+    return CheckResult(check.id, check.title, "passed", "", "", time.monotonic() - started)
+
+
+def run_checklist(
+    doc: Dataflow,
+    *,
+    flows: list[str] | None = None,
+    profile: str = "ci",
+    seed: int = 0,
+    target: str = "inproc",
+    engine_class: type[Engine] = Engine,
+    progress: Callable[[str, str, CheckResult], None] | None = None,
+) -> RunResult:
+    """Run the checks of the selected flows against the built-in mocks and the builtin engine."""
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; choose from {', '.join(PROFILES)}")
+    started = time.monotonic()
+    selected: list[Flow] = [f for f in doc.flows if flows is None or f.id in flows]
+    systems = Systems.start(target)
+    engine: EngineDriver = BuiltinEngine(doc, systems, engine_class, flows=[f.id for f in selected])
+    results: list[FlowResult] = []
+    calls: dict[str, int] = {}
+    try:
+        for flow in selected:
+            result = FlowResult(flow.id, flow.title)
+            results.append(result)
+            plan = plan_flow(flow)
+            if isinstance(plan, str):
+                result.note = plan
+                for check in checks_for(flow):
+                    skipped = CheckResult(check.id, check.title, "skipped", plan)
+                    result.checks.append(skipped)
+                    if progress:
+                        progress(flow.id, check.id, skipped)
+                continue
+            ctx = FlowContext(flow, plan, systems, engine, systems.customcrm_actor(), systems.exact_actor())
+            for check in checks_for(flow):
+                outcome = _run_one(check, ctx, PROFILES[profile], seed)
+                result.checks.append(outcome)
+                if progress:
+                    progress(flow.id, check.id, outcome)
+        for system in ("exact", "customcrm"):
+            calls[system] = len(systems.journal(system))
+    finally:
+        engine.close()
+        systems.close()
+    return RunResult(results, seed, profile, target, engine.name, doc.name, time.monotonic() - started, calls)
+
+
+def as_json(result: RunResult) -> dict[str, Any]:
+    return {
+        "summary": {"passed": result.count("passed"), "failed": result.count("failed"),
+                    "skipped": result.count("skipped"), "duration_s": round(result.duration_s, 3)},
+        "run": {"seed": result.seed, "profile": result.profile, "target": result.target, "engine": result.engine,
+                "document": result.document, "calls_since_last_reset": result.calls},
+        "flows": [
+            {"id": f.id, "title": f.title, "note": f.note,
+             "checks": [{"id": c.id, "title": c.title, "status": c.status, "detail": c.detail,
+                         "evidence": c.evidence, "duration_s": round(c.duration_s, 3)} for c in f.checks]}
+            for f in result.flows
+        ],
+    }

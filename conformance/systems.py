@@ -1,0 +1,259 @@
+"""The two systems a checklist runs against, and the raw API actors a check uses to act as a user.
+
+The actors speak HTTP to the vendor APIs directly, independently of the engine's connectors, so a
+misunderstanding in a connector cannot hide itself. ``inproc`` runs both mocks in this process;
+``server`` runs them under uvicorn on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import httpx
+import uvicorn
+
+from mocks.common.transport import InProcessTransport
+from mocks.customcrm.app import create_app as create_customcrm_app
+from mocks.customcrm.state import DEFAULT_API_KEY
+from mocks.exact.app import create_app as create_exact_app
+from mocks.exact.state import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_DIVISION, DEFAULT_REDIRECT_URI
+
+__all__ = ["CustomcrmActor", "ExactActor", "Systems", "TokenSet"]
+
+
+@dataclass
+class TokenSet:
+    client_id: str
+    client_secret: str
+    access_token: str
+    refresh_token: str
+
+
+class ExactActor:
+    """A user of Exact Online: authorises an app, then reads and writes records through the REST API."""
+
+    def __init__(self, client: httpx.Client, division: int, client_id: str, client_secret: str,
+                 redirect_uri: str) -> None:
+        self.client = client
+        self.division = division
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.redirect_uri = redirect_uri
+        self._token: str | None = None
+
+    def authorize(self) -> TokenSet:
+        """The authorization-code dance a person does once when connecting an app."""
+        response = self.client.get("/api/oauth2/auth", params={
+            "client_id": self.client_id, "redirect_uri": self.redirect_uri, "response_type": "code",
+            "force_login": "0"}, follow_redirects=False)
+        response.raise_for_status() if response.status_code >= 400 else None
+        code = parse_qs(urlparse(response.headers["location"]).query)["code"][0]
+        token = self.client.post("/api/oauth2/token", data={
+            "grant_type": "authorization_code", "code": code, "redirect_uri": self.redirect_uri,
+            "client_id": self.client_id, "client_secret": self.client_secret})
+        token.raise_for_status()
+        body = token.json()
+        return TokenSet(self.client_id, self.client_secret, body["access_token"], body["refresh_token"])
+
+    def forget_token(self) -> None:
+        """After a mock reset every token is gone; authorise again on the next call."""
+        self._token = None
+
+    def _headers(self) -> dict[str, str]:
+        if self._token is None:
+            self._token = self.authorize().access_token
+        return {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
+
+    def url(self, path: str) -> str:
+        return f"/api/v1/{self.division}/{path}"
+
+    def create(self, path: str, values: dict[str, Any]) -> dict[str, Any]:
+        response = self.client.post(self.url(path), json=values,
+                                    headers=self._headers() | {"Prefer": "return=representation"})
+        response.raise_for_status()
+        row: dict[str, Any] = response.json()["d"]
+        return row
+
+    def update(self, path: str, key: str, values: dict[str, Any]) -> None:
+        response = self.client.put(self.url(f"{path}(guid'{key}')"), json=values, headers=self._headers())
+        response.raise_for_status()
+
+    def delete(self, path: str, key: str) -> None:
+        self.client.delete(self.url(f"{path}(guid'{key}')"), headers=self._headers()).raise_for_status()
+
+    def get(self, path: str, key: str) -> dict[str, Any] | None:
+        response = self.client.get(self.url(f"{path}(guid'{key}')"), headers=self._headers())
+        if response.status_code == 404:
+            return None
+        response.raise_for_status()
+        row: dict[str, Any] = response.json()["d"]
+        return row
+
+    def all(self, sync_path: str) -> list[dict[str, Any]]:
+        """Every record of a set with its row version, through the sync API."""
+        rows: list[dict[str, Any]] = []
+        response = self.client.get(self.url(sync_path), params={"$filter": "Timestamp gt 0L"},
+                                   headers=self._headers())
+        while True:
+            response.raise_for_status()
+            body = response.json()["d"]
+            rows.extend(body["results"])
+            if not body.get("__next"):
+                return rows
+            response = self.client.get(body["__next"], headers=self._headers())
+
+
+class CustomcrmActor:
+    """A user of Customcrm, through its REST API."""
+
+    def __init__(self, client: httpx.Client, api_key: str) -> None:
+        self.client = client
+        self.headers = {"Authorization": f"Bearer {api_key}"}
+
+    def create(self, path: str, values: dict[str, Any]) -> dict[str, Any]:
+        response = self.client.post(f"/api/v1/{path}", json=values, headers=self.headers)
+        response.raise_for_status()
+        record: dict[str, Any] = response.json()
+        return record
+
+    def update(self, path: str, record_id: str, values: dict[str, Any]) -> dict[str, Any]:
+        response = self.client.patch(f"/api/v1/{path}/{record_id}", json=values, headers=self.headers)
+        response.raise_for_status()
+        record: dict[str, Any] = response.json()
+        return record
+
+    def delete(self, path: str, record_id: str) -> None:
+        self.client.delete(f"/api/v1/{path}/{record_id}", headers=self.headers).raise_for_status()
+
+    def get(self, path: str, record_id: str) -> dict[str, Any] | None:
+        response = self.client.get(f"/api/v1/{path}/{record_id}", headers=self.headers)
+        if response.status_code == 404:
+            return None
+        response.raise_for_status()
+        record: dict[str, Any] = response.json()
+        return record
+
+    def all(self, path: str) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        cursor: str | None = None
+        while True:
+            params: dict[str, Any] = {"limit": 200} | ({"cursor": cursor} if cursor else {})
+            response = self.client.get(f"/api/v1/{path}", params=params, headers=self.headers)
+            response.raise_for_status()
+            body = response.json()
+            rows.extend(body["items"])
+            cursor = body.get("next_cursor")
+            if not cursor:
+                return rows
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class _Server:
+    server: uvicorn.Server
+    thread: threading.Thread
+    url: str
+
+
+def _serve(app: Any) -> _Server:
+    port = _free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name=f"mock-{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError(f"the mock server on 127.0.0.1:{port} did not start")
+        time.sleep(0.02)
+    return _Server(server, thread, f"http://127.0.0.1:{port}")
+
+
+@dataclass
+class Systems:
+    """Both mocks for one run: how to reach them (for the engine) and how to act on them (for checks)."""
+
+    target: str = "inproc"
+    exact_url: str = "http://exact.test"
+    customcrm_url: str = "http://customcrm.test"
+    division: int = DEFAULT_DIVISION
+    api_key: str = DEFAULT_API_KEY
+    client_id: str = DEFAULT_CLIENT_ID
+    client_secret: str = DEFAULT_CLIENT_SECRET
+    _transports: dict[str, httpx.BaseTransport | None] = field(default_factory=dict)
+    _servers: list[_Server] = field(default_factory=list)
+    _clients: list[httpx.Client] = field(default_factory=list)
+    _admin_clients: dict[str, httpx.Client] = field(default_factory=dict)
+
+    @classmethod
+    def start(cls, target: str = "inproc") -> Systems:
+        exact_app, crm_app = create_exact_app(), create_customcrm_app()
+        if target == "inproc":
+            systems = cls(target)
+            systems._transports = {"exact": InProcessTransport(exact_app), "customcrm": InProcessTransport(crm_app)}
+            return systems
+        if target == "server":
+            exact_server, crm_server = _serve(exact_app), _serve(crm_app)
+            systems = cls(target, exact_url=exact_server.url, customcrm_url=crm_server.url)
+            systems._servers = [exact_server, crm_server]
+            systems._transports = {"exact": None, "customcrm": None}
+            return systems
+        raise ValueError(f"unknown target {target!r}")
+
+    def client(self, system: str) -> httpx.Client:
+        """A fresh HTTP client for one system (the engine and the actors each get their own)."""
+        base = self.exact_url if system == "exact" else self.customcrm_url
+        transport = self._transports.get(system)
+        client = httpx.Client(base_url=base, transport=transport, timeout=30) if transport else \
+            httpx.Client(base_url=base, timeout=30)
+        self._clients.append(client)
+        return client
+
+    def exact_actor(self) -> ExactActor:
+        return ExactActor(self.client("exact"), self.division, self.client_id, self.client_secret,
+                          DEFAULT_REDIRECT_URI)
+
+    def customcrm_actor(self) -> CustomcrmActor:
+        return CustomcrmActor(self.client("customcrm"), self.api_key)
+
+    def admin(self, system: str, action: str, payload: dict[str, Any] | None = None) -> Any:
+        """Call a mock's admin plane (one cached client per system; closing it would close the transport)."""
+        client = self._admin_clients.get(system)
+        if client is None:
+            client = self._admin_clients[system] = self.client(system)
+        if payload is None and action in ("state", "journal"):
+            response = client.get(f"/_admin/{action}")
+        else:
+            response = client.post(f"/_admin/{action}", json=payload or {})
+        response.raise_for_status()
+        return response.json() if response.content else None
+
+    def reset(self) -> None:
+        self.admin("exact", "reset")
+        self.admin("customcrm", "reset")
+
+    def journal(self, system: str) -> list[dict[str, Any]]:
+        entries: list[dict[str, Any]] = self.admin(system, "journal")
+        return entries
+
+    def close(self) -> None:
+        for client in self._clients:
+            client.close()
+        self._clients.clear()
+        for transport in self._transports.values():
+            if transport is not None:
+                transport.close()
+        for server in self._servers:
+            server.server.should_exit = True
+            server.thread.join(timeout=10)

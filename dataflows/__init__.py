@@ -1,0 +1,1 @@
+"""The dataflow documents talkcheck ships; customcrm-exact.rst is the default spec."""

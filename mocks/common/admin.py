@@ -1,0 +1,138 @@
+"""The admin plane both mocks share: reset, seed, clock, state dump and the request journal.
+
+It lives under ``/_admin``, a prefix no vendor path uses (moto's ``/moto-api`` idea), so a client of the
+vendor API can never reach it by accident. Each mock supplies a small adapter with its own state.
+"""
+
+
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from fastapi import APIRouter, Body, FastAPI, HTTPException, Request, Response
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+
+from mocks.common.clock import MockClock
+
+__all__ = ["ADMIN_PREFIX", "AdminTarget", "Journal", "JournalEntry", "admin_router", "install_journal"]
+
+ADMIN_PREFIX = "/_admin"
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    at: str
+    method: str
+    path: str
+    query: str
+    status: int
+
+
+@dataclass
+class Journal:
+    """The last requests a mock answered, for tests and for counting the calls a run made."""
+
+    limit: int = 10_000
+    entries: deque[JournalEntry] = field(default_factory=deque)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, entry: JournalEntry) -> None:
+        with self._lock:
+            self.entries.append(entry)
+            while len(self.entries) > self.limit:
+                self.entries.popleft()
+
+    def clear(self) -> None:
+        with self._lock:
+            self.entries.clear()
+
+    def snapshot(self) -> list[JournalEntry]:
+        with self._lock:
+            return list(self.entries)
+
+
+class AdminTarget(Protocol):
+    """What a mock's state offers the admin plane."""
+
+    clock: MockClock
+    journal: Journal
+
+    def reset(self) -> None: ...
+
+    def seed(self, payload: dict[str, Any]) -> dict[str, Any]: ...
+
+    def dump(self) -> dict[str, Any]: ...
+
+
+def install_journal(app: FastAPI, journal: Callable[[], Journal], clock: Callable[[], MockClock]) -> None:
+    """Record every vendor request (not admin ones) with its status."""
+
+    class _JournalMiddleware(BaseHTTPMiddleware):
+        async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+            response = await call_next(request)
+            if not request.url.path.startswith(ADMIN_PREFIX):
+                journal().add(
+                    JournalEntry(
+                        at=clock().now().isoformat(),
+                        method=request.method,
+                        path=request.url.path,
+                        query=request.url.query,
+                        status=response.status_code,
+                    )
+                )
+            return response
+
+    app.add_middleware(_JournalMiddleware)
+
+
+def admin_router(target: Callable[[], AdminTarget]) -> APIRouter:
+    """Routes of the admin plane; `target` returns the mock's current state object."""
+    router = APIRouter(prefix=ADMIN_PREFIX, tags=["admin"], include_in_schema=False)
+
+    @router.post("/reset", status_code=204)
+    def reset() -> Response:
+        target().reset()
+        return Response(status_code=204)
+
+    @router.post("/seed")
+    def seed(payload: dict[str, Any] = Body(default_factory=dict)) -> dict[str, Any]:  # noqa: B008
+        try:
+            return target().seed(payload)
+        except (KeyError, ValueError, TypeError) as exc:
+            raise HTTPException(status_code=400, detail=f"bad seed payload: {exc}") from exc
+
+    @router.get("/state")
+    def state() -> dict[str, Any]:
+        return target().dump()
+
+    @router.get("/journal")
+    def journal() -> list[dict[str, Any]]:
+        return [e.__dict__ for e in target().journal.snapshot()]
+
+    @router.delete("/journal", status_code=204)
+    def clear_journal() -> Response:
+        target().journal.clear()
+        return Response(status_code=204)
+
+    @router.get("/clock")
+    def get_clock() -> dict[str, object]:
+        return target().clock.describe()
+
+    @router.post("/clock")
+    def set_clock(payload: dict[str, Any] = Body(...)) -> dict[str, object]:  # noqa: B008
+        clock = target().clock
+        try:
+            if "set" in payload:
+                clock.set(datetime.fromisoformat(str(payload["set"])), frozen=bool(payload.get("frozen", True)))
+            if "advance" in payload:
+                clock.advance(float(payload["advance"]))
+            if payload.get("reset"):
+                clock.reset()
+        except (ValueError, TypeError) as exc:
+            raise HTTPException(status_code=400, detail=f"bad clock payload: {exc}") from exc
+        return clock.describe()
+
+    return router

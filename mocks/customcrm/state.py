@@ -1,0 +1,214 @@
+"""Everything the Customcrm mock remembers, per tenant, and the rules that change it. No HTTP here.
+
+Every committed write appends one entry to the tenant's change feed (creates, updates, deletes in
+commit order), so a sync engine can read only what changed since its cursor.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from mocks.common.admin import Journal
+from mocks.common.clock import MockClock
+from mocks.customcrm.errors import Problem
+from mocks.customcrm.models import RESOURCES, Resource
+
+__all__ = ["DEFAULT_API_KEY", "DEFAULT_TENANT", "CustomcrmState", "Tenant", "iso"]
+
+DEFAULT_TENANT = "default"
+DEFAULT_API_KEY = "customcrm-local-key"
+_META = ("Id", "CreatedAt", "ModifiedAt", "Version")
+
+
+def iso(instant: datetime) -> str:
+    return instant.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class Tenant:
+    name: str
+    records: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    feed: list[dict[str, Any]] = field(default_factory=list)
+
+    def rows(self, resource: Resource) -> dict[str, dict[str, Any]]:
+        return self.records.setdefault(resource.path, {})
+
+
+def _field_errors(exc: ValidationError) -> list[dict[str, str]]:
+    out = []
+    for error in exc.errors():
+        loc = ".".join(str(p) for p in error.get("loc", ()))
+        message = str(error.get("msg", "invalid"))
+        if error.get("type") == "extra_forbidden":
+            message = "unknown field"
+        out.append({"field": loc, "message": message})
+    return out
+
+
+class CustomcrmState:
+    """The state of one mock server: tenants, their API keys, records and change feeds."""
+
+    def __init__(self, clock: MockClock | None = None) -> None:
+        self.clock = clock or MockClock()
+        self.journal = Journal()
+        self.lock = threading.RLock()
+        self._random = random.Random()
+        self.reset()
+
+    # ------------------------------------------------------------------ admin plane
+
+    def reset(self) -> None:
+        with self.lock:
+            self.api_keys: dict[str, str] = {DEFAULT_API_KEY: DEFAULT_TENANT}
+            self.tenants: dict[str, Tenant] = {DEFAULT_TENANT: Tenant(DEFAULT_TENANT)}
+            self.journal.clear()
+
+    def seed(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """Seed randomness, add tenants (``{"tenants": {"acme": "key"}}``) or insert records."""
+        with self.lock:
+            if "seed" in payload:
+                self._random.seed(int(payload["seed"]))
+            for name, key in payload.get("tenants", {}).items():
+                self.tenants.setdefault(str(name), Tenant(str(name)))
+                self.api_keys[str(key)] = str(name)
+            tenant = self.tenant(str(payload.get("tenant", DEFAULT_TENANT)))
+            created: dict[str, list[str]] = {}
+            for path, rows in payload.get("records", {}).items():
+                resource = RESOURCES[path]
+                for row in rows:
+                    created.setdefault(path, []).append(self.create(tenant, resource, dict(row))["Id"])
+            return {"created": created}
+
+    def dump(self) -> dict[str, Any]:
+        with self.lock:
+            return {
+                "clock": self.clock.describe(),
+                "tenants": {
+                    name: {"records": {p: list(rows.values()) for p, rows in t.records.items()},
+                           "feed_length": len(t.feed)}
+                    for name, t in self.tenants.items()
+                },
+            }
+
+    # ------------------------------------------------------------------ tenants
+
+    def tenant_for_key(self, key: str) -> Tenant:
+        with self.lock:
+            name = self.api_keys.get(key)
+            if name is None:
+                raise Problem(401, "The API key is not valid.", headers={"WWW-Authenticate": "Bearer"})
+            return self.tenants[name]
+
+    def tenant(self, name: str) -> Tenant:
+        found = self.tenants.get(name)
+        if found is None:
+            raise KeyError(f"no tenant {name!r}")
+        return found
+
+    def new_id(self) -> str:
+        return str(uuid.UUID(int=self._random.getrandbits(128), version=4))
+
+    # ------------------------------------------------------------------ records
+
+    def _validate(self, resource: Resource, values: dict[str, Any]) -> dict[str, Any]:
+        try:
+            model = resource.model.model_validate(values)
+        except ValidationError as exc:
+            raise Problem(422, f"The {resource.name.lower()} is not valid.", _field_errors(exc)) from exc
+        return model.model_dump()
+
+    def _record_change(self, tenant: Tenant, resource: Resource, op: str, record: dict[str, Any]) -> None:
+        tenant.feed.append({
+            "seq": len(tenant.feed) + 1,
+            "resource": resource.path,
+            "id": record["Id"],
+            "op": op,
+            "version": record["Version"],
+            "at": record["ModifiedAt"],
+            "record": None if op == "deleted" else dict(record),
+        })
+
+    def create(self, tenant: Tenant, resource: Resource, body: dict[str, Any]) -> dict[str, Any]:
+        with self.lock:
+            meta = [k for k in body if k in _META]
+            if meta:
+                raise Problem(422, "Read-only fields cannot be written.",
+                              [{"field": k, "message": "read-only"} for k in meta])
+            values = self._validate(resource, body)
+            now = iso(self.clock.now())
+            record = {"Id": self.new_id(), **values, "CreatedAt": now, "ModifiedAt": now, "Version": 1}
+            tenant.rows(resource)[record["Id"]] = record
+            self._record_change(tenant, resource, "created", record)
+            return dict(record)
+
+    def get(self, tenant: Tenant, resource: Resource, record_id: str) -> dict[str, Any]:
+        with self.lock:
+            record = tenant.rows(resource).get(record_id)
+            if record is None:
+                raise Problem(404, f"No {resource.name.lower()} with id {record_id}.")
+            return dict(record)
+
+    def update(self, tenant: Tenant, resource: Resource, record_id: str, patch: dict[str, Any],
+               if_match: int | None) -> dict[str, Any]:
+        """Merge-patch semantics: fields present are set (null clears), absent ones stay."""
+        with self.lock:
+            record = tenant.rows(resource).get(record_id)
+            if record is None:
+                raise Problem(404, f"No {resource.name.lower()} with id {record_id}.")
+            if if_match is not None and if_match != record["Version"]:
+                raise Problem(412, f"The {resource.name.lower()} has changed: version {record['Version']} is "
+                                   f"current, the request was based on version {if_match}.")
+            meta = [k for k in patch if k in _META]
+            if meta:
+                raise Problem(422, "Read-only fields cannot be written.",
+                              [{"field": k, "message": "read-only"} for k in meta])
+            merged = {k: v for k, v in record.items() if k not in _META}
+            merged.update(patch)
+            values = self._validate(resource, merged)
+            record.update(values)
+            record["ModifiedAt"] = iso(self.clock.now())
+            record["Version"] += 1
+            self._record_change(tenant, resource, "updated", record)
+            return dict(record)
+
+    def delete(self, tenant: Tenant, resource: Resource, record_id: str, if_match: int | None) -> None:
+        with self.lock:
+            record = tenant.rows(resource).get(record_id)
+            if record is None:
+                raise Problem(404, f"No {resource.name.lower()} with id {record_id}.")
+            if if_match is not None and if_match != record["Version"]:
+                raise Problem(412, f"The {resource.name.lower()} has changed since version {if_match}.")
+            del tenant.rows(resource)[record_id]
+            tombstone = dict(record)
+            tombstone["ModifiedAt"] = iso(self.clock.now())
+            tombstone["Version"] += 1
+            self._record_change(tenant, resource, "deleted", tombstone)
+
+    def list(self, tenant: Tenant, resource: Resource, filters: dict[str, Any], after: str | None,
+             limit: int) -> tuple[list[dict[str, Any]], str | None]:
+        """Records in id order after a cursor (the last id of the previous page)."""
+        with self.lock:
+            rows = sorted(tenant.rows(resource).values(), key=lambda r: str(r["Id"]))
+            chosen = [r for r in rows if all(r.get(k) == v for k, v in filters.items())]
+            if after:
+                chosen = [r for r in chosen if str(r["Id"]) > after]
+            page = [dict(r) for r in chosen[:limit]]
+            more = len(chosen) > limit
+            return page, (page[-1]["Id"] if more and page else None)
+
+    def changes(self, tenant: Tenant, after: int, resources: set[str] | None,
+                limit: int) -> tuple[list[dict[str, Any]], int, bool]:
+        with self.lock:
+            entries = [e for e in tenant.feed[after:] if resources is None or e["resource"] in resources]
+            page = entries[:limit]
+            last = page[-1]["seq"] if page else len(tenant.feed)
+            if len(entries) <= limit:
+                last = len(tenant.feed)
+            return [dict(e) for e in page], last, len(entries) > limit

@@ -1,0 +1,53 @@
+"""Exact Online's error body, rendered in exactly one place.
+
+``{"error": {"code": "", "message": {"lang": "", "value": "<text>"}}}`` (reference §2.9). Functional
+validation errors come back as HTTP 500 with a readable text, as Exact does; malformed requests as 400.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+__all__ = ["ExactError", "error_body", "install_error_handlers"]
+
+
+class ExactError(Exception):
+    """An error the mock answers in Exact's format."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or {}
+
+
+def error_body(message: str) -> dict[str, Any]:
+    return {"error": {"code": "", "message": {"lang": "", "value": message}}}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def exact_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ExactError)
+        return JSONResponse(error_body(exc.message), status_code=exc.status, headers=exc.headers)
+
+    async def http_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        text = "Not found" if exc.status_code == 404 else str(exc.detail)
+        if exc.status_code == 405:
+            text = "Method not allowed"
+        return JSONResponse(error_body(text), status_code=exc.status_code)
+
+    async def validation_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        first = exc.errors()[0] if exc.errors() else {"msg": "invalid request"}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return JSONResponse(error_body(f"Bad Request - {where}: {first.get('msg')}"), status_code=400)
+
+    app.add_exception_handler(ExactError, exact_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)

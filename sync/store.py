@@ -1,0 +1,141 @@
+"""The engine's memory, in SQLite: links with their last synced snapshot, cursors, intents, retired links.
+
+Every change is committed at once, so a killed engine restarts from what it had finished. Links of a
+flow are one to one (primary key on the Customcrm side, unique on the Exact side).
+
+Example::
+
+    store = LinkStore("talkcheck-sync.sqlite3")
+    store.put_link("customer-accounts", crm_id, exact_id, {"Name": "Acme"})
+    store.link_by_crm("customer-accounts", crm_id)
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from sync.errors import LinkConflict
+
+__all__ = ["Link", "LinkStore"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS links (
+    flow TEXT NOT NULL, crm_id TEXT NOT NULL, exact_id TEXT NOT NULL, snapshot TEXT NOT NULL,
+    PRIMARY KEY (flow, crm_id), UNIQUE (flow, exact_id));
+CREATE TABLE IF NOT EXISTS cursors (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS intents (
+    flow TEXT NOT NULL, crm_id TEXT NOT NULL, conditions TEXT NOT NULL, PRIMARY KEY (flow, crm_id));
+CREATE TABLE IF NOT EXISTS retired (
+    flow TEXT NOT NULL, crm_id TEXT NOT NULL, exact_id TEXT NOT NULL, deleted_in TEXT NOT NULL,
+    PRIMARY KEY (flow, crm_id));
+CREATE TABLE IF NOT EXISTS pending (flow TEXT NOT NULL, crm_id TEXT NOT NULL, PRIMARY KEY (flow, crm_id));
+"""
+
+
+@dataclass(frozen=True)
+class Link:
+    flow: str
+    crm_id: str
+    exact_id: str
+    snapshot: dict[str, Any]
+
+
+class LinkStore:
+    """Links, cursors and crash-recovery intents; ``":memory:"`` for a throwaway store."""
+
+    def __init__(self, path: str = ":memory:") -> None:
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL") if path != ":memory:" else None
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _one(self, sql: str, *args: Any) -> tuple[Any, ...] | None:
+        with self._lock:
+            row: tuple[Any, ...] | None = self._db.execute(sql, args).fetchone()
+            return row
+
+    def _run(self, sql: str, *args: Any) -> None:
+        with self._lock:
+            self._db.execute(sql, args)
+
+    # ------------------------------------------------------------------ links
+
+    def link_by_crm(self, flow: str, crm_id: str) -> Link | None:
+        row = self._one("SELECT exact_id, snapshot FROM links WHERE flow=? AND crm_id=?", flow, crm_id)
+        return Link(flow, crm_id, row[0], json.loads(row[1])) if row else None
+
+    def link_by_exact(self, flow: str, exact_id: str) -> Link | None:
+        row = self._one("SELECT crm_id, snapshot FROM links WHERE flow=? AND exact_id=?", flow, exact_id)
+        return Link(flow, row[0], exact_id, json.loads(row[1])) if row else None
+
+    def links(self, flow: str) -> list[Link]:
+        with self._lock:
+            rows = self._db.execute("SELECT crm_id, exact_id, snapshot FROM links WHERE flow=?", (flow,)).fetchall()
+        return [Link(flow, r[0], r[1], json.loads(r[2])) for r in rows]
+
+    def put_link(self, flow: str, crm_id: str, exact_id: str, snapshot: dict[str, Any]) -> None:
+        """Create a link (and drop its intent) in one transaction; refuses to break one-to-one."""
+        with self._lock:
+            try:
+                self._db.execute("BEGIN")
+                self._db.execute("INSERT INTO links VALUES (?, ?, ?, ?)",
+                                 (flow, crm_id, exact_id, json.dumps(snapshot, sort_keys=True)))
+                self._db.execute("DELETE FROM intents WHERE flow=? AND crm_id=?", (flow, crm_id))
+                self._db.execute("COMMIT")
+            except sqlite3.IntegrityError as exc:
+                self._db.execute("ROLLBACK")
+                raise LinkConflict(f"{flow}: a link for Customcrm {crm_id} or Exact {exact_id} exists") from exc
+
+    def update_snapshot(self, flow: str, crm_id: str, snapshot: dict[str, Any]) -> None:
+        self._run("UPDATE links SET snapshot=? WHERE flow=? AND crm_id=?",
+                  json.dumps(snapshot, sort_keys=True), flow, crm_id)
+
+    def retire(self, flow: str, crm_id: str, exact_id: str, deleted_in: str) -> None:
+        """A side was deleted: the link ends, and the pair is remembered so nothing is re-created."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.execute("DELETE FROM links WHERE flow=? AND crm_id=?", (flow, crm_id))
+            self._db.execute("INSERT OR REPLACE INTO retired VALUES (?, ?, ?, ?)", (flow, crm_id, exact_id, deleted_in))
+            self._db.execute("COMMIT")
+
+    def retired(self, flow: str, crm_id: str) -> str | None:
+        row = self._one("SELECT deleted_in FROM retired WHERE flow=? AND crm_id=?", flow, crm_id)
+        return str(row[0]) if row else None
+
+    # ------------------------------------------------------------------ cursors, intents, retries
+
+    def cursor(self, name: str) -> str | None:
+        row = self._one("SELECT value FROM cursors WHERE name=?", name)
+        return str(row[0]) if row else None
+
+    def set_cursor(self, name: str, value: str) -> None:
+        self._run("INSERT OR REPLACE INTO cursors VALUES (?, ?)", name, value)
+
+    def add_intent(self, flow: str, crm_id: str, conditions: dict[str, Any]) -> None:
+        self._run("INSERT OR REPLACE INTO intents VALUES (?, ?, ?)", flow, crm_id, json.dumps(conditions))
+
+    def intents(self, flow: str) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute("SELECT crm_id, conditions FROM intents WHERE flow=?", (flow,)).fetchall()
+        return {r[0]: json.loads(r[1]) for r in rows}
+
+    def drop_intent(self, flow: str, crm_id: str) -> None:
+        self._run("DELETE FROM intents WHERE flow=? AND crm_id=?", flow, crm_id)
+
+    def add_pending(self, flow: str, crm_id: str) -> None:
+        self._run("INSERT OR IGNORE INTO pending VALUES (?, ?)", flow, crm_id)
+
+    def pending(self, flow: str) -> list[str]:
+        with self._lock:
+            return [r[0] for r in self._db.execute("SELECT crm_id FROM pending WHERE flow=?", (flow,)).fetchall()]
+
+    def drop_pending(self, flow: str, crm_id: str) -> None:
+        self._run("DELETE FROM pending WHERE flow=? AND crm_id=?", flow, crm_id)
