@@ -475,6 +475,9 @@ class Engine:
         if link is None:
             return
         changed = {side for side, rec in (("customcrm", crm_record), ("exact", exact_record)) if rec is not None}
+        if self.is_echo(plan, link, crm_record, exact_record):
+            report.unchanged += 1
+            return
         for _attempt in range(3):
             if crm_record is None:
                 crm_record = self.crm.get(plan.resource, crm_id)
@@ -503,6 +506,18 @@ class Engine:
             return
         report.note(crm_id, "failed", "Customcrm kept changing while it was being updated; retried next pass")
         self.store.add_pending(flow_id, crm_id)
+
+    def is_echo(self, plan: FlowPlan, link: Link, crm_record: dict[str, Any] | None,
+                exact_record: dict[str, Any] | None) -> bool:
+        """Only one side's feed mentioned the record and its values equal the last sync: that is the
+        engine's own write coming back (or a change to unmapped fields), so the other side is not even read."""
+        if (crm_record is None) == (exact_record is None):
+            return False
+        if any(m.id not in link.snapshot for m in plan.mappings):
+            return False
+        values = (self.crm_values(plan, crm_record) if crm_record is not None
+                  else self.exact_values(plan, exact_record or {}))
+        return values == {m.id: link.snapshot[m.id] for m in plan.mappings}
 
     def _write(self, plan: FlowPlan, crm_id: str, exact_key: str, crm_record: dict[str, Any],
                to_crm: dict[str, Any], to_exact_: dict[str, Any], report: FlowReport) -> None:

@@ -56,7 +56,7 @@ class HttpPolicy:
     rng: random.Random = field(default_factory=random.Random)
 
     def backoff(self, attempt: int) -> float:
-        return min(self.max_delay, self.base_delay * (2**attempt)) * (0.5 + self.rng.random() / 2)
+        return float(min(self.max_delay, self.base_delay * 2.0**attempt) * (0.5 + self.rng.random() / 2))
 
     def rate_limit_wait(self, response: httpx.Response, attempt: int) -> float:
         retry_after = response.headers.get("Retry-After")

@@ -45,7 +45,7 @@ def kind_for(edm_type: str | None, crm_kind: str | None) -> str:
 
     An Edm.DateTime mapped to a Customcrm date is compared as a calendar date in Amsterdam time.
     """
-    edm_kind = _EDM_KINDS.get(edm_type or "", None)
+    edm_kind = _EDM_KINDS.get(edm_type or "")
     if crm_kind is None:
         return edm_kind or "string"
     if edm_kind == "datetime" and crm_kind == "date":

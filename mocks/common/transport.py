@@ -8,11 +8,10 @@ client never keeps the interpreter from exiting.
 
 from __future__ import annotations
 
-from types import TracebackType
-from typing import Any
-
 import asyncio
 import threading
+from types import TracebackType
+from typing import Any
 
 import httpx
 

@@ -135,7 +135,7 @@ def _add_resource_routes(router: APIRouter, resource: Resource, get_state: State
                               [{"field": name, "message": "unknown filter"}])
             filters[name] = {"true": True, "false": False}.get(value, value) if \
                 model.model_fields[name].annotation is bool else value
-        items, next_cursor = get_state().list(t, resource, filters, cursor, limit)
+        items, next_cursor = get_state().list_records(t, resource, filters, cursor, limit)
         return {"items": items, "next_cursor": next_cursor}
 
     async def create(request: Request, t: Annotated[Tenant, Depends(tenant)]) -> JSONResponse:

@@ -191,7 +191,7 @@ class CustomcrmState:
             tombstone["Version"] += 1
             self._record_change(tenant, resource, "deleted", tombstone)
 
-    def list(self, tenant: Tenant, resource: Resource, filters: dict[str, Any], after: str | None,
+    def list_records(self, tenant: Tenant, resource: Resource, filters: dict[str, Any], after: str | None,
              limit: int) -> tuple[list[dict[str, Any]], str | None]:
         """Records in id order after a cursor (the last id of the previous page)."""
         with self.lock:

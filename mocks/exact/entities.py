@@ -55,11 +55,15 @@ def _properties(table: str) -> dict[str, PropertyDef]:
 
 
 _ACCOUNT_FILTER_FIELDS = frozenset(
-    "Accountant AccountManager AddressLine1 AddressLine2 AddressLine3 Blocked BRIN BSN ChamberOfCommerce City "
-    "Classification1 Classification2 Classification3 Classification4 Classification5 Classification6 "
-    "Classification7 Classification8 Classification Code CodeAtSupplier Country Created Email EndDate Fax ID "
-    "InvoiceAccount IsAccountant IsReseller IsSales IsSupplier MainContact Modified Name Parent Phone Postcode "
-    "PriceList Reseller RSIN SearchCode StartDate Status Type VATNumber".split()
+    [
+        "Accountant", "AccountManager", "AddressLine1", "AddressLine2", "AddressLine3", "Blocked", "BRIN",
+        "BSN", "ChamberOfCommerce", "City", "Classification1", "Classification2", "Classification3",
+        "Classification4", "Classification5", "Classification6", "Classification7", "Classification8",
+        "Classification", "Code", "CodeAtSupplier", "Country", "Created", "Email", "EndDate", "Fax", "ID",
+        "InvoiceAccount", "IsAccountant", "IsReseller", "IsSales", "IsSupplier", "MainContact", "Modified",
+        "Name", "Parent", "Phone", "Postcode", "PriceList", "Reseller", "RSIN", "SearchCode", "StartDate",
+        "Status", "Type", "VATNumber"
+    ]
 )
 
 ENTITY_SETS: dict[str, EntitySetDef] = {

@@ -184,7 +184,7 @@ class _Parser:
         while (tok := self.peek()) is not None and tok.kind == "op" and tok.value == "or":
             self.take()
             right = self.and_()
-            left = (lambda l, r: lambda rec: bool(l(rec)) or bool(r(rec)))(left, right)
+            left = (lambda a, b: lambda rec: bool(a(rec)) or bool(b(rec)))(left, right)
         return left
 
     def and_(self) -> Evaluator:
@@ -192,7 +192,7 @@ class _Parser:
         while (tok := self.peek()) is not None and tok.kind == "op" and tok.value == "and":
             self.take()
             right = self.unary()
-            left = (lambda l, r: lambda rec: bool(l(rec)) and bool(r(rec)))(left, right)
+            left = (lambda a, b: lambda rec: bool(a(rec)) and bool(b(rec)))(left, right)
         return left
 
     def unary(self) -> Evaluator:

@@ -173,7 +173,8 @@ def _sync_page(
         except ValueError as exc:
             raise ExactError(400, "Bad Request - Error in query syntax.") from exc
     chosen = sorted(
-        (r for r in rows if r["_timestamp"] > after and (predicate is None or predicate({"Timestamp": r["_timestamp"]}))),
+        (r for r in rows
+         if r["_timestamp"] > after and (predicate is None or predicate({"Timestamp": r["_timestamp"]}))),
         key=lambda r: r["_timestamp"],
     )
     page = chosen[:SYNC_PAGE_SIZE]
@@ -257,7 +258,7 @@ def _add_entity_routes(
         rows = filtered(division, filter_)
         rows.sort(key=lambda r: str(r[entity_set.key]))
         for name, descending in reversed(order):
-            rows.sort(key=lambda r, n=name: (r.get(n) is not None, r.get(n)), reverse=descending)
+            rows.sort(key=_order_key(name), reverse=descending)
         total = len(rows)
         if skiptoken:
             if order:
@@ -327,6 +328,16 @@ def _add_entity_routes(
     router.add_api_route(item_path, get_one, methods=["GET"], tags=[tag], name=f"get_{name}")
     router.add_api_route(item_path, update, methods=["PUT"], tags=[tag], name=f"update_{name}", status_code=204)
     router.add_api_route(item_path, delete, methods=["DELETE"], tags=[tag], name=f"delete_{name}", status_code=204)
+
+
+def _order_key(name: str) -> Callable[[dict[str, Any]], tuple[bool, str]]:
+    """Sort nulls first, then by value; values of one property share a type, so their text sorts them."""
+    def key(record: dict[str, Any]) -> tuple[bool, str]:
+        value = record.get(name)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return (value is not None, f"{float(value) + 1e15:040.6f}")
+        return (value is not None, "" if value is None else str(value))
+    return key
 
 
 async def _json_body(request: Request) -> dict[str, Any]:

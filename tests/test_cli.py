@@ -1,0 +1,59 @@
+"""The command line as a user runs it: exit codes, the report files, clear errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from conformance.cli import main
+from tests.test_dataflow import SEVEN, seed_shaped
+
+
+def test_run_one_flow_exits_0_and_results_say_so(tmp_path: Path, capsys: object) -> None:
+    code = main(["run", "--flow", "customer-accounts", "--profile", "smoke", "--report-dir", str(tmp_path)])
+    assert code == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["summary"]["failed"] == 0 and results["summary"]["passed"] >= 20
+    [flow] = results["flows"]
+    assert flow["id"] == "customer-accounts" and flow["title"] == "Customcrm Customer to Exact Accounts"
+    assert {c["status"] for c in flow["checks"]} == {"passed"}
+    assert "## Customcrm Customer to Exact Accounts" in (tmp_path / "report.md").read_text()
+    assert "<testsuites" in (tmp_path / "junit.xml").read_text()
+
+
+def test_flows_lists_seven_flows_of_a_seed_shaped_document(tmp_path: Path) -> None:
+    doc = tmp_path / "seed.rst"
+    doc.write_text(seed_shaped())
+    out = subprocess.run([sys.executable, "-m", "conformance.cli", "flows", "--doc", str(doc)],
+                         capture_output=True, text=True, check=True).stdout
+    assert "7 flows" in out
+    for flow_id in SEVEN:
+        assert flow_id in out
+
+
+def test_run_on_a_seed_shaped_document_reports_unsatisfiable_flows(tmp_path: Path) -> None:
+    doc = tmp_path / "seed.rst"
+    doc.write_text(seed_shaped())
+    assert main(["run", "--doc", str(doc), "--profile", "smoke", "--report-dir", str(tmp_path / "r")]) == 0
+    results = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert [f["id"] for f in results["flows"]] == SEVEN
+    accounts = results["flows"][1]
+    assert "not satisfiable" in accounts["note"] and "Name" in accounts["note"]
+
+
+def test_a_malformed_document_is_a_usage_error_with_a_line(tmp_path: Path) -> None:
+    doc = tmp_path / "bad.rst"
+    doc.write_text(seed_shaped().replace("     - Exact Contacts Property\n", "", 1))
+    proc = subprocess.run([sys.executable, "-m", "conformance.cli", "run", "--doc", str(doc)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert f"{doc}:" in proc.stderr and "three are expected" in proc.stderr
+
+
+def test_unknown_flow_and_bad_options_exit_2(tmp_path: Path) -> None:
+    assert main(["run", "--flow", "nope", "--report-dir", str(tmp_path)]) == 2
+    proc = subprocess.run([sys.executable, "-m", "conformance.cli", "run", "--profile", "huge"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
