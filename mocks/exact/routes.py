@@ -18,10 +18,11 @@ from mocks.exact.errors import ExactError
 from mocks.exact.odata import Filter, parse_filter, parse_orderby, parse_select
 from mocks.exact.state import ExactState, TokenError, User
 
-__all__ = ["PAGE_SIZE", "SYNC_PAGE_SIZE", "build_router"]
+__all__ = ["BULK_PAGE_SIZE", "PAGE_SIZE", "SYNC_PAGE_SIZE", "build_router"]
 
 PAGE_SIZE = 60
 SYNC_PAGE_SIZE = 1000
+BULK_PAGE_SIZE = 1000
 _KEY = re.compile(r"^guid'([0-9a-fA-F-]{36})'$")
 _bearer = HTTPBearer(auto_error=False, description="An access token from /api/oauth2/token")
 
@@ -37,20 +38,44 @@ def _check_accept(accept: str | None) -> None:
         raise ExactError(406, "This mock answers application/json only; send 'Accept: application/json'.")
 
 
+def _expansions(expand: str | None, select: list[str] | None,
+                entity_set: EntitySetDef) -> dict[str, list[str] | None]:
+    """$expand=Lines and nested $select=Lines/Item: which navigation collections to inline, with which fields."""
+    if not expand:
+        return {}
+    out: dict[str, list[str] | None] = {}
+    for nav in (part.strip() for part in expand.split(",")):
+        if entity_set.lines is None or nav.lower() != entity_set.lines.nav.lower():
+            raise ExactError(400, f"Could not find a navigation property named '{nav}' on type "
+                                  f"'{entity_set.type_name}'.")
+        nested = [p.split("/", 1)[1] for p in select or [] if p.split("/", 1)[0] == entity_set.lines.nav and "/" in p]
+        out[entity_set.lines.nav] = nested or None
+    return out
+
+
 def _serialize(
     request: Request, division: int, entity_set: EntitySetDef, record: dict[str, Any],
-    select: list[str] | None, extra: dict[str, Any] | None = None,
+    select: list[str] | None, extra: dict[str, Any] | None = None, state: ExactState | None = None,
+    expand: dict[str, list[str] | None] | None = None,
 ) -> dict[str, Any]:
-    uri = f"{_base(request)}/api/v1/{division}/{entity_set.path}(guid'{record[entity_set.key]}')"
+    view = state.view(division, entity_set, record) if state is not None else record
+    prefix = f"api/v1/{division}" if entity_set.needs_division else "api/v1"
+    uri = f"{_base(request)}/{prefix}/{entity_set.path}(guid'{record[entity_set.key]}')"
     out: dict[str, Any] = {"__metadata": {"uri": uri, "type": entity_set.type_name}}
-    wanted = set(select) if select is not None else None
+    wanted = {p.split("/", 1)[0] for p in select} if select is not None else None
     for name, prop in entity_set.properties.items():
         if wanted is not None and name not in wanted:
             continue
         if prop.is_collection:
-            out[name] = {"__deferred": {"uri": f"{uri}/{name}"}}
+            if expand and name in expand and state is not None and entity_set.lines is not None:
+                line_set = ENTITY_SETS[entity_set.lines.set_name]
+                out[name] = {"results": [
+                    _serialize(request, division, line_set, line, expand[name], state=state)
+                    for line in state.lines_of(division, entity_set, str(record[entity_set.key]))]}
+            else:
+                out[name] = {"__deferred": {"uri": f"{uri}/{name}"}}
         else:
-            out[name] = to_wire(record.get(name), prop.edm_type)
+            out[name] = to_wire(view.get(name), prop.edm_type)
     for name, value in (extra or {}).items():
         if wanted is None or name in wanted:
             out[name] = value
@@ -134,8 +159,13 @@ def build_router(get_state: StateGetter) -> APIRouter:
 
     # ---------------------------------------------------------------- entity sets
 
+    @router.get("/api/v1/{division}/system/Users", tags=["system"], include_in_schema=False)
+    def system_users_with_division(division: int) -> None:
+        """system/Users refuses a division in the URL (reference §3.8)."""
+        raise ExactError(501, "Not Implemented")
+
     for entity_set in ENTITY_SETS.values():
-        _add_entity_routes(router, entity_set, get_state, division_user)
+        _add_entity_routes(router, entity_set, get_state, division_user, current_user)
         if entity_set.sync_path:
             _add_sync_route(router, entity_set, get_state, division_user)
 
@@ -187,8 +217,10 @@ def _sync_page(
 def _add_sync_route(
     router: APIRouter, entity_set: EntitySetDef, get_state: StateGetter, division_user: Callable[..., User]
 ) -> None:
+    extras = ("Timestamp", *entity_set.sync_extra)
+
     def known(name: str) -> bool:
-        return name == "Timestamp" or name in entity_set.properties
+        return name in extras or name in entity_set.properties
 
     def sync_list(
         request: Request, division: int, user: Annotated[User, Depends(division_user)],
@@ -203,22 +235,61 @@ def _add_sync_route(
             parsed = parse_filter(filter_, known, entity_set.type_name)
             if parsed.fields - {"Timestamp"}:
                 raise ExactError(400, "This $filter parameter is not supported for this resource")
-        rows = get_state().rows(division, entity_set)
+        state = get_state()
+        rows = state.rows(division, entity_set)
         return _sync_page(
             request, rows, filter_, skiptoken, entity_set.type_name,
             lambda r: _serialize(request, division, entity_set, r, chosen,
-                                 {"Timestamp": str(r["_timestamp"])}),
+                                 {"Timestamp": str(r["_timestamp"]), "ID": r[entity_set.key]}, state),
         )
 
     router.add_api_route(f"/api/v1/{{division}}/sync/{entity_set.sync_path}", sync_list, methods=["GET"],
                          tags=["sync"], name=f"sync_{entity_set.name}")
 
 
+def _page(
+    request: Request, division: int, entity_set: EntitySetDef, state: ExactState, rows: list[dict[str, Any]],
+    *, page_size: int, chosen: list[str] | None, order: list[tuple[str, bool]], top: int | None, skip: int | None,
+    skiptoken: str | None, inlinecount: str | None, expand: dict[str, list[str] | None],
+) -> dict[str, Any]:
+    """One page of a list: key order (or $orderby), continuation by $skiptoken=guid'<last key>'."""
+    rows.sort(key=lambda r: str(r[entity_set.key]))
+    for name, descending in reversed(order):
+        rows.sort(key=_order_key(name), reverse=descending)
+    total = len(rows)
+    if skiptoken:
+        if order:
+            raise ExactError(400, "Bad Request - $skiptoken cannot be combined with $orderby.")
+        m = _KEY.match(skiptoken)
+        if not m:
+            raise ExactError(400, "Bad Request - Error in query syntax.")
+        rows = [r for r in rows if str(r[entity_set.key]) > m.group(1).lower()]
+    if skip:
+        rows = rows[skip:]
+    size = page_size if top is None else min(top, page_size)
+    page = rows[:size]
+    body: dict[str, Any] = {"results": [_serialize(request, division, entity_set, r, chosen, state=state,
+                                                   expand=expand) for r in page]}
+    if inlinecount == "allpages":
+        body["__count"] = str(total)
+    remaining_top = None if top is None else top - len(page)
+    if len(rows) > len(page) and (remaining_top is None or remaining_top > 0) and page:
+        changes = {"$skiptoken": f"guid'{page[-1][entity_set.key]}'"} if not order else {
+            "$skip": str((skip or 0) + len(page))}
+        if remaining_top is not None:
+            changes["$top"] = str(remaining_top)
+        body["__next"] = _next_url(request, **changes)
+    return {"d": body}
+
+
 def _add_entity_routes(
-    router: APIRouter, entity_set: EntitySetDef, get_state: StateGetter, division_user: Callable[..., User]
+    router: APIRouter, entity_set: EntitySetDef, get_state: StateGetter, division_user: Callable[..., User],
+    current_user: Callable[..., User],
 ) -> None:
-    path = f"/api/v1/{{division}}/{entity_set.path}"
+    prefix = "/api/v1/{division}" if entity_set.needs_division else "/api/v1"
+    path = f"{prefix}/{entity_set.path}"
     item_path = path + "({key})"
+    auth = division_user if entity_set.needs_division else current_user
 
     def known(name: str) -> bool:
         return name in entity_set.properties
@@ -229,22 +300,25 @@ def _add_entity_routes(
             raise ExactError(400, "Bad Request - Error in query syntax.")
         return m.group(1).lower()
 
-    def filtered(division: int, filter_: str | None) -> list[dict[str, Any]]:
+    def filtered(division: int, filter_: str | None, mandatory: bool = True) -> list[dict[str, Any]]:
         predicate = parse_filter(filter_, known, entity_set.type_name) if filter_ else None
-        if entity_set.mandatory_filter and (predicate is None or not predicate.fields & entity_set.mandatory_filter):
+        if (mandatory and entity_set.mandatory_filter
+                and (predicate is None or not predicate.fields & entity_set.mandatory_filter)):
             raise ExactError(
                 400,
                 "This endpoint has mandatory filtering applied. A GET request for this endpoint must have a "
                 "$filter parameter with one of the following fields in the url:"
                 + ",".join(sorted(entity_set.mandatory_filter)) + ".",
             )
-        rows = get_state().rows(division, entity_set)
-        return [r for r in rows if predicate is None or predicate(r)]
+        state = get_state()
+        rows = state.rows(division, entity_set)
+        return [r for r in rows if predicate is None or predicate(state.view(division, entity_set, r))]
 
     def list_(
-        request: Request, division: int, user: Annotated[User, Depends(division_user)],
+        request: Request, user: Annotated[User, Depends(auth)], division: int = 0,
         filter_: Annotated[str | None, Query(alias="$filter")] = None,
         select: Annotated[str | None, Query(alias="$select")] = None,
+        expand: Annotated[str | None, Query(alias="$expand")] = None,
         top: Annotated[int | None, Query(alias="$top", ge=0)] = None,
         skip: Annotated[int | None, Query(alias="$skip", ge=0)] = None,
         skiptoken: Annotated[str | None, Query(alias="$skiptoken")] = None,
@@ -253,45 +327,26 @@ def _add_entity_routes(
         accept: Annotated[str | None, Header()] = None,
     ) -> dict[str, Any]:
         _check_accept(accept)
+        division = division or user.current_division
         chosen = parse_select(select, known, entity_set.type_name)
         order = parse_orderby(orderby, known, entity_set.type_name)
-        rows = filtered(division, filter_)
-        rows.sort(key=lambda r: str(r[entity_set.key]))
-        for name, descending in reversed(order):
-            rows.sort(key=_order_key(name), reverse=descending)
-        total = len(rows)
-        if skiptoken:
-            if order:
-                raise ExactError(400, "Bad Request - $skiptoken cannot be combined with $orderby.")
-            after = parse_key(skiptoken)
-            rows = [r for r in rows if str(r[entity_set.key]) > after]
-        if skip:
-            rows = rows[skip:]
-        page_size = PAGE_SIZE if top is None else min(top, PAGE_SIZE)
-        page = rows[:page_size]
-        body: dict[str, Any] = {"results": [_serialize(request, division, entity_set, r, chosen) for r in page]}
-        if inlinecount == "allpages":
-            body["__count"] = str(total)
-        remaining_top = None if top is None else top - len(page)
-        if len(rows) > len(page) and (remaining_top is None or remaining_top > 0) and page:
-            changes = {"$skiptoken": f"guid'{page[-1][entity_set.key]}'"} if not order else {
-                "$skip": str((skip or 0) + len(page))}
-            if remaining_top is not None:
-                changes["$top"] = str(remaining_top)
-            body["__next"] = _next_url(request, **changes)
-        return {"d": body}
+        expansions = _expansions(expand, chosen, entity_set)
+        return _page(request, division, entity_set, get_state(), filtered(division, filter_), page_size=PAGE_SIZE,
+                     chosen=chosen, order=order, top=top, skip=skip, skiptoken=skiptoken, inlinecount=inlinecount,
+                     expand=expansions)
 
-    def count(division: int, user: Annotated[User, Depends(division_user)],
+    def count(user: Annotated[User, Depends(auth)], division: int = 0,
               filter_: Annotated[str | None, Query(alias="$filter")] = None) -> PlainTextResponse:
-        return PlainTextResponse(str(len(filtered(division, filter_))))
+        return PlainTextResponse(str(len(filtered(division or user.current_division, filter_))))
 
     async def create(
         request: Request, division: int, user: Annotated[User, Depends(division_user)],
         prefer: Annotated[str | None, Header()] = None,
     ) -> JSONResponse:
         body = await _json_body(request)
-        record = get_state().create(division, entity_set, body, user)
-        rendered = _serialize(request, division, entity_set, record, None)
+        state = get_state()
+        record = state.create(division, entity_set, body, user)
+        rendered = _serialize(request, division, entity_set, record, None, state=state)
         if not (prefer and "return=representation" in prefer):
             # Without the Prefer header Exact answers with the key and every other property null.
             rendered = {k: (v if k in ("__metadata", entity_set.key) or isinstance(v, dict) else None)
@@ -300,14 +355,18 @@ def _add_entity_routes(
                             headers={"Location": rendered["__metadata"]["uri"]})
 
     def get_one(
-        request: Request, division: int, key: str, user: Annotated[User, Depends(division_user)],
+        request: Request, key: str, user: Annotated[User, Depends(auth)], division: int = 0,
         select: Annotated[str | None, Query(alias="$select")] = None,
+        expand: Annotated[str | None, Query(alias="$expand")] = None,
         accept: Annotated[str | None, Header()] = None,
     ) -> dict[str, Any]:
         _check_accept(accept)
+        division = division or user.current_division
         chosen = parse_select(select, known, entity_set.type_name)
-        record = get_state().get(division, entity_set, parse_key(key))
-        return {"d": _serialize(request, division, entity_set, record, chosen)}
+        state = get_state()
+        record = state.get(division, entity_set, parse_key(key))
+        return {"d": _serialize(request, division, entity_set, record, chosen, state=state,
+                                expand=_expansions(expand, chosen, entity_set))}
 
     async def update(request: Request, division: int, key: str,
                      user: Annotated[User, Depends(division_user)]) -> Response:
@@ -320,14 +379,49 @@ def _add_entity_routes(
         return Response(status_code=204)
 
     tag = entity_set.path
-    name = entity_set.name
+    name = f"{entity_set.service}_{entity_set.name}"
     router.add_api_route(path, list_, methods=["GET"], tags=[tag], name=f"list_{name}")
     router.add_api_route(path + "/$count", count, methods=["GET"], tags=[tag], name=f"count_{name}",
                          response_class=PlainTextResponse)
-    router.add_api_route(path, create, methods=["POST"], tags=[tag], name=f"create_{name}", status_code=201)
     router.add_api_route(item_path, get_one, methods=["GET"], tags=[tag], name=f"get_{name}")
-    router.add_api_route(item_path, update, methods=["PUT"], tags=[tag], name=f"update_{name}", status_code=204)
-    router.add_api_route(item_path, delete, methods=["DELETE"], tags=[tag], name=f"delete_{name}", status_code=204)
+    if not entity_set.read_only:
+        router.add_api_route(path, create, methods=["POST"], tags=[tag], name=f"create_{name}", status_code=201)
+        router.add_api_route(item_path, update, methods=["PUT"], tags=[tag], name=f"update_{name}",
+                             status_code=204)
+        router.add_api_route(item_path, delete, methods=["DELETE"], tags=[tag], name=f"delete_{name}",
+                             status_code=204)
+    if entity_set.lines is not None:
+        line_set = ENTITY_SETS[entity_set.lines.set_name]
+
+        def lines(request: Request, division: int, key: str, user: Annotated[User, Depends(division_user)],
+                  accept: Annotated[str | None, Header()] = None) -> dict[str, Any]:
+            _check_accept(accept)
+            state = get_state()
+            record = state.get(division, entity_set, parse_key(key))
+            rows = state.lines_of(division, entity_set, str(record[entity_set.key]))
+            return {"d": {"results": [_serialize(request, division, line_set, r, None, state=state) for r in rows]}}
+
+        router.add_api_route(item_path + f"/{entity_set.lines.nav}", lines, methods=["GET"], tags=[tag],
+                             name=f"lines_{name}")
+    if entity_set.bulk_path:
+        def bulk(
+            request: Request, division: int, user: Annotated[User, Depends(division_user)],
+            filter_: Annotated[str | None, Query(alias="$filter")] = None,
+            select: Annotated[str | None, Query(alias="$select")] = None,
+            top: Annotated[int | None, Query(alias="$top", ge=0)] = None,
+            skiptoken: Annotated[str | None, Query(alias="$skiptoken")] = None,
+            accept: Annotated[str | None, Header()] = None,
+        ) -> dict[str, Any]:
+            _check_accept(accept)
+            if not select and top != 1:
+                raise ExactError(400, "Please add a $select or a $top=1 statement to the query string.")
+            chosen = parse_select(select, known, entity_set.type_name)
+            return _page(request, division, entity_set, get_state(), filtered(division, filter_, mandatory=False),
+                         page_size=BULK_PAGE_SIZE, chosen=chosen, order=[], top=top, skip=None, skiptoken=skiptoken,
+                         inlinecount=None, expand={})
+
+        router.add_api_route(f"/api/v1/{{division}}/bulk/{entity_set.bulk_path}", bulk, methods=["GET"],
+                             tags=["bulk"], name=f"bulk_{name}")
 
 
 def _order_key(name: str) -> Callable[[dict[str, Any]], tuple[bool, str]]:

@@ -127,6 +127,10 @@ class ExactState:
                 self.clients[str(client["client_id"])] = Client(
                     str(client["client_id"]), str(client["secret"]), list(client.get("redirect_uris", []))
                 )
+            for raw in payload.get("users", []):
+                new_user = User(self.new_id(), str(raw["Email"]), str(raw.get("FullName") or raw["Email"]),
+                                [DEFAULT_DIVISION], DEFAULT_DIVISION)
+                self.users[new_user.user_id] = new_user
             created: dict[str, list[str]] = {}
             division = int(payload.get("division", DEFAULT_DIVISION))
             for set_name, rows in payload.get("records", {}).items():
@@ -134,7 +138,7 @@ class ExactState:
                 for row in rows:
                     record = self.create(division, entity_set, dict(row), self.default_user())
                     created.setdefault(set_name, []).append(record[entity_set.key])
-            return {"created": created}
+            return {"created": created, "users": [u.user_id for u in self.users.values()]}
 
     def dump(self) -> dict[str, Any]:
         with self.lock:
@@ -242,7 +246,10 @@ class ExactState:
     def _rows(self, division: int, entity_set: EntitySetDef) -> dict[str, dict[str, Any]]:
         return self.division(division).records.setdefault(entity_set.name, {})
 
-    def _decode(self, entity_set: EntitySetDef, body: dict[str, Any]) -> dict[str, Any]:
+    def _set(self, name: str) -> EntitySetDef:
+        return ENTITY_SETS[name]
+
+    def _decode(self, entity_set: EntitySetDef, body: dict[str, Any], *, allow_nav: bool = False) -> dict[str, Any]:
         """Read a request body: unknown names are refused, read-only ones ignored, types checked."""
         values: dict[str, Any] = {}
         for name, raw in body.items():
@@ -253,7 +260,12 @@ class ExactState:
                     f"Error processing request stream. The property name '{name}' specified for type "
                     f"'{entity_set.type_name}' is not valid.",
                 )
-            if not prop.writable or prop.is_collection:
+            if prop.is_collection:
+                if not allow_nav and entity_set.lines is not None and name == entity_set.lines.nav:
+                    raise ExactError(400, f"{name} cannot be changed through the header; use "
+                                          f"{entity_set.service}/{entity_set.lines.set_name}.")
+                continue
+            if not prop.writable:
                 continue
             try:
                 value = from_wire(raw, prop.edm_type)
@@ -285,8 +297,47 @@ class ExactState:
         record["Division"] = division
         record["_timestamp"] = self.division(division).next_version()
 
-    def _derive(self, division: int, entity_set: EntitySetDef, record: dict[str, Any]) -> None:
-        if entity_set.name == "Accounts":
+    def _exists(self, division: int, target: str, key: Any) -> bool:
+        if target == "users":
+            return str(key) in self.users
+        return str(key).lower() in self._rows(division, self._set(target))
+
+    def _check_references(self, division: int, entity_set: EntitySetDef, values: dict[str, Any]) -> None:
+        for name, target in entity_set.references.items():
+            value = values.get(name)
+            if value is not None and not self._exists(division, target, value):
+                what = "user" if target == "users" else target.rstrip("s").lower()
+                raise ExactError(500, f"{name}: the {what} {value} does not exist")
+
+    def _require(self, entity_set: EntitySetDef, record: dict[str, Any]) -> None:
+        def empty(name: str) -> bool:
+            value = record.get(name)
+            return value is None or (isinstance(value, str) and not value.strip())
+
+        if entity_set.name == "Contacts":
+            # The docs flag both names mandatory, but their text asks for at least one of them.
+            if empty("Account"):
+                raise ExactError(500, "Account: Mandatory")
+            if empty("FirstName") and empty("LastName"):
+                raise ExactError(500, "FirstName or LastName: Mandatory")
+            return
+        parent_key = None
+        if entity_set.parent is not None:
+            header_lines = self._set(entity_set.parent).lines
+            parent_key = header_lines.parent_key if header_lines else None
+        for prop in entity_set.properties.values():
+            # A line's header key is set by the header when lines are posted inline; create() checks it otherwise.
+            if prop.mandatory and not prop.is_collection and prop.name != parent_key and empty(prop.name):
+                raise ExactError(500, f"{prop.name}: Mandatory")
+
+    def _next_number(self, division: int, entity_set: EntitySetDef, field_name: str) -> int:
+        numbers = [int(r[field_name]) for r in self._rows(division, entity_set).values() if r.get(field_name)]
+        return max(numbers, default=0) + 1
+
+    def _derive(self, division: int, entity_set: EntitySetDef, record: dict[str, Any], created: bool) -> None:
+        """Values Exact computes on write: codes, numbers, names, statuses."""
+        name = entity_set.name
+        if name == "Accounts":
             rows = self._rows(division, entity_set)
             code = record.get("Code")
             if code is None or not str(code).strip():
@@ -297,28 +348,135 @@ class ExactState:
                 raise ExactError(500, "Code: the value is too long (maximum 18 characters)")
             record["Code"] = code.rjust(18)
             record["Type"] = "A"
+        elif name == "Contacts":
+            parts = [record.get("FirstName"), record.get("MiddleName"), record.get("LastName")]
+            record["FullName"] = " ".join(p for p in parts if p) or None
+        elif name == "Items":
+            code = str(record.get("Code") or "")
+            for other in self._rows(division, entity_set).values():
+                if other["ID"] != record.get("ID") and other.get("Code") == code:
+                    raise ExactError(500, f"Code: Data already exists ({code})")
+            if created and record.get("IsSalesItem") is False and "IsSalesItem" not in record.get("_given", ()):
+                record["IsSalesItem"] = True
+        elif name == "SalesOrders":
+            if created:
+                if record.get("OrderNumber") is None:
+                    record["OrderNumber"] = self._next_number(division, entity_set, "OrderNumber")
+                record["DeliverTo"] = record.get("DeliverTo") or record.get("OrderedBy")
+                record["InvoiceTo"] = record.get("InvoiceTo") or record.get("OrderedBy")
+                record["Status"] = 12
+                record["StatusDescription"] = "Open"
+                record["OrderDate"] = record.get("OrderDate") or self.clock.now()
+        elif name == "Quotations":
+            if created:
+                if record.get("QuotationNumber") is None:
+                    record["QuotationNumber"] = self._next_number(division, entity_set, "QuotationNumber")
+                record["VersionNumber"] = 1
+                record["Status"] = 20
+                record["StatusDescription"] = "Draft"
+                record["QuotationDate"] = record.get("QuotationDate") or self.clock.now()
+        elif name in ("SalesOrderLines", "QuotationLines"):
+            quantity = float(record.get("Quantity") or 0)
+            discount = float(record.get("Discount") or 0)
+            unit = record.get("UnitPrice")
+            if unit is None:
+                item = self._rows(division, self._set("Items")).get(str(record.get("Item")).lower(), {})
+                unit = item.get("StandardSalesPrice") or 0.0
+                record["UnitPrice"] = unit
+            if record.get("NetPrice") is None or "NetPrice" not in record.get("_given", ()):
+                record["NetPrice"] = round(float(unit) * (1 - discount), 6)
+            if name == "QuotationLines" or "AmountFC" not in record.get("_given", ()):
+                record["AmountFC"] = round(quantity * float(record["NetPrice"]), 2)
+            record["AmountDC"] = record["AmountFC"]
 
-    def _require(self, entity_set: EntitySetDef, record: dict[str, Any]) -> None:
-        for prop in entity_set.properties.values():
-            if prop.mandatory and not prop.is_collection:
-                value = record.get(prop.name)
-                if value is None or (isinstance(value, str) and not value.strip()):
-                    raise ExactError(500, f"{prop.name}: Mandatory")
+    def _refresh_header(self, division: int, header_set: EntitySetDef, key: str, user: User) -> None:
+        """A line changed: the header's amounts change, and so do its Modified and Timestamp."""
+        assert header_set.lines is not None
+        header = self._rows(division, header_set).get(key)
+        if header is None:
+            return
+        lines = [r for r in self._rows(division, self._set(header_set.lines.set_name)).values()
+                 if r.get(header_set.lines.parent_key) == key]
+        total = round(sum(float(r.get("AmountFC") or 0) for r in lines), 2)
+        header["AmountFC"] = header["AmountDC"] = total
+        self._stamp(division, header, user, created=False)
+
+    def _prepare(self, division: int, entity_set: EntitySetDef, body: dict[str, Any]) -> dict[str, Any]:
+        values = self._decode(entity_set, body, allow_nav=True)
+        record = self._blank(entity_set)
+        record.update(values)
+        record["_given"] = tuple(values)
+        self._require(entity_set, record)
+        self._check_references(division, entity_set, values)
+        return record
 
     def create(self, division: int, entity_set: EntitySetDef, body: dict[str, Any], user: User) -> dict[str, Any]:
+        """Create a record (and its inline lines): everything is validated before anything is stored."""
         with self.lock:
-            values = self._decode(entity_set, body)
-            record = self._blank(entity_set)
-            record.update(values)
-            self._require(entity_set, record)
-            self._derive(division, entity_set, record)
+            if entity_set.read_only:
+                raise ExactError(405, "Method not allowed")
+            record = self._prepare(division, entity_set, body)
+            line_records: list[dict[str, Any]] = []
+            if entity_set.lines is not None:
+                raw_lines = body.get(entity_set.lines.nav)
+                if raw_lines is None or raw_lines == []:
+                    raise ExactError(500, f"{entity_set.lines.nav}: Mandatory")
+                if not isinstance(raw_lines, list) or not all(isinstance(x, dict) for x in raw_lines):
+                    raise ExactError(400, f"Error processing request stream. {entity_set.lines.nav} must be an array "
+                                          "of objects.")
+                line_set = self._set(entity_set.lines.set_name)
+                for raw in raw_lines:
+                    line_records.append(self._prepare(division, line_set, raw))
+            if entity_set.parent is not None:
+                header_set = self._set(entity_set.parent)
+                assert header_set.lines is not None
+                parent_key = record.get(header_set.lines.parent_key)
+                if parent_key is None:
+                    raise ExactError(500, f"{header_set.lines.parent_key}: Mandatory")
             record[entity_set.key] = self.new_id()
+            self._derive(division, entity_set, record, created=True)
+            if entity_set.lines is not None:
+                line_set = self._set(entity_set.lines.set_name)
+                for number, line in enumerate(line_records, start=1):
+                    line[entity_set.lines.parent_key] = record[entity_set.key]
+                    line["LineNumber"] = number
+                    line[line_set.key] = self.new_id()
+                    self._copy_header_fields(entity_set, record, line)
+                    self._derive(division, line_set, line, created=True)
             self._stamp(division, record, user, created=True)
             self._rows(division, entity_set)[record[entity_set.key]] = record
+            if entity_set.lines is not None:
+                line_set = self._set(entity_set.lines.set_name)
+                for line in line_records:
+                    self._stamp(division, line, user, created=True)
+                    self._rows(division, line_set)[line[line_set.key]] = line
+                self._refresh_header(division, entity_set, record[entity_set.key], user)
+            if entity_set.parent is not None:
+                header_set = self._set(entity_set.parent)
+                assert header_set.lines is not None
+                header = self._rows(division, header_set)[str(record[header_set.lines.parent_key]).lower()]
+                siblings = [r for r in self._rows(division, entity_set).values()
+                            if r.get(header_set.lines.parent_key) == header[header_set.key] and r is not record]
+                record["LineNumber"] = max((int(r.get("LineNumber") or 0) for r in siblings), default=0) + 1
+                self._copy_header_fields(header_set, header, record)
+                self._refresh_header(division, header_set, header[header_set.key], user)
             return record
+
+    @staticmethod
+    def _copy_header_fields(header_set: EntitySetDef, header: dict[str, Any], line: dict[str, Any]) -> None:
+        if header_set.name == "SalesOrders":
+            line["OrderNumber"] = header.get("OrderNumber")
+        elif header_set.name == "Quotations":
+            line["QuotationNumber"] = header.get("QuotationNumber")
+            line["VersionNumber"] = header.get("VersionNumber")
 
     def get(self, division: int, entity_set: EntitySetDef, key: str) -> dict[str, Any]:
         with self.lock:
+            if entity_set.name == "Users":
+                user = self.users.get(key.lower())
+                if user is None:
+                    raise ExactError(404, "Not found")
+                return self.user_record(user)
             record = self._rows(division, entity_set).get(key.lower())
             if record is None:
                 raise ExactError(404, "Not found")
@@ -327,42 +485,134 @@ class ExactState:
     def update(self, division: int, entity_set: EntitySetDef, key: str, body: dict[str, Any], user: User) -> None:
         """Partial update: only the properties in the body change (reference §2.8)."""
         with self.lock:
+            if entity_set.read_only:
+                raise ExactError(405, "Method not allowed")
             record = self.get(division, entity_set, key)
             values = self._decode(entity_set, body)
+            for name in entity_set.immutable:
+                if name in values and values[name] != record.get(name):
+                    raise ExactError(500, f"{name}: For an existing record this value can not be changed")
+            self._check_references(division, entity_set, values)
             candidate = dict(record)
             candidate.update(values)
+            candidate["_given"] = tuple(set(record.get("_given", ())) | set(values))
             self._require(entity_set, candidate)
-            if "Code" in values:
-                self._derive(division, entity_set, candidate)
+            self._derive(division, entity_set, candidate, created=False)
             self._stamp(division, candidate, user, created=False)
             record.clear()
             record.update(candidate)
+            if entity_set.parent is not None:
+                header_set = self._set(entity_set.parent)
+                assert header_set.lines is not None
+                self._refresh_header(division, header_set, str(record[header_set.lines.parent_key]), user)
+
+    def _log_delete(self, division: int, entity_set: EntitySetDef, key: str, user: User) -> None:
+        if entity_set.deleted_type is not None:
+            self.division(division).deleted.append(
+                {
+                    "_timestamp": self.division(division).next_version(),
+                    "ID": self.new_id(),
+                    "EntityKey": key,
+                    "EntityType": entity_set.deleted_type,
+                    "DeletedBy": user.user_id,
+                    "DeletedDate": self.clock.now(),
+                    "Division": division,
+                }
+            )
+
+    def _in_use(self, division: int, entity_set: EntitySetDef, key: str) -> str | None:
+        for other in ENTITY_SETS.values():
+            if other.name == entity_set.parent:
+                continue
+            for prop, target in other.references.items():
+                if target != entity_set.name or (entity_set.lines and prop == entity_set.lines.parent_key):
+                    continue
+                if any(str(r.get(prop) or "").lower() == key for r in self._rows(division, other).values()):
+                    return f"{other.name}.{prop}"
+        return None
 
     def delete(self, division: int, entity_set: EntitySetDef, key: str, user: User) -> None:
         with self.lock:
+            if entity_set.read_only:
+                raise ExactError(405, "Method not allowed")
             record = self.get(division, entity_set, key)
-            rows = self._rows(division, entity_set)
-            del rows[record[entity_set.key]]
-            if entity_set.deleted_type is not None:
-                self.division(division).deleted.append(
-                    {
-                        "_timestamp": self.division(division).next_version(),
-                        "ID": self.new_id(),
-                        "EntityKey": record[entity_set.key],
-                        "EntityType": entity_set.deleted_type,
-                        "DeletedBy": user.user_id,
-                        "DeletedDate": self.clock.now(),
-                        "Division": division,
-                    }
-                )
+            record_key = str(record[entity_set.key])
+            used_by = self._in_use(division, entity_set, record_key)
+            if used_by is not None:
+                raise ExactError(500, f"This record is in use ({used_by}) and cannot be deleted")
+            del self._rows(division, entity_set)[record_key]
+            self._log_delete(division, entity_set, record_key, user)
+            if entity_set.lines is not None:
+                line_set = self._set(entity_set.lines.set_name)
+                lines = self._rows(division, line_set)
+                for line_key in [k for k, r in lines.items() if r.get(entity_set.lines.parent_key) == record_key]:
+                    del lines[line_key]
+                    self._log_delete(division, line_set, line_key, user)
+            if entity_set.parent is not None:
+                header_set = self._set(entity_set.parent)
+                assert header_set.lines is not None
+                self._refresh_header(division, header_set, str(record[header_set.lines.parent_key]), user)
 
     def rows(self, division: int, entity_set: EntitySetDef) -> list[dict[str, Any]]:
         with self.lock:
+            if entity_set.name == "Users":
+                return [self.user_record(u) for u in self.users.values()]
             return list(self._rows(division, entity_set).values())
+
+    def lines_of(self, division: int, entity_set: EntitySetDef, key: str) -> list[dict[str, Any]]:
+        assert entity_set.lines is not None
+        with self.lock:
+            line_set = self._set(entity_set.lines.set_name)
+            return sorted((r for r in self._rows(division, line_set).values()
+                           if r.get(entity_set.lines.parent_key) == key), key=lambda r: int(r.get("LineNumber") or 0))
 
     def deleted(self, division: int) -> list[dict[str, Any]]:
         with self.lock:
             return list(self.division(division).deleted)
+
+    def user_record(self, user: User) -> dict[str, Any]:
+        first, _, last = user.full_name.partition(" ")
+        return {"UserID": user.user_id, "UserName": user.email, "FullName": user.full_name, "FirstName": first,
+                "LastName": last or None, "Email": user.email, "StartDivision": user.current_division,
+                "HasTwoStepVerification": False, "HasRegisteredForTwoStepVerification": False}
+
+    def view(self, division: int, entity_set: EntitySetDef, record: dict[str, Any]) -> dict[str, Any]:
+        """A record as GET shows it, with the values Exact derives from related records at read time."""
+        out = dict(record)
+        rows = self._rows
+        if entity_set.name == "Contacts":
+            account = rows(division, self._set("Accounts")).get(str(record.get("Account") or ""), {})
+            out.update({"AccountName": account.get("Name"), "City": account.get("City"),
+                        "Country": account.get("Country"), "Postcode": account.get("Postcode"),
+                        "State": account.get("State"), "AddressLine2": account.get("AddressLine2"),
+                        "Code": account.get("Code"), "AccountIsSupplier": bool(account.get("IsSupplier")),
+                        "AccountIsCustomer": account.get("Status") == "C",
+                        "AccountMainContact": account.get("MainContact"),
+                        "IsMainContact": bool(account) and account.get("MainContact") == record.get("ID")})
+        for prop, target in entity_set.references.items():
+            value = record.get(prop)
+            if value is None:
+                continue
+            if target == "users":
+                user = self.users.get(str(value))
+                name = user.full_name if user else None
+                for suffix in ("FullName",):
+                    if f"{prop}{suffix}" in entity_set.properties:
+                        out[f"{prop}{suffix}"] = name
+            elif target == "Accounts":
+                account = rows(division, self._set("Accounts")).get(str(value), {})
+                for suffix, source in (("Name", "Name"), ("Code", "Code")):
+                    if f"{prop}{suffix}" in entity_set.properties:
+                        out[f"{prop}{suffix}"] = account.get(source)
+            elif target == "Contacts":
+                contact = rows(division, self._set("Contacts")).get(str(value), {})
+                if f"{prop}FullName" in entity_set.properties:
+                    out[f"{prop}FullName"] = contact.get("FullName")
+            elif target == "Items":
+                item = rows(division, self._set("Items")).get(str(value), {})
+                out["ItemCode"] = item.get("Code")
+                out["ItemDescription"] = item.get("Description")
+        return out
 
     @staticmethod
     def public(entity_set: EntitySetDef, record: dict[str, Any]) -> dict[str, Any]:
