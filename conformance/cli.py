@@ -111,7 +111,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from mocks.customcrm.app import create_app as customcrm_app
     from mocks.exact.app import create_app as exact_app
 
-    apps = {"exact": (exact_app, args.port), "customcrm": (customcrm_app, args.port + (args.system == "all"))}
+    apps = {"exact": (lambda: exact_app(rate_limits=True), args.port),
+            "customcrm": (customcrm_app, args.port + (args.system == "all"))}
     chosen = ["exact", "customcrm"] if args.system == "all" else [args.system]
     servers = []
     for name in chosen:

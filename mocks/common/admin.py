@@ -16,6 +16,7 @@ from fastapi import APIRouter, Body, FastAPI, HTTPException, Request, Response
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from mocks.common.clock import MockClock
+from mocks.common.faults import Faults
 
 __all__ = ["ADMIN_PREFIX", "AdminTarget", "Journal", "JournalEntry", "admin_router", "install_journal"]
 
@@ -59,6 +60,7 @@ class AdminTarget(Protocol):
 
     clock: MockClock
     journal: Journal
+    faults: Faults
 
     def reset(self) -> None: ...
 
@@ -115,6 +117,24 @@ def admin_router(target: Callable[[], AdminTarget]) -> APIRouter:
     @router.delete("/journal", status_code=204)
     def clear_journal() -> Response:
         target().journal.clear()
+        return Response(status_code=204)
+
+    @router.get("/faults")
+    def get_faults() -> list[dict[str, Any]]:
+        return target().faults.describe()
+
+    @router.post("/faults")
+    def set_faults(payload: dict[str, Any] = Body(...)) -> list[dict[str, Any]]:  # noqa: B008
+        """Replace the fault rules: ``{"rules": [{"path": "crm/Accounts", "status": 503, "rate": 0.3}], "seed": 1}``."""
+        try:
+            target().faults.set(list(payload.get("rules", [])), payload.get("seed"))
+        except TypeError as exc:
+            raise HTTPException(status_code=400, detail=f"bad fault rule: {exc}") from exc
+        return target().faults.describe()
+
+    @router.delete("/faults", status_code=204)
+    def clear_faults() -> Response:
+        target().faults.clear()
         return Response(status_code=204)
 
     @router.get("/clock")

@@ -7,8 +7,9 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from mocks.common.admin import admin_router, install_journal
-from mocks.customcrm.errors import install_error_handlers
+from mocks.common.admin import ADMIN_PREFIX, admin_router, install_journal
+from mocks.common.faults import install_faults
+from mocks.customcrm.errors import install_error_handlers, problem_response
 from mocks.customcrm.models import RESOURCES
 from mocks.customcrm.routes import build_router
 from mocks.customcrm.state import CustomcrmState
@@ -29,6 +30,7 @@ def create_app(state: CustomcrmState | None = None) -> FastAPI:
         return current_state
 
     install_error_handlers(app)
+    install_faults(app, lambda: current().faults, lambda status, text: problem_response(status, text), ADMIN_PREFIX)
     install_journal(app, lambda: current().journal, lambda: current().clock)
     app.include_router(build_router(current))
     app.include_router(admin_router(current))

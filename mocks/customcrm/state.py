@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from mocks.common.admin import Journal
 from mocks.common.clock import MockClock
+from mocks.common.faults import Faults
 from mocks.customcrm.errors import Problem
 from mocks.customcrm.models import RESOURCES, Resource
 
@@ -58,6 +59,7 @@ class CustomcrmState:
     def __init__(self, clock: MockClock | None = None) -> None:
         self.clock = clock or MockClock()
         self.journal = Journal()
+        self.faults = Faults()
         self.lock = threading.RLock()
         self._random = random.Random()
         self.reset()
@@ -69,6 +71,7 @@ class CustomcrmState:
             self.api_keys: dict[str, str] = {DEFAULT_API_KEY: DEFAULT_TENANT}
             self.tenants: dict[str, Tenant] = {DEFAULT_TENANT: Tenant(DEFAULT_TENANT)}
             self.journal.clear()
+            self.faults.clear()
 
     def seed(self, payload: dict[str, Any]) -> dict[str, Any]:
         """Seed randomness, add tenants (``{"tenants": {"acme": "key"}}``) or insert records."""

@@ -3,29 +3,42 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 
-from mocks.common.admin import admin_router, install_journal
-from mocks.exact.errors import install_error_handlers
+from mocks.common.admin import ADMIN_PREFIX, admin_router, install_journal
+from mocks.common.faults import install_faults
+from mocks.exact.errors import error_body, install_error_handlers
+from mocks.exact.paths import CaseInsensitivePaths
+from mocks.exact.ratelimit import install_rate_limits
 from mocks.exact.routes import build_router
 from mocks.exact.state import ExactState
 
 __all__ = ["create_app"]
 
 
-def create_app(state: ExactState | None = None) -> FastAPI:
-    """Build a mock; pass a state to share or inspect it in-process."""
+def create_app(state: ExactState | None = None, *, rate_limits: bool = False) -> FastAPI:
+    """Build a mock; pass a state to share or inspect it in-process.
+
+    Rate limits are off by default in-process and on when served (``talkcheck serve``); the admin plane
+    can switch them with ``{"rate_limits": {"enabled": true, "minutely": 60, "daily": 5000}}``.
+    """
     app = FastAPI(
         title="Exact Online REST API (talkcheck mock)",
         version="v1",
         description="A stateful mock of the Exact Online REST API for the entities Sesam Talk synchronizes.",
     )
     app.state.exact = state or ExactState()
+    app.state.exact.rate_limits.configure(enabled=rate_limits)
 
     def current() -> ExactState:
         current_state: ExactState = app.state.exact
         return current_state
 
     install_error_handlers(app)
+    app.add_middleware(CaseInsensitivePaths)
+    install_rate_limits(app, current().rate_limits, current().clock, lambda token: current().app_for_token(token))
+    install_faults(app, lambda: current().faults,
+                   lambda status, text: JSONResponse(error_body(text), status_code=status), ADMIN_PREFIX)
     install_journal(app, lambda: current().journal, lambda: current().clock)
     app.include_router(build_router(current))
     app.include_router(admin_router(current))

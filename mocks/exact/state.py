@@ -17,9 +17,11 @@ from typing import Any
 
 from mocks.common.admin import Journal
 from mocks.common.clock import MockClock
+from mocks.common.faults import Faults
 from mocks.exact.edm import EdmError, from_wire, to_wire
 from mocks.exact.entities import ENTITY_SETS, EntitySetDef
 from mocks.exact.errors import ExactError
+from mocks.exact.ratelimit import RateLimits
 
 __all__ = [
     "DEFAULT_CLIENT_ID",
@@ -99,6 +101,8 @@ class ExactState:
     def __init__(self, clock: MockClock | None = None) -> None:
         self.clock = clock or MockClock()
         self.journal = Journal()
+        self.faults = Faults()
+        self.rate_limits = RateLimits()
         self.lock = threading.RLock()
         self._random = random.Random()
         self.reset()
@@ -117,12 +121,16 @@ class ExactState:
             self.refresh_tokens: dict[str, _Refresh] = {}
             self.divisions: dict[int, Division] = {DEFAULT_DIVISION: Division(DEFAULT_DIVISION)}
             self.journal.clear()
+            self.faults.clear()
+            self.rate_limits.clear()
 
     def seed(self, payload: dict[str, Any]) -> dict[str, Any]:
         """Seed randomness (``{"seed": 7}``), register apps, or insert records per set."""
         with self.lock:
             if "seed" in payload:
                 self._random.seed(int(payload["seed"]))
+            if "rate_limits" in payload:
+                self.rate_limits.configure(**payload["rate_limits"])
             for client in payload.get("clients", []):
                 self.clients[str(client["client_id"])] = Client(
                     str(client["client_id"]), str(client["secret"]), list(client.get("redirect_uris", []))
@@ -228,6 +236,12 @@ class ExactState:
         self.refresh_tokens[refresh] = _Refresh(user_id, client_id, now, now + timedelta(days=REFRESH_TOKEN_DAYS))
         return {"access_token": access, "token_type": "bearer", "expires_in": str(ACCESS_TOKEN_SECONDS),
                 "refresh_token": refresh}
+
+    def app_for_token(self, token: str) -> str | None:
+        """The client id behind a valid access token, for rate limiting per app."""
+        with self.lock:
+            grant = self.access_tokens.get(token)
+            return grant.client_id if grant is not None and grant.expires_at > self.clock.now() else None
 
     def user_for_token(self, token: str) -> User:
         with self.lock:
