@@ -44,7 +44,7 @@ def test_every_property_of_the_reference_is_served_with_its_type(set_name: str, 
     sample = _sample(set_name, actor, basics)
     served = actor.get(entity_set.path, sample[entity_set.key])
     assert served is not None
-    for name, edm, access, _mandatory, _length in table:
+    for name, edm, _access, _mandatory, _length in table:
         assert name in served, f"{set_name}.{name} is missing"
         value = served[name]
         if edm == "Collection":
@@ -144,7 +144,8 @@ def test_lines_inline_expanded_and_on_their_own(actor: ExactActor, basics: dict[
     ("crm/Contacts", {"Account": "00000000-0000-0000-0000-000000000001", "LastName": "X"}, 500, "does not exist"),
     ("logistics/Items", {"Code": "W-1", "Description": "again"}, 500, "Data already exists"),
     ("salesorder/SalesOrders", {"OrderedBy": "{account}"}, 500, "SalesOrderLines: Mandatory"),
-    ("salesorder/SalesOrders", {"OrderedBy": "{account}", "SalesOrderLines": [{"Quantity": 1}]}, 500, "Item: Mandatory"),
+    ("salesorder/SalesOrders", {"OrderedBy": "{account}", "SalesOrderLines": [{"Quantity": 1}]}, 500,
+     "Item: Mandatory"),
     ("crm/Quotations", {"QuotationLines": [{"Item": "{item}"}]}, 500, "OrderAccount: Mandatory"),
 ])
 def test_validation_errors_write_nothing(actor: ExactActor, basics: dict[str, Any], exact_http: httpx.Client,
