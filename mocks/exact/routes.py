@@ -159,6 +159,20 @@ def build_router(get_state: StateGetter) -> APIRouter:
 
     # ---------------------------------------------------------------- entity sets
 
+    @router.get("/api/v1/{division}/hrm/Divisions", tags=["system"])
+    @router.get("/api/v1/{division}/system/Divisions", tags=["system"])
+    def divisions(request: Request, division: int, user: Annotated[User, Depends(division_user)],
+                  accept: Annotated[str | None, Header()] = None) -> dict[str, Any]:
+        """The divisions the user can reach (hrm/Divisions and system/Divisions; reference §3.9)."""
+        _check_accept(accept)
+        rows = []
+        for number in user.divisions:
+            uri = f"{_base(request)}/api/v1/{division}/system/Divisions({number})"
+            rows.append({"__metadata": {"uri": uri, "type": "Exact.Web.Api.Models.HRM.Division"},
+                         "Code": number, "Description": f"Division {number}",
+                         "Current": number == user.current_division, "Hid": str(number), "Status": 1})
+        return {"d": {"results": rows}}
+
     @router.get("/api/v1/{division}/system/Users", tags=["system"], include_in_schema=False)
     def system_users_with_division(division: int) -> None:
         """system/Users refuses a division in the URL (reference §3.8)."""
