@@ -203,3 +203,28 @@ def test_admin_plane_resets_and_seeds(exact_http: httpx.Client, exact_state: Exa
     assert state["divisions"][str(division)]["records"]["Accounts"][0]["Name"] == "Seeded"
     assert exact_http.post("/_admin/reset").status_code == 204
     assert exact_http.get("/_admin/state").json()["divisions"][str(division)]["records"] == {}
+
+
+def test_authorization_codes_are_single_use_and_expire_after_3_minutes(exact_http: httpx.Client,
+                                                                       exact_state: ExactState) -> None:
+    def code() -> str:
+        redirect = exact_http.get("/api/oauth2/auth", params={"client_id": DEFAULT_CLIENT_ID, "response_type": "code",
+                                                             "redirect_uri": DEFAULT_REDIRECT_URI})
+        return parse_qs(urlparse(redirect.headers["location"]).query)["code"][0]
+
+    def trade(value: str) -> httpx.Response:
+        return exact_http.post("/api/oauth2/token", data={
+            "grant_type": "authorization_code", "code": value, "redirect_uri": DEFAULT_REDIRECT_URI,
+            "client_id": DEFAULT_CLIENT_ID, "client_secret": DEFAULT_CLIENT_SECRET})
+
+    exact_state.clock.set(datetime(2026, 2, 1, 9, 0, tzinfo=UTC))
+    first = code()
+    assert trade(first).status_code == 200
+    assert trade(first).json()["error"] == "invalid_grant"
+    late = code()
+    exact_state.clock.advance(181)
+    assert trade(late).json()["error"] == "invalid_grant"
+    wrong_secret = exact_http.post("/api/oauth2/token", data={
+        "grant_type": "authorization_code", "code": code(), "redirect_uri": DEFAULT_REDIRECT_URI,
+        "client_id": DEFAULT_CLIENT_ID, "client_secret": "nope"})
+    assert wrong_secret.status_code == 400 and wrong_secret.json()["error"] == "invalid_request"
