@@ -111,3 +111,22 @@ def test_the_custom_checks_can_fail() -> None:
         customcrm_errors_are_problem_details(None, crash, _FakeCase())
     exact_errors_keep_exact_format(None, _FakeResponse(500, b'{"error": {"message": {"value": "Name: Mandatory"}}}'),
                                    _FakeCase())
+
+
+class CustomcrmWorkflow(customcrm_schema.as_state_machine()):  # type: ignore[misc]
+    """Schemathesis's stateful run over the contract's links: create, then read, change and delete by Id."""
+
+    def setup(self) -> None:
+        with httpx.Client(transport=InProcessTransport(CUSTOMCRM_APP), base_url="http://customcrm.test") as client:
+            client.post("/_admin/reset")
+
+    def get_call_kwargs(self, case: Any) -> dict[str, Any]:
+        return {"headers": {"Authorization": f"Bearer {DEFAULT_API_KEY}"}}
+
+    def validate_response(self, response: Any, case: Any, **kwargs: Any) -> None:
+        case.validate_response(response, checks=[customcrm_errors_are_problem_details, response_schema_conformance])
+
+
+TestCustomcrmWorkflow = CustomcrmWorkflow.TestCase
+TestCustomcrmWorkflow.settings = settings(max_examples=25, stateful_step_count=8, deadline=None,
+                                          suppress_health_check=list(HealthCheck))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import FastAPI
@@ -9,8 +10,9 @@ from fastapi.openapi.utils import get_openapi
 
 from mocks.common.admin import ADMIN_PREFIX, admin_router, install_journal
 from mocks.common.faults import install_faults
+from mocks.customcrm.contract import components
 from mocks.customcrm.errors import install_error_handlers, problem_response
-from mocks.customcrm.models import RESOURCES
+from mocks.customcrm.ratelimit import install_rate_limit
 from mocks.customcrm.routes import build_router
 from mocks.customcrm.state import CustomcrmState
 
@@ -30,6 +32,7 @@ def create_app(state: CustomcrmState | None = None) -> FastAPI:
         return current_state
 
     install_error_handlers(app)
+    install_rate_limit(app, current().rate_limit, current().clock, lambda key: current().tenant_name_for_key(key))
     install_faults(app, lambda: current().faults, lambda status, text: problem_response(status, text), ADMIN_PREFIX)
     install_journal(app, lambda: current().journal, lambda: current().clock)
     app.include_router(build_router(current))
@@ -39,10 +42,16 @@ def create_app(state: CustomcrmState | None = None) -> FastAPI:
         if app.openapi_schema is None:
             schema = get_openapi(title=app.title, version=app.version, description=app.description,
                                  routes=app.routes)
-            components = schema.setdefault("components", {}).setdefault("schemas", {})
-            for resource in RESOURCES.values():
-                components[resource.model.__name__] = resource.model.model_json_schema(
-                    ref_template="#/components/schemas/{model}")
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(components())
+            for item in schema["paths"].values():
+                for op in item.values():
+                    # FastAPI adds its own 422 shape; the contract answers problem details instead.
+                    responses = op.get("responses", {})
+                    if "422" in responses and "HTTPValidationError" in json.dumps(responses["422"]):
+                        del responses["422"]
+                    responses.pop("default", None)
+            for unused in ("HTTPValidationError", "ValidationError"):
+                schema["components"]["schemas"].pop(unused, None)
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -9,8 +9,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel
 
+from mocks.customcrm.contract import operation
 from mocks.customcrm.errors import Problem
 from mocks.customcrm.models import RESOURCES, Resource
 from mocks.customcrm.state import CustomcrmState, Tenant
@@ -22,25 +22,8 @@ _bearer = HTTPBearer(auto_error=False, description="A tenant API key")
 MAX_PAGE = 200
 
 
-class Page(BaseModel):
-    items: list[dict[str, Any]]
-    next_cursor: str | None
-
-
-class Change(BaseModel):
-    cursor: str
-    resource: str
-    id: str
-    op: str
-    version: int
-    at: str
-    record: dict[str, Any] | None
-
-
-class ChangePage(BaseModel):
-    changes: list[Change]
-    next_cursor: str
-    has_more: bool
+def _article(name: str) -> str:
+    return "an" if name[0].lower() in "aeiou" else "a"
 
 
 def _etag(record: dict[str, Any]) -> str:
@@ -83,7 +66,12 @@ def build_router(get_state: StateGetter) -> APIRouter:
     for resource in RESOURCES.values():
         _add_resource_routes(router, resource, get_state, tenant)
 
-    @router.get("/changes", response_model=ChangePage, tags=["changes"])
+    @router.get("/changes", tags=["changes"], openapi_extra={
+        "operationId": "list_changes",
+        "responses": {"200": {"description": "A page of the change feed",
+                              "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ChangePage"}}}},
+                      "400": {"description": "Unknown cursor or resource", "content": {"application/problem+json": {
+                          "schema": {"$ref": "#/components/schemas/Problem"}}}}}})
     def changes(
         t: Annotated[Tenant, Depends(tenant)],
         after: Annotated[str | None, Query(description="The next_cursor of the previous page")] = None,
@@ -117,8 +105,9 @@ def build_router(get_state: StateGetter) -> APIRouter:
 def _add_resource_routes(router: APIRouter, resource: Resource, get_state: StateGetter,
                          tenant: Callable[..., Tenant]) -> None:
     path = f"/{resource.path}"
-    model = resource.model
     tag = resource.path
+    filters_doc = [{"name": name, "in": "query", "required": False, "schema": {"type": "string"},
+                    "description": f"Only records whose {name} equals this value"} for name in resource.filterable]
 
     def list_(
         request: Request,
@@ -130,11 +119,10 @@ def _add_resource_routes(router: APIRouter, resource: Resource, get_state: State
         for name, value in request.query_params.items():
             if name in ("limit", "cursor"):
                 continue
-            if name not in resource.fields:
+            if name not in resource.filterable and name not in ("Id", "Version"):
                 raise Problem(400, f"Cannot filter {resource.path} on {name!r}.",
                               [{"field": name, "message": "unknown filter"}])
-            filters[name] = {"true": True, "false": False}.get(value, value) if \
-                model.model_fields[name].annotation is bool else value
+            filters[name] = value
         items, next_cursor = get_state().list_records(t, resource, filters, cursor, limit)
         return {"items": items, "next_cursor": next_cursor}
 
@@ -159,11 +147,16 @@ def _add_resource_routes(router: APIRouter, resource: Resource, get_state: State
         return Response(status_code=204)
 
     name = resource.name
-    router.add_api_route(path, list_, methods=["GET"], tags=[tag], name=f"list_{tag}", response_model=Page)
+    router.add_api_route(path, list_, methods=["GET"], tags=[tag], name=f"list_{tag}",
+                         openapi_extra=operation(resource, "list") | {"parameters": filters_doc},
+                         summary=f"List {resource.path}, filtered, a page at a time")
     router.add_api_route(path, create, methods=["POST"], tags=[tag], name=f"create_{name}", status_code=201,
-                         openapi_extra={"requestBody": {"required": True, "content": {
-                             "application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}}})
-    router.add_api_route(path + "/{record_id}", get_one, methods=["GET"], tags=[tag], name=f"get_{name}")
-    router.add_api_route(path + "/{record_id}", update, methods=["PATCH"], tags=[tag], name=f"update_{name}")
+                         openapi_extra=operation(resource, "create"), summary=f"Create {_article(name)} {name.lower()}")
+    router.add_api_route(path + "/{record_id}", get_one, methods=["GET"], tags=[tag], name=f"get_{name}",
+                         openapi_extra=operation(resource, "get"), summary=f"Read {_article(name)} {name.lower()}")
+    router.add_api_route(path + "/{record_id}", update, methods=["PATCH"], tags=[tag], name=f"update_{name}",
+                         openapi_extra=operation(resource, "update"),
+                         summary=f"Change {_article(name)} {name.lower()} (merge-patch)")
     router.add_api_route(path + "/{record_id}", delete, methods=["DELETE"], tags=[tag], name=f"delete_{name}",
-                         status_code=204)
+                         status_code=204, openapi_extra=operation(resource, "delete"),
+                         summary=f"Delete {_article(name)} {name.lower()}")

@@ -20,6 +20,7 @@ from mocks.common.clock import MockClock
 from mocks.common.faults import Faults
 from mocks.customcrm.errors import Problem
 from mocks.customcrm.models import RESOURCES, Resource
+from mocks.customcrm.ratelimit import TenantRateLimit
 
 __all__ = ["DEFAULT_API_KEY", "DEFAULT_TENANT", "CustomcrmState", "Tenant", "iso"]
 
@@ -42,6 +43,20 @@ class Tenant:
         return self.records.setdefault(resource.path, {})
 
 
+def _matches(value: Any, text: str) -> bool:
+    """A stored value against a query-string filter value."""
+    if isinstance(value, bool):
+        return text.lower() == str(value).lower()
+    if isinstance(value, int | float):
+        try:
+            return float(text) == float(value)
+        except ValueError:
+            return False
+    if value is None:
+        return text == ""
+    return str(value) == text
+
+
 def _field_errors(exc: ValidationError) -> list[dict[str, str]]:
     out = []
     for error in exc.errors():
@@ -60,6 +75,7 @@ class CustomcrmState:
         self.clock = clock or MockClock()
         self.journal = Journal()
         self.faults = Faults()
+        self.rate_limit = TenantRateLimit()
         self.lock = threading.RLock()
         self._random = random.Random()
         self.reset()
@@ -72,12 +88,15 @@ class CustomcrmState:
             self.tenants: dict[str, Tenant] = {DEFAULT_TENANT: Tenant(DEFAULT_TENANT)}
             self.journal.clear()
             self.faults.clear()
+            self.rate_limit.clear()
 
     def seed(self, payload: dict[str, Any]) -> dict[str, Any]:
         """Seed randomness, add tenants (``{"tenants": {"acme": "key"}}``) or insert records."""
         with self.lock:
             if "seed" in payload:
                 self._random.seed(int(payload["seed"]))
+            if "rate_limit" in payload:
+                self.rate_limit.configure(**payload["rate_limit"])
             for name, key in payload.get("tenants", {}).items():
                 self.tenants.setdefault(str(name), Tenant(str(name)))
                 self.api_keys[str(key)] = str(name)
@@ -109,6 +128,10 @@ class CustomcrmState:
                 raise Problem(401, "The API key is not valid.", headers={"WWW-Authenticate": "Bearer"})
             return self.tenants[name]
 
+    def tenant_name_for_key(self, key: str) -> str | None:
+        with self.lock:
+            return self.api_keys.get(key)
+
     def tenant(self, name: str) -> Tenant:
         found = self.tenants.get(name)
         if found is None:
@@ -120,12 +143,61 @@ class CustomcrmState:
 
     # ------------------------------------------------------------------ records
 
-    def _validate(self, resource: Resource, values: dict[str, Any]) -> dict[str, Any]:
+    def _validate(self, tenant: Tenant, resource: Resource, values: dict[str, Any], record_id: str | None,
+                  old_lines: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """Check a whole record: fields, references, unique values and line ids. Raises before any write."""
         try:
             model = resource.model.model_validate(values)
         except ValidationError as exc:
             raise Problem(422, f"The {resource.name.lower()} is not valid.", _field_errors(exc)) from exc
-        return model.model_dump()
+        clean = model.model_dump(mode="json")
+        errors: list[dict[str, str]] = []
+        for field_name, target in resource.references.items():
+            target_rows = tenant.rows(RESOURCES[target])
+            if field_name.startswith("Lines."):
+                inner = field_name.split(".", 1)[1]
+                for index, line in enumerate(clean.get("Lines", [])):
+                    if line.get(inner) is not None and line[inner] not in target_rows:
+                        errors.append({"field": f"Lines.{index}.{inner}",
+                                       "message": f"no {RESOURCES[target].name.lower()} with id {line[inner]}"})
+            elif clean.get(field_name) is not None and clean[field_name] not in target_rows:
+                errors.append({"field": field_name,
+                               "message": f"no {RESOURCES[target].name.lower()} with id {clean[field_name]}"})
+        if errors:
+            raise Problem(422, f"The {resource.name.lower()} refers to records that do not exist.", errors)
+        for field_name in resource.unique:
+            value = clean.get(field_name)
+            for other in tenant.rows(resource).values():
+                if other["Id"] != record_id and value is not None and other.get(field_name) == value:
+                    raise Problem(409, f"Another {resource.name.lower()} ({other['Id']}) has {field_name} {value!r}.",
+                                  [{"field": field_name, "message": "already used"}])
+        if resource.has_lines:
+            known = {line["Id"] for line in old_lines or []}
+            for index, line in enumerate(clean["Lines"]):
+                if line.get("Id") is None:
+                    line["Id"] = self.new_id()
+                elif line["Id"] not in known:
+                    raise Problem(422, "A line Id must be one the server issued.",
+                                  [{"field": f"Lines.{index}.Id", "message": f"unknown line {line['Id']}"}])
+            ids = [line["Id"] for line in clean["Lines"]]
+            if len(ids) != len(set(ids)):
+                raise Problem(422, "A line appears twice.", [{"field": "Lines", "message": "duplicate line Id"}])
+        return clean
+
+    def _users_of(self, tenant: Tenant, resource: Resource, record_id: str) -> str | None:
+        """Which record still refers to this one (a delete must not leave dangling references)."""
+        for other in RESOURCES.values():
+            for field_name, target in other.references.items():
+                if target != resource.path:
+                    continue
+                for row in tenant.rows(other).values():
+                    if field_name.startswith("Lines."):
+                        inner = field_name.split(".", 1)[1]
+                        if any(line.get(inner) == record_id for line in row.get("Lines", [])):
+                            return f"{other.name.lower()} {row['Id']}"
+                    elif row.get(field_name) == record_id:
+                        return f"{other.name.lower()} {row['Id']}"
+        return None
 
     def _record_change(self, tenant: Tenant, resource: Resource, op: str, record: dict[str, Any]) -> None:
         tenant.feed.append({
@@ -144,7 +216,7 @@ class CustomcrmState:
             if meta:
                 raise Problem(422, "Read-only fields cannot be written.",
                               [{"field": k, "message": "read-only"} for k in meta])
-            values = self._validate(resource, body)
+            values = self._validate(tenant, resource, body, None)
             now = iso(self.clock.now())
             record = {"Id": self.new_id(), **values, "CreatedAt": now, "ModifiedAt": now, "Version": 1}
             tenant.rows(resource)[record["Id"]] = record
@@ -174,7 +246,7 @@ class CustomcrmState:
                               [{"field": k, "message": "read-only"} for k in meta])
             merged = {k: v for k, v in record.items() if k not in _META}
             merged.update(patch)
-            values = self._validate(resource, merged)
+            values = self._validate(tenant, resource, merged, record_id, record.get("Lines"))
             record.update(values)
             record["ModifiedAt"] = iso(self.clock.now())
             record["Version"] += 1
@@ -188,6 +260,9 @@ class CustomcrmState:
                 raise Problem(404, f"No {resource.name.lower()} with id {record_id}.")
             if if_match is not None and if_match != record["Version"]:
                 raise Problem(412, f"The {resource.name.lower()} has changed since version {if_match}.")
+            user = self._users_of(tenant, resource, record_id)
+            if user is not None:
+                raise Problem(409, f"The {resource.name.lower()} is still used by {user}; delete or change that first.")
             del tenant.rows(resource)[record_id]
             tombstone = dict(record)
             tombstone["ModifiedAt"] = iso(self.clock.now())
@@ -199,7 +274,7 @@ class CustomcrmState:
         """Records in id order after a cursor (the last id of the previous page)."""
         with self.lock:
             rows = sorted(tenant.rows(resource).values(), key=lambda r: str(r["Id"]))
-            chosen = [r for r in rows if all(r.get(k) == v for k, v in filters.items())]
+            chosen = [r for r in rows if all(_matches(r.get(k), v) for k, v in filters.items())]
             if after:
                 chosen = [r for r in chosen if str(r["Id"]) > after]
             page = [dict(r) for r in chosen[:limit]]
