@@ -8,9 +8,12 @@ One pass, per flow in dependency order:
    create one (an intent is recorded first, so a crash between the create and the link is recovered by
    adopting the record on restart instead of creating it twice);
 3. for each linked pair that changed, merge three ways against the snapshot of the last sync, property
-   by property: the side that changed wins, and when both changed the later edit wins (equal times go
-   to the priority system);
+   by property and line by line: the side that changed wins, and when both changed the later edit wins
+   (equal times go to the priority system);
 4. a deleted record retires its link; nothing is deleted on the other side and nothing is re-created.
+
+References (a contact's customer, an order's lines' products, an order's owner) are compared as the
+Customcrm id of the referenced record and translated through the links of the flow that links them.
 
 A write made by the engine comes back through the change feeds, but its values equal the new snapshot,
 so it causes no write back: a second pass with no edits writes nothing.
@@ -31,7 +34,7 @@ from typing import Any
 from sync.connectors.customcrm import CustomcrmConnector
 from sync.connectors.exact import ExactConnector
 from sync.dataflow import Dataflow, Flow, PropertyRow
-from sync.errors import AuthError, ConflictError, ConnectorError, LinkConflict
+from sync.errors import AuthError, ConflictError, ConnectorError, LinkConflict, SyncError
 from sync.store import Link, LinkStore
 from sync.systems.customcrm import CustomcrmResource, resource_for
 from sync.systems.exact import ExactEntity, entity_for
@@ -40,6 +43,12 @@ from sync.values import canonical, exact_datetime, kind_for, parse_crm_datetime,
 __all__ = ["Engine", "FlowPlan", "FlowReport", "Issue", "Mapping", "SyncReport", "plan_flow"]
 
 _MISSING = object()
+LINES = "__lines__"
+UNLINKED = "exact:"  # prefix of a canonical reference to an Exact record no Customcrm record is linked to
+
+
+class Waiting(SyncError):
+    """A record refers to a record that is not linked yet; it is retried on the next pass."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +57,8 @@ class Mapping:
 
     row: PropertyRow
     kind: str
+    ref_flow: str | None = None  # for a reference: the flow whose links translate it
+    read_only: bool = False  # Exact computes it: checked, never written
 
     @property
     def id(self) -> str:
@@ -55,11 +66,15 @@ class Mapping:
 
     @property
     def crm_field(self) -> str:
-        return self.row.source
+        return self.row.source.split(".", 1)[1] if self.is_line else self.row.source
 
     @property
     def exact_field(self) -> str:
-        return self.row.target
+        return self.row.target.split(".", 1)[1] if self.is_line else self.row.target
+
+    @property
+    def is_line(self) -> bool:
+        return self.row.source.startswith("Lines.")
 
 
 @dataclass(frozen=True)
@@ -68,16 +83,29 @@ class FlowPlan:
     resource: CustomcrmResource
     entity: ExactEntity
     mappings: tuple[Mapping, ...]
+    kind: str = "records"  # or "users": the reference flow of order owners to Exact users
+
+    @property
+    def header(self) -> tuple[Mapping, ...]:
+        return tuple(m for m in self.mappings if not m.is_line)
+
+    @property
+    def lines(self) -> tuple[Mapping, ...]:
+        return tuple(m for m in self.mappings if m.is_line)
 
     @property
     def exact_fields(self) -> list[str]:
-        return [m.exact_field for m in self.mappings]
+        return [m.exact_field for m in self.header]
+
+    @property
+    def line_flow(self) -> str:
+        return f"{self.flow.id}#lines"
 
 
 @dataclass(frozen=True)
 class Issue:
     record: str
-    kind: str  # "failed", "skipped", "ambiguous", "retired"
+    kind: str  # "failed", "skipped", "ambiguous", "retired", "waiting"
     reason: str
 
 
@@ -97,7 +125,7 @@ class FlowReport:
 
     def note(self, record: str, kind: str, reason: str) -> None:
         self.issues.append(Issue(record, kind, reason))
-        if kind == "failed":
+        if kind in ("failed", "waiting"):
             self.failed += 1
         elif kind in ("skipped", "ambiguous"):
             self.skipped += 1
@@ -141,11 +169,75 @@ def _empty(value: Any) -> bool:
     return value is None
 
 
+def _ref_flow(doc: Dataflow | None, ref_type: str, target_set: str | None) -> str | None:
+    """The flow that links records of `ref_type` to the Exact set `target_set`."""
+    if doc is None:
+        return None
+    for flow in doc.flows:
+        if flow.source_type.lower() == ref_type.lower() and (
+                target_set is None or flow.target_type.lower() == target_set.lower()):
+            return flow.id
+    return None
+
+
+def plan_flow(flow: Flow, doc: Dataflow | None = None) -> FlowPlan | str:
+    """Resolve a flow against what the engine knows; a string says why it cannot be synchronized."""
+    resource = resource_for(flow.source_type)
+    if resource is None:
+        return f"the engine has no declaration for Customcrm {flow.source_type}"
+    entity = entity_for(flow.target_type)
+    if entity is None:
+        return f"the engine has no declaration for Exact {flow.target_type}"
+    if flow.source_type.lower() == "user":
+        if not any(row.target == "Salesperson" or row.target == "SalesPerson" for row in flow.properties):
+            return (f"not satisfiable: the table does not say which Exact {flow.target_type} property refers "
+                    "to the user")
+        return FlowPlan(flow, resource, entity, (), kind="users")
+    mappings: list[Mapping] = []
+    for row in flow.properties:
+        crm_kind = resource.kind(row.source)
+        if crm_kind is None:
+            return f"Customcrm {flow.source_type} has no property {row.source!r} (table line {row.line})"
+        if row.source.startswith("Lines.") and entity.lines is None:
+            return f"Exact {flow.target_type} has no lines for {row.source!r} (table line {row.line})"
+        ref_flow = None
+        if crm_kind.startswith("ref:"):
+            target_field = row.target.split(".", 1)[-1]
+            references = dict(entity.lines.references) if row.source.startswith("Lines.") and entity.lines else \
+                entity.references
+            ref_flow = _ref_flow(doc, crm_kind[4:], references.get(target_field))
+            if ref_flow is None:
+                return (f"{row.source} refers to a Customcrm {crm_kind[4:]}, but no flow of the document links "
+                        f"them to Exact {references.get(target_field, '?')}")
+            mappings.append(Mapping(row, "ref", ref_flow))
+        else:
+            mappings.append(Mapping(row, kind_for(row.data_type, crm_kind)))
+    # The owner of an order or quote: the rows of the reference flow "User to <this target>" apply here.
+    if doc is not None:
+        for other in doc.flows:
+            if other.source_type.lower() == "user" and other.target_type.lower() == flow.target_type.lower():
+                for row in other.properties:
+                    if row.target in entity.references:
+                        mappings.append(Mapping(PropertyRow("OwnerId", row.target, row.data_type, row.raw_type,
+                                                            row.line), "ref", other.id))
+                    elif row.target.endswith("FullName"):
+                        mappings.append(Mapping(PropertyRow("OwnerId:FullName", row.target, row.data_type,
+                                                            row.raw_type, row.line), "ref", other.id, read_only=True))
+    mapped = {m.exact_field for m in mappings if not m.is_line}
+    missing = [" or ".join(group) for group in entity.mandatory if not any(name in mapped for name in group)]
+    if missing:
+        return (f"not satisfiable: Exact {flow.target_type} cannot be created without "
+                f"{', '.join(missing)}, which the document's table does not map")
+    if entity.lines is not None and not any(m.is_line for m in mappings):
+        return f"not satisfiable: Exact {flow.target_type} needs lines, which the document's table does not map"
+    return FlowPlan(flow, resource, entity, tuple(mappings))
+
+
 def _order(flows: tuple[Flow, ...]) -> list[Flow]:
-    """Flows in dependency order (a flow after the flows its document section requires)."""
+    """Flows in dependency order; reference flows of users first, since other flows translate through them."""
     by_id = {f.id: f for f in flows}
-    done: list[Flow] = []
-    seen: set[str] = set()
+    done: list[Flow] = [f for f in flows if f.source_type.lower() == "user"]
+    seen: set[str] = {f.id for f in done}
 
     def visit(flow: Flow, path: tuple[str, ...]) -> None:
         if flow.id in seen or flow.id in path:
@@ -159,30 +251,6 @@ def _order(flows: tuple[Flow, ...]) -> list[Flow]:
     for flow in flows:
         visit(flow, ())
     return done
-
-
-def plan_flow(flow: Flow) -> FlowPlan | str:
-    """Resolve a flow against what the engine knows; a string says why it cannot be synchronized."""
-    if any("." in row.source or "." in row.target for row in flow.properties):
-        return "line collections are not synchronized by this engine yet"
-    resource = resource_for(flow.source_type)
-    if resource is None:
-        return f"the engine has no declaration for Customcrm {flow.source_type} yet"
-    entity = entity_for(flow.target_type)
-    if entity is None:
-        return f"the engine has no declaration for Exact {flow.target_type} yet"
-    mappings = []
-    for row in flow.properties:
-        crm_kind = resource.fields.get(row.source)
-        if crm_kind is None:
-            return f"Customcrm {flow.source_type} has no property {row.source!r} (table line {row.line})"
-        mappings.append(Mapping(row, kind_for(row.data_type, crm_kind)))
-    mapped = {m.exact_field for m in mappings}
-    missing = [name for name in entity.mandatory if name not in mapped]
-    if missing:
-        return (f"not satisfiable: Exact {flow.target_type} cannot be created without "
-                f"{', '.join(missing)}, which the document's table does not map")
-    return FlowPlan(flow, resource, entity, tuple(mappings))
 
 
 class Engine:
@@ -202,7 +270,7 @@ class Engine:
     # ------------------------------------------------------------------ planning
 
     def plan(self, flow: Flow) -> FlowPlan | str:
-        return plan_flow(flow)
+        return plan_flow(flow, self.doc)
 
     # ------------------------------------------------------------------ a pass
 
@@ -218,7 +286,10 @@ class Engine:
             if isinstance(plan, str):
                 flow_report.not_supported = plan
                 continue
-            self._sync_flow(plan, flow_report)
+            if plan.kind == "users":
+                self._sync_users(plan, flow_report)
+            else:
+                self._sync_flow(plan, flow_report)
         report.calls = {
             "customcrm": _delta(before[0], self.crm.counter.calls),
             "exact": _delta(before[1], self.exact.counter.calls),
@@ -236,6 +307,12 @@ class Engine:
         exact_rows, next_exact = self.exact.changes(plan.entity, plan.exact_fields,
                                                     int(self.store.cursor(exact_cursor) or 0))
         deleted_keys, next_deleted = self.exact.deleted(plan.entity, int(self.store.cursor(deleted_cursor) or 0))
+        line_parents: set[str] = set()
+        next_lines = 0
+        if plan.entity.lines is not None and plan.lines:
+            lines_cursor = f"{flow_id}:exact-lines"
+            line_parents, next_lines = self.exact.changed_line_parents(
+                plan.entity, int(self.store.cursor(lines_cursor) or 0))
 
         latest: dict[str, dict[str, Any]] = {}
         for event in events:
@@ -267,11 +344,16 @@ class Engine:
             link = self.store.link_by_exact(flow_id, key)
             if link is not None:
                 touched.setdefault(link.crm_id, [None, None])[1] = row
+        for key in line_parents - gone:
+            link = self.store.link_by_exact(flow_id, key)
+            if link is not None:
+                entry = touched.setdefault(link.crm_id, [None, None])
+                entry.append({"lines_changed": True})
         for crm_id in self.store.pending(flow_id):
             if crm_id in touched or crm_id in to_link:
                 continue
             if self.store.link_by_crm(flow_id, crm_id) is not None:
-                touched[crm_id] = [None, None]
+                touched[crm_id] = [None, None, {"pending": True}]
             else:
                 record = self.crm.get(plan.resource, crm_id)
                 if record is None:
@@ -281,14 +363,19 @@ class Engine:
 
         for crm_id, record in to_link.items():
             self._guarded(plan, report, crm_id, lambda r=record: self._link_or_create(plan, r, report))
-        for crm_id, (crm_record, exact_record) in touched.items():
+        for crm_id, entry in touched.items():
+            crm_record, exact_record = entry[0], entry[1]
+            forced = len(entry) > 2
             self._guarded(plan, report, crm_id,
-                          lambda c=crm_id, cr=crm_record, er=exact_record: self._reconcile(plan, c, cr, er, report))
+                          lambda c=crm_id, cr=crm_record, er=exact_record, f=forced:
+                          self._reconcile(plan, c, cr, er, report, forced=f))
 
         if next_crm is not None:
             self.store.set_cursor(crm_cursor, next_crm)
         self.store.set_cursor(exact_cursor, str(next_exact))
         self.store.set_cursor(deleted_cursor, str(next_deleted))
+        if plan.entity.lines is not None and plan.lines:
+            self.store.set_cursor(f"{flow_id}:exact-lines", str(next_lines))
 
     def _guarded(self, plan: FlowPlan, report: FlowReport, crm_id: str, action: Any) -> None:
         """One bad record does not stop a flow: it is reported and retried on the next pass."""
@@ -296,19 +383,122 @@ class Engine:
             action()
         except AuthError:
             raise
+        except Waiting as exc:
+            report.note(crm_id, "waiting", str(exc))
+            self.store.add_pending(plan.flow.id, crm_id)
         except (ConnectorError, LinkConflict, ValueError) as exc:
             report.note(crm_id, "failed", str(exc))
             self.store.add_pending(plan.flow.id, crm_id)
         else:
             self.store.drop_pending(plan.flow.id, crm_id)
 
+    # ------------------------------------------------------------------ users (a reference flow)
+
+    def _sync_users(self, plan: FlowPlan, report: FlowReport) -> None:
+        """Link Customcrm users to Exact users by e-mail; Exact users cannot be created through the API."""
+        flow_id = plan.flow.id
+        cursor_name = f"{flow_id}:customcrm"
+        events, next_cursor = self.crm.changes(plan.resource, self.store.cursor(cursor_name))
+        latest = {str(e["id"]): e for e in events}
+        candidates = {crm_id: e.get("record") for crm_id, e in latest.items()}
+        for crm_id in self.store.pending(flow_id):
+            candidates.setdefault(crm_id, None)
+        for crm_id, record in candidates.items():
+            if crm_id in latest and latest[crm_id]["op"] == "deleted":
+                link = self.store.link_by_crm(flow_id, crm_id)
+                if link is not None:
+                    self.store.retire(flow_id, crm_id, link.exact_id, "customcrm")
+                    report.note(crm_id, "retired", "deleted in Customcrm")
+                self.store.drop_pending(flow_id, crm_id)
+                continue
+            if record is None:
+                record = self.crm.get(plan.resource, crm_id)
+                if record is None:
+                    self.store.drop_pending(flow_id, crm_id)
+                    continue
+            email = str(record.get("Email") or "").strip().lower()
+            link = self.store.link_by_crm(flow_id, crm_id)
+            matches = [u for u in self.exact.users() if str(u.get("Email") or "").strip().lower() == email] \
+                if email else []
+            if link is not None and any(str(u["UserID"]).lower() == link.exact_id for u in matches):
+                report.unchanged += 1
+                self.store.drop_pending(flow_id, crm_id)
+                continue
+            if link is not None:
+                self.store.drop_link(flow_id, crm_id)
+            if len(matches) == 1:
+                exact_id = str(matches[0]["UserID"]).lower()
+                owner = self.store.link_by_exact(flow_id, exact_id)
+                if owner is not None:
+                    report.note(crm_id, "ambiguous", f"Exact user {exact_id} is linked to Customcrm {owner.crm_id}")
+                    continue
+                self.store.put_link(flow_id, crm_id, exact_id, {"Email": email})
+                report.linked += 1
+                self.store.drop_pending(flow_id, crm_id)
+                self._revisit_owned(crm_id)
+            elif not matches:
+                report.note(crm_id, "skipped", f"no Exact user has the e-mail address {email or '(none)'}; the "
+                                               "orders it owns keep an empty Salesperson")
+                self.store.add_pending(flow_id, crm_id)
+            else:
+                report.note(crm_id, "ambiguous", f"{len(matches)} Exact users have the e-mail address {email}")
+        if next_cursor is not None:
+            self.store.set_cursor(cursor_name, next_cursor)
+
+    def _revisit_owned(self, user_id: str) -> None:
+        """A user was just linked: the orders and quotes it owns get their Salesperson on this pass."""
+        for flow in self.doc.flows:
+            plan = self.plan(flow)
+            if isinstance(plan, str) or plan.kind != "records":
+                continue
+            if any(m.crm_field == "OwnerId" for m in plan.header):
+                for record in self.crm.find(plan.resource, {"OwnerId": user_id}):
+                    self.store.add_pending(flow.id, str(record["Id"]))
+
     # ------------------------------------------------------------------ values
 
+    def _to_canonical_ref(self, mapping: Mapping, exact_value: Any) -> Any:
+        if exact_value is None:
+            return None
+        assert mapping.ref_flow is not None
+        link = self.store.link_by_exact(mapping.ref_flow, str(exact_value).lower())
+        return link.crm_id if link is not None else UNLINKED + str(exact_value).lower()
+
+    def crm_value(self, mapping: Mapping, raw: Any) -> Any:
+        if mapping.kind == "ref":
+            return str(raw) if raw not in (None, "") else None
+        return canonical(raw, mapping.kind)
+
+    def exact_value(self, mapping: Mapping, raw: Any) -> Any:
+        if mapping.kind == "ref":
+            if mapping.read_only:
+                return raw
+            return self._to_canonical_ref(mapping, raw)
+        return canonical(raw, mapping.kind)
+
     def crm_values(self, plan: FlowPlan, record: dict[str, Any]) -> dict[str, Any]:
-        return {m.id: canonical(record.get(m.crm_field), m.kind) for m in plan.mappings}
+        return {m.id: self.crm_value(m, record.get(m.crm_field)) for m in plan.header if not m.read_only}
 
     def exact_values(self, plan: FlowPlan, record: dict[str, Any]) -> dict[str, Any]:
-        return {m.id: canonical(record.get(m.exact_field), m.kind) for m in plan.mappings}
+        return {m.id: self.exact_value(m, record.get(m.exact_field)) for m in plan.header if not m.read_only}
+
+    def to_exact_value(self, mapping: Mapping, value: Any) -> Any:
+        if mapping.kind != "ref":
+            return to_exact(value, mapping.kind)
+        if value is None:
+            return None
+        assert mapping.ref_flow is not None
+        link = self.store.link_by_crm(mapping.ref_flow, str(value))
+        if link is None:
+            raise Waiting(f"{mapping.crm_field} refers to Customcrm {value}, which is not linked to Exact yet "
+                          f"(flow {mapping.ref_flow})")
+        return link.exact_id
+
+    def to_crm_value(self, mapping: Mapping, value: Any) -> Any:
+        if mapping.kind == "ref" and isinstance(value, str) and value.startswith(UNLINKED):
+            raise Waiting(f"Exact {mapping.exact_field} {value[len(UNLINKED):]} is not linked to a Customcrm "
+                          f"record (flow {mapping.ref_flow})")
+        return to_customcrm(value, mapping.kind)
 
     @staticmethod
     def crm_modified(record: dict[str, Any]) -> datetime:
@@ -330,15 +520,20 @@ class Engine:
 
     # ------------------------------------------------------------------ linking and creating
 
+    def has_counterpart(self, plan: FlowPlan, record: dict[str, Any]) -> bool:
+        groups = plan.resource.counterpart_when.get(plan.flow.target_type.lower(), ())
+        return all(any(record.get(name) not in (None, "") for name in group) for group in groups)
+
     def merge_conditions(self, plan: FlowPlan, crm_values: dict[str, Any]) -> dict[str, Any]:
         """The first merge key whose Customcrm values are all filled, as Exact property values."""
-        by_exact = {m.exact_field: m for m in plan.mappings}
+        by_exact = {m.exact_field: m for m in plan.header}
         for alternative in plan.entity.merge_keys:
-            if not all(name in by_exact for name in alternative):
+            names = (*alternative, *plan.entity.merge_scope)
+            if not all(name in by_exact for name in names):
                 continue
-            values = {name: crm_values[by_exact[name].id] for name in alternative}
+            values = {name: crm_values[by_exact[name].id] for name in names}
             if all(not _empty(v) for v in values.values()):
-                return {name: to_exact(v, by_exact[name].kind) for name, v in values.items()}
+                return {name: self.to_exact_value(by_exact[name], v) for name, v in values.items()}
         return {}
 
     def find_matches(self, plan: FlowPlan, conditions: dict[str, Any]) -> list[dict[str, Any]]:
@@ -366,6 +561,8 @@ class Engine:
         if deleted_in is not None:
             report.note(crm_id, "skipped", f"its link was retired after a delete in {deleted_in}; not re-created")
             return
+        if not self.has_counterpart(plan, record):
+            return
         crm_values = self.crm_values(plan, record)
         conditions = self.merge_conditions(plan, crm_values)
         if conditions:
@@ -390,17 +587,41 @@ class Engine:
     def _create(self, plan: FlowPlan, record: dict[str, Any], crm_values: dict[str, Any],
                 conditions: dict[str, Any], report: FlowReport) -> None:
         crm_id = str(record["Id"])
-        values = {m.exact_field: to_exact(crm_values[m.id], m.kind)
-                  for m in plan.mappings if not _empty(crm_values[m.id])}
-        missing = [name for name in plan.entity.mandatory if _empty(values.get(name))]
+        by_id = {m.id: m for m in plan.header}
+        values = {by_id[k].exact_field: self.to_exact_value(by_id[k], v)
+                  for k, v in crm_values.items() if not _empty(v)}
+        missing = [" or ".join(group) for group in plan.entity.mandatory
+                   if all(_empty(values.get(name)) for name in group)]
         if missing:
             report.note(crm_id, "skipped",
                         f"Exact {plan.flow.target_type} needs {', '.join(missing)}, which is empty in Customcrm")
             return
+        crm_lines = self.crm_lines(plan, record)
+        if plan.entity.lines is not None and plan.lines:
+            if not crm_lines:
+                report.note(crm_id, "skipped", f"Exact {plan.flow.target_type} needs at least one line")
+                return
+            values[plan.entity.lines.nav] = [self._exact_line_body(plan, line) for line in crm_lines.values()]
         self.store.add_intent(plan.flow.id, crm_id, conditions)
         created = self.exact.create(plan.entity, values)
-        self.store.put_link(plan.flow.id, crm_id, str(created[plan.entity.key]).lower(), crm_values)
+        exact_key = str(created[plan.entity.key]).lower()
+        snapshot = dict(crm_values)
+        # Exact fills defaults (an order date, a quotation date): they go back to Customcrm in this pass,
+        # so the next pass finds both sides equal and writes nothing.
+        filled = {k: v for k, v in self.exact_values(plan, created).items()
+                  if not _empty(v) and v != crm_values.get(k) and not str(v).startswith(UNLINKED)}
+        if filled:
+            snapshot.update(filled)
+        if plan.entity.lines is not None and plan.lines:
+            exact_lines = self.exact.lines(plan.entity, exact_key)
+            for crm_line_id, exact_line in zip(crm_lines, exact_lines, strict=False):
+                self.store.drop_link(plan.line_flow, crm_line_id)
+                self.store.put_link(plan.line_flow, crm_line_id, str(exact_line["ID"]).lower(), {})
+            snapshot[LINES] = crm_lines
+        self.store.put_link(plan.flow.id, crm_id, exact_key, snapshot)
         report.created += 1
+        if filled:
+            self._write(plan, crm_id, exact_key, record, filled, {}, report)
 
     def _link_existing(self, plan: FlowPlan, crm_record: dict[str, Any], exact_record: dict[str, Any],
                        report: FlowReport) -> None:
@@ -411,9 +632,13 @@ class Engine:
         to_crm: dict[str, Any] = {}
         to_exact_: dict[str, Any] = {}
         snapshot: dict[str, Any] = {}
-        for m in plan.mappings:
+        for m in plan.header:
+            if m.read_only:
+                continue
             c, e = crm_values[m.id], exact_values[m.id]
             winner = self.link_value(c, e, crm_first)
+            if m.exact_field in plan.entity.immutable and winner != e:
+                winner = e  # Exact refuses to change it: take Exact's
             snapshot[m.id] = winner
             if winner != c:
                 to_crm[m.id] = winner
@@ -421,6 +646,9 @@ class Engine:
                 to_exact_[m.id] = winner
         exact_key = str(exact_record[plan.entity.key]).lower()
         self._write(plan, str(crm_record["Id"]), exact_key, crm_record, to_crm, to_exact_, report)
+        if plan.entity.lines is not None and plan.lines:
+            crm_record = self.crm.get(plan.resource, str(crm_record["Id"])) or crm_record
+            snapshot[LINES] = self._link_lines(plan, crm_record, exact_key, report)
         self.store.put_link(plan.flow.id, str(crm_record["Id"]), exact_key, snapshot)
         report.linked += 1
 
@@ -448,7 +676,9 @@ class Engine:
         to_crm: dict[str, Any] = {}
         to_exact_: dict[str, Any] = {}
         new_snapshot: dict[str, Any] = {}
-        for m in plan.mappings:
+        for m in plan.header:
+            if m.read_only:
+                continue
             c, e = crm_values[m.id], exact_values[m.id]
             s = snapshot.get(m.id, _MISSING)
             if c == e:
@@ -461,6 +691,8 @@ class Engine:
                 value = c
             else:
                 value = c if crm_first else e
+            if m.exact_field in plan.entity.immutable and value != e:
+                value = e  # Exact refuses to change it (an order's customer): Exact's value stands
             new_snapshot[m.id] = value
             if value != c:
                 to_crm[m.id] = value
@@ -469,13 +701,13 @@ class Engine:
         return to_crm, to_exact_, new_snapshot
 
     def _reconcile(self, plan: FlowPlan, crm_id: str, crm_record: dict[str, Any] | None,
-                   exact_record: dict[str, Any] | None, report: FlowReport) -> None:
+                   exact_record: dict[str, Any] | None, report: FlowReport, *, forced: bool = False) -> None:
         flow_id = plan.flow.id
         link = self.store.link_by_crm(flow_id, crm_id)
         if link is None:
             return
         changed = {side for side, rec in (("customcrm", crm_record), ("exact", exact_record)) if rec is not None}
-        if self.is_echo(plan, link, crm_record, exact_record):
+        if not forced and self.is_echo(plan, link, crm_record, exact_record):
             report.unchanged += 1
             return
         for _attempt in range(3):
@@ -492,13 +724,21 @@ class Engine:
             to_crm, to_exact_, snapshot = self.merge(
                 plan, link.snapshot, self.crm_values(plan, crm_record), self.exact_values(plan, exact_record),
                 self.crm_wins(crm_record, exact_record), changed)
-            if not to_crm and not to_exact_:
+            line_result = None
+            if plan.entity.lines is not None and plan.lines:
+                line_result = self._merge_lines(plan, link, crm_record, self.crm_wins(crm_record, exact_record))
+                snapshot[LINES] = line_result.snapshot
+            lines_change = line_result is not None and line_result.has_writes
+            if not to_crm and not to_exact_ and not lines_change:
                 if snapshot != link.snapshot:
                     self.store.update_snapshot(flow_id, crm_id, snapshot)
                 report.unchanged += 1
                 return
             try:
-                self._write(plan, crm_id, link.exact_id, crm_record, to_crm, to_exact_, report)
+                crm_lines_body = line_result.crm_body if line_result is not None and line_result.crm_changed else None
+                self._write(plan, crm_id, link.exact_id, crm_record, to_crm, to_exact_, report, crm_lines_body)
+                if line_result is not None:
+                    snapshot[LINES] = self._apply_exact_lines(plan, link.exact_id, crm_id, line_result, report)
             except ConflictError:
                 crm_record = None  # Customcrm changed under us: read it again and merge again
                 continue
@@ -513,28 +753,216 @@ class Engine:
         engine's own write coming back (or a change to unmapped fields), so the other side is not even read."""
         if (crm_record is None) == (exact_record is None):
             return False
-        if any(m.id not in link.snapshot for m in plan.mappings):
+        header = [m for m in plan.header if not m.read_only]
+        if any(m.id not in link.snapshot for m in header):
             return False
-        values = (self.crm_values(plan, crm_record) if crm_record is not None
-                  else self.exact_values(plan, exact_record or {}))
-        return values == {m.id: link.snapshot[m.id] for m in plan.mappings}
+        if crm_record is not None:
+            if plan.lines and self.crm_lines(plan, crm_record) != link.snapshot.get(LINES):
+                return False
+            values = self.crm_values(plan, crm_record)
+        else:
+            if plan.lines:
+                return False  # Exact's header feed does not show its lines: compare them on the slow path
+            values = self.exact_values(plan, exact_record or {})
+        return values == {m.id: link.snapshot[m.id] for m in header}
 
     def _write(self, plan: FlowPlan, crm_id: str, exact_key: str, crm_record: dict[str, Any],
-               to_crm: dict[str, Any], to_exact_: dict[str, Any], report: FlowReport) -> None:
-        by_id = {m.id: m for m in plan.mappings}
-        if to_crm:
-            values = {by_id[k].crm_field: to_customcrm(v, by_id[k].kind) for k, v in to_crm.items()}
+               to_crm: dict[str, Any], to_exact_: dict[str, Any], report: FlowReport,
+               crm_lines: list[dict[str, Any]] | None = None) -> None:
+        by_id = {m.id: m for m in plan.header}
+        crm_body: dict[str, Any] = {}
+        for k, v in to_crm.items():
+            try:
+                crm_body[by_id[k].crm_field] = self.to_crm_value(by_id[k], v)
+            except Waiting as exc:
+                report.note(crm_id, "waiting", str(exc))
+        if crm_lines is not None:
+            crm_body["Lines"] = crm_lines
+        if crm_body:
             version = crm_record.get("Version")
-            self.crm.update(plan.resource, crm_id, values, int(version) if version is not None else None)
+            self.crm.update(plan.resource, crm_id, crm_body, int(version) if version is not None else None)
             report.updated_customcrm += 1
         if to_exact_:
-            values = {by_id[k].exact_field: to_exact(v, by_id[k].kind) for k, v in to_exact_.items()}
+            values = {by_id[k].exact_field: self.to_exact_value(by_id[k], v) for k, v in to_exact_.items()}
             self.exact.update(plan.entity, exact_key, values)
             report.updated_exact += 1
 
     def _retire(self, link: Link, deleted_in: str, report: FlowReport) -> None:
         self.store.retire(link.flow, link.crm_id, link.exact_id, deleted_in)
         report.note(link.crm_id, "retired", f"deleted in {deleted_in}; the other side is left as it is")
+
+    # ------------------------------------------------------------------ lines
+
+    def crm_lines(self, plan: FlowPlan, record: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """Customcrm's lines of a record, canonical, by line Id."""
+        return {str(line["Id"]): {m.id: self.crm_value(m, line.get(m.crm_field)) for m in plan.lines}
+                for line in record.get("Lines") or [] if line.get("Id")}
+
+    def _exact_line_body(self, plan: FlowPlan, values: dict[str, Any]) -> dict[str, Any]:
+        by_id = {m.id: m for m in plan.lines}
+        return {by_id[k].exact_field: self.to_exact_value(by_id[k], v) for k, v in values.items() if not _empty(v)}
+
+    def _exact_lines_by_crm_id(self, plan: FlowPlan, exact_key: str) -> tuple[dict[str, dict[str, Any]],
+                                                                                  dict[str, dict[str, Any]]]:
+        """Exact's lines of a header, canonical, by the Customcrm line they are linked to (or 'exact:<ID>')."""
+        out: dict[str, dict[str, Any]] = {}
+        raw: dict[str, dict[str, Any]] = {}
+        for line in self.exact.lines(plan.entity, exact_key):
+            exact_line_id = str(line["ID"]).lower()
+            link = self.store.link_by_exact(plan.line_flow, exact_line_id)
+            lid = link.crm_id if link is not None else UNLINKED + exact_line_id
+            out[lid] = {m.id: self.exact_value(m, line.get(m.exact_field)) for m in plan.lines}
+            raw[lid] = line
+        return out, raw
+
+    def _link_lines(self, plan: FlowPlan, crm_record: dict[str, Any], exact_key: str,
+                    report: FlowReport) -> dict[str, dict[str, Any]]:
+        """At link time lines are paired by product; unpaired lines of either side are added to the other."""
+        crm_lines = self.crm_lines(plan, crm_record)
+        exact_lines, _raw = self._exact_lines_by_crm_id(plan, exact_key)
+        product = next((m.id for m in plan.lines if m.kind == "ref"), None)
+        unpaired_exact = dict(exact_lines)
+        snapshot: dict[str, dict[str, Any]] = {}
+        for crm_line_id, values in crm_lines.items():
+            match = next((lid for lid, ev in unpaired_exact.items()
+                          if product is not None and ev.get(product) == values.get(product)), None)
+            if match is not None:
+                ev = unpaired_exact.pop(match)
+                merged = {k: self.link_value(values[k], ev.get(k), True) for k in values}
+                self.store.put_link(plan.line_flow, crm_line_id, match[len(UNLINKED):], {})
+                if merged != ev:
+                    self.exact.update_line(plan.entity, match[len(UNLINKED):], self._exact_line_body(plan, merged))
+                snapshot[crm_line_id] = merged
+            else:
+                body = self._exact_line_body(plan, values)
+                created = self.exact.create_line(plan.entity, exact_key, body)
+                self.store.put_link(plan.line_flow, crm_line_id, str(created["ID"]).lower(), {})
+                snapshot[crm_line_id] = values
+        if unpaired_exact or any(snapshot[k] != crm_lines[k] for k in snapshot):
+            body_lines = [{"Id": lid, **self._crm_line_body(plan, v)} for lid, v in snapshot.items()]
+            new_exact = list(unpaired_exact.items())
+            body_lines += [self._crm_line_body(plan, ev) for _lid, ev in new_exact]
+            updated = self.crm.update(plan.resource, str(crm_record["Id"]), {"Lines": body_lines}, None)
+            known = set(snapshot)
+            fresh = [line for line in updated.get("Lines", []) if str(line["Id"]) not in known]
+            for (lid, ev), line in zip(new_exact, fresh, strict=False):
+                self.store.put_link(plan.line_flow, str(line["Id"]), lid[len(UNLINKED):], {})
+                snapshot[str(line["Id"])] = ev
+            report.updated_customcrm += 1
+        return snapshot
+
+    def _crm_line_body(self, plan: FlowPlan, values: dict[str, Any]) -> dict[str, Any]:
+        by_id = {m.id: m for m in plan.lines}
+        body = {}
+        for k, v in values.items():
+            if _empty(v) and by_id[k].crm_field in ("Quantity", "Discount"):
+                continue
+            body[by_id[k].crm_field] = self.to_crm_value(by_id[k], v)
+        return body
+
+    def _merge_lines(self, plan: FlowPlan, link: Link, crm_record: dict[str, Any], crm_first: bool) -> _LineMerge:
+        """Three-way merge of line collections: adds, changes and removals on either side."""
+        crm_lines = self.crm_lines(plan, crm_record)
+        exact_lines, _raw = self._exact_lines_by_crm_id(plan, link.exact_id)
+        old: dict[str, dict[str, Any]] = link.snapshot.get(LINES) or {}
+        result = _LineMerge()
+        for lid in list(dict.fromkeys([*old, *crm_lines, *exact_lines])):
+            c, e, s = crm_lines.get(lid), exact_lines.get(lid), old.get(lid)
+            if s is None:
+                if c is not None and e is None:
+                    result.exact_create[lid] = c
+                    result.snapshot[lid] = c
+                elif e is not None and c is None:
+                    result.crm_add.append((lid, e))
+                elif c is not None and e is not None:
+                    merged = {k: self.link_value(c[k], e.get(k), crm_first) for k in c}
+                    result.snapshot[lid] = merged
+                    if merged != e:
+                        result.exact_update[lid] = merged
+                    if merged != c:
+                        result.crm_changed = True
+                continue
+            if c is None or e is None:
+                # Removed on one side: removed on the other too.
+                if c is not None:
+                    result.crm_changed = True
+                if e is not None:
+                    result.exact_delete.append(lid)
+                continue
+            merged = {}
+            for k in s:
+                ck, ek, sk = c.get(k), e.get(k), s.get(k)
+                if ck == ek:
+                    merged[k] = ck
+                elif ck == sk:
+                    merged[k] = ek
+                elif ek == sk:
+                    merged[k] = ck
+                else:
+                    merged[k] = ck if crm_first else ek
+            result.snapshot[lid] = merged
+            if merged != e:
+                result.exact_update[lid] = merged
+            if merged != c:
+                result.crm_changed = True
+        if result.crm_add:
+            result.crm_changed = True
+        if result.crm_changed:
+            result.crm_body = [{"Id": lid, **self._crm_line_body(plan, v)} for lid, v in result.snapshot.items()
+                               if lid in crm_lines]
+            result.crm_body += [self._crm_line_body(plan, v) for lid, v in result.snapshot.items()
+                                if lid not in crm_lines]
+            result.crm_body += [self._crm_line_body(plan, v) for _lid, v in result.crm_add]
+        return result
+
+    def _apply_exact_lines(self, plan: FlowPlan, exact_key: str, crm_id: str, result: _LineMerge,
+                           report: FlowReport) -> dict[str, dict[str, Any]]:
+        """Write the line changes to Exact and link lines new on either side; returns the new line snapshot."""
+        snapshot = dict(result.snapshot)
+        wrote = False
+        for lid, values in result.exact_create.items():
+            created = self.exact.create_line(plan.entity, exact_key, self._exact_line_body(plan, values))
+            self.store.put_link(plan.line_flow, lid, str(created["ID"]).lower(), {})
+            wrote = True
+        for lid, values in result.exact_update.items():
+            link = self.store.link_by_crm(plan.line_flow, lid)
+            if link is not None:
+                self.exact.update_line(plan.entity, link.exact_id, self._exact_line_body(plan, values))
+                wrote = True
+        for lid in result.exact_delete:
+            link = self.store.link_by_crm(plan.line_flow, lid)
+            exact_line_id = link.exact_id if link is not None else lid[len(UNLINKED):]
+            self.exact.delete_line(plan.entity, exact_line_id)
+            self.store.drop_link(plan.line_flow, lid)
+            wrote = True
+        if result.crm_add:
+            record = self.crm.get(plan.resource, crm_id) or {}
+            known = set(result.snapshot)
+            fresh = [line for line in record.get("Lines") or [] if str(line["Id"]) not in known]
+            for (lid, values), line in zip(result.crm_add, fresh, strict=False):
+                self.store.put_link(plan.line_flow, str(line["Id"]), lid[len(UNLINKED):], {})
+                snapshot[str(line["Id"])] = values
+        for lid in list(snapshot):
+            if lid in result.exact_delete:
+                snapshot.pop(lid)
+        if wrote and not result.crm_changed:
+            report.updated_exact += 1
+        return snapshot
+
+
+@dataclass
+class _LineMerge:
+    snapshot: dict[str, dict[str, Any]] = field(default_factory=dict)
+    exact_create: dict[str, dict[str, Any]] = field(default_factory=dict)
+    exact_update: dict[str, dict[str, Any]] = field(default_factory=dict)
+    exact_delete: list[str] = field(default_factory=list)
+    crm_add: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    crm_changed: bool = False
+    crm_body: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def has_writes(self) -> bool:
+        return bool(self.exact_create or self.exact_update or self.exact_delete or self.crm_changed)
 
 
 def _delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:

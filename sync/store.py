@@ -94,6 +94,14 @@ class LinkStore:
                 self._db.execute("ROLLBACK")
                 raise LinkConflict(f"{flow}: a link for Customcrm {crm_id} or Exact {exact_id} exists") from exc
 
+    def drop_link(self, flow: str, crm_id: str) -> None:
+        """Forget a link without remembering it as retired (a line removed on purpose)."""
+        self._run("DELETE FROM links WHERE flow=? AND crm_id=?", flow, crm_id)
+
+    def count_links(self, flow: str) -> int:
+        row = self._one("SELECT COUNT(*) FROM links WHERE flow=?", flow)
+        return int(row[0]) if row else 0
+
     def update_snapshot(self, flow: str, crm_id: str, snapshot: dict[str, Any]) -> None:
         self._run("UPDATE links SET snapshot=? WHERE flow=? AND crm_id=?",
                   json.dumps(snapshot, sort_keys=True), flow, crm_id)

@@ -6,6 +6,7 @@ in-process mock, a mock under uvicorn, or a real sandbox.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -148,7 +149,44 @@ class ExactConnector:
         select = ",".join(dict.fromkeys([entity.key, entity.modified, *fields]))
         return list(self._pages(entity.path, {"$select": select, "$filter": text}))
 
+    def changed_line_parents(self, entity: ExactEntity, after: int) -> tuple[set[str], int]:
+        """Headers whose lines changed after a row version (the lines' own sync endpoint and deletions)."""
+        assert entity.lines is not None
+        lines = entity.lines
+        rows = list(self._pages(lines.sync_path, {"$select": f"Timestamp,ID,{lines.parent_key}",
+                                                  "$filter": f"Timestamp gt {after}L"}))
+        last = max([after, *(int(r["Timestamp"]) for r in rows)])
+        return {str(r[lines.parent_key]).lower() for r in rows if r.get(lines.parent_key)}, last
+
+    def lines(self, entity: ExactEntity, key: str) -> list[dict[str, Any]]:
+        """A header's lines in line-number order."""
+        assert entity.lines is not None
+        rows = list(self._pages(f"{entity.path}(guid'{key}')/{entity.lines.nav}", {}))
+        return sorted(rows, key=lambda r: int(r.get(entity.lines.order_by) or 0) if entity.lines else 0)
+
+    def users(self) -> list[dict[str, Any]]:
+        """The division's users (the targets of Salesperson)."""
+        return list(self._pages("users/Users", {"$select": "UserID,Email,FullName"}))
+
     # ------------------------------------------------------------------ writes
+
+    def create_line(self, entity: ExactEntity, key: str, values: dict[str, Any]) -> dict[str, Any]:
+        assert entity.lines is not None
+        body = {entity.lines.parent_key: key, **values}
+        response = self._call("POST", entity.lines.path, json=body, idempotent=False,
+                              headers={"Prefer": "return=representation", "Content-Type": "application/json"})
+        row: dict[str, Any] = response.json()["d"]
+        return row
+
+    def update_line(self, entity: ExactEntity, line_key: str, values: dict[str, Any]) -> None:
+        assert entity.lines is not None
+        self._call("PUT", f"{entity.lines.path}(guid'{line_key}')", json=values,
+                   headers={"Content-Type": "application/json"})
+
+    def delete_line(self, entity: ExactEntity, line_key: str) -> None:
+        assert entity.lines is not None
+        with contextlib.suppress(NotFoundError):  # already gone: the goal is reached
+            self._call("DELETE", f"{entity.lines.path}(guid'{line_key}')")
 
     def create(self, entity: ExactEntity, values: dict[str, Any]) -> dict[str, Any]:
         response = self._call("POST", entity.path, json=values, idempotent=False,

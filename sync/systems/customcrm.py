@@ -1,7 +1,8 @@
 """What the engine knows about Customcrm that the dataflow document cannot say.
 
-One entry per Customcrm type named in the document: its collection in the API and the kind of each
-field (so values compare correctly). The document decides *which* fields are synchronized; a new table
+One entry per Customcrm type named in the document: its collection in the API, the kind of each field
+(so values compare correctly), which fields refer to records of another type, its line collection, and
+when a record has a counterpart at all. The document decides *which* fields are synchronized; a new table
 row for a field listed here needs no code.
 """
 
@@ -16,21 +17,49 @@ __all__ = ["RESOURCES", "CustomcrmResource", "resource_for"]
 class CustomcrmResource:
     type_name: str
     path: str
-    fields: dict[str, str] = field(default_factory=dict)  # name -> kind
+    fields: dict[str, str] = field(default_factory=dict)  # name -> kind; "ref:<Type>" refers to another record
+    line_fields: dict[str, str] = field(default_factory=dict)  # the fields of one line, for "Lines.<name>" rows
+    # Per Exact target type: groups of fields of which at least one must be filled for a counterpart to exist
+    # (a product has an Exact contact person only when it names a supplier and a contact).
+    counterpart_when: dict[str, tuple[tuple[str, ...], ...]] = field(default_factory=dict)
     key: str = "Id"
     modified: str = "ModifiedAt"
     version: str = "Version"
 
+    def kind(self, name: str) -> str | None:
+        if name.startswith("Lines."):
+            return self.line_fields.get(name.split(".", 1)[1])
+        return self.fields.get(name)
 
-_CUSTOMER_FIELDS = {
-    "Name": "string", "OrganisationNumber": "string", "VatNumber": "string", "Description": "string",
-    "Website": "string", "Email": "string", "Phone": "string", "Fax": "string", "StreetAddress1": "string",
-    "StreetAddress2": "string", "ZipCode": "string", "City": "string", "Country": "string",
-    "CreditLimit": "double", "Blocked": "bool",
-}
+
+_LINE = {"ProductId": "ref:Product", "Quantity": "double", "UnitPrice": "double", "Discount": "double",
+         "Description": "string"}
 
 RESOURCES: dict[str, CustomcrmResource] = {
-    "customer": CustomcrmResource("Customer", "customers", _CUSTOMER_FIELDS),
+    "customer": CustomcrmResource("Customer", "customers", {
+        "Name": "string", "OrganisationNumber": "string", "VatNumber": "string", "Description": "string",
+        "Website": "string", "Email": "string", "Phone": "string", "Fax": "string", "StreetAddress1": "string",
+        "StreetAddress2": "string", "ZipCode": "string", "City": "string", "Country": "string",
+        "CreditLimit": "double", "Blocked": "bool"}),
+    "contact": CustomcrmResource("Contact", "contacts", {
+        "CustomerId": "ref:Customer", "FirstName": "string", "LastName": "string", "Email": "string",
+        "Phone": "string", "Mobile": "string", "JobTitle": "string", "BirthDate": "date", "Notes": "string"}),
+    "product": CustomcrmResource("Product", "products", {
+        "Code": "string", "Name": "string", "Description": "string", "Unit": "string", "Price": "double",
+        "Barcode": "string", "VatCode": "string", "Notes": "string", "SupplierId": "ref:Customer",
+        "ContactFirstName": "string", "ContactLastName": "string", "ContactEmail": "string",
+        "ContactPhone": "string"},
+        counterpart_when={"contacts": (("SupplierId",), ("ContactFirstName", "ContactLastName"))}),
+    "order": CustomcrmResource("Order", "orders", {
+        "OrderNumber": "string", "CustomerId": "ref:Customer", "OwnerId": "ref:User", "OrderDate": "date",
+        "DeliveryDate": "date", "Currency": "string", "Description": "string", "Remarks": "string"},
+        line_fields=_LINE),
+    "quote": CustomcrmResource("Quote", "quotes", {
+        "QuoteNumber": "string", "CustomerId": "ref:Customer", "OwnerId": "ref:User", "QuoteDate": "date",
+        "ValidUntil": "date", "DeliveryDate": "date", "Currency": "string", "Description": "string",
+        "Remarks": "string"},
+        line_fields=_LINE),
+    "user": CustomcrmResource("User", "users", {"FullName": "string", "Email": "string", "Active": "bool"}),
 }
 
 
