@@ -53,7 +53,7 @@ def _cmd_flows(args: argparse.Namespace) -> int:
     doc = load_dataflow(args.doc) if args.doc else load_dataflow()
     print(f"{doc.title} ({doc.name}): {len(doc.flows)} flows")
     for flow in doc.flows:
-        plan = plan_flow(flow)
+        plan = plan_flow(flow, doc)
         status = "ready" if not isinstance(plan, str) else plan
         print(f"\n{flow.id:<20} {flow.title}")
         if flow.requires:

@@ -20,7 +20,7 @@ class EngineDriver(Protocol):
 
     def reset(self) -> None: ...
 
-    def sync(self) -> SyncReport | None: ...
+    def sync(self, flows: list[str] | None = None) -> SyncReport | None: ...
 
     def close(self) -> None: ...
 
@@ -57,10 +57,13 @@ class BuiltinEngine:
                                self.policy)
         self.engine = self.engine_class(self.doc, crm, exact, self.store, **self.engine_options)
 
-    def sync(self) -> SyncReport:
+    def sync(self, flows: list[str] | None = None) -> SyncReport:
+        """One pass over `flows` (the flows chosen at construction when None)."""
         if self.engine is None:
             self.reset()
         assert self.engine is not None
+        if flows is not None:
+            self.engine.selected = flows
         return self.engine.run_pass()
 
     def close(self) -> None:

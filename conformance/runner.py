@@ -12,7 +12,8 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 from hypothesis.reporting import with_reporter
 
-from conformance.checks import Check, FlowContext, checks_for
+from conformance.checks import Check, checks_for
+from conformance.context import FlowContext, engine_flows
 from conformance.engines import BuiltinEngine, EngineDriver
 from conformance.systems import Systems
 from sync.dataflow import Dataflow, Flow
@@ -107,7 +108,7 @@ def run_checklist(
         for flow in selected:
             result = FlowResult(flow.id, flow.title)
             results.append(result)
-            plan = plan_flow(flow)
+            plan = plan_flow(flow, doc)
             if isinstance(plan, str):
                 result.note = plan
                 for check in checks_for(flow):
@@ -116,7 +117,8 @@ def run_checklist(
                     if progress:
                         progress(flow.id, check.id, skipped)
                 continue
-            ctx = FlowContext(flow, plan, systems, engine, systems.customcrm_actor(), systems.exact_actor())
+            ctx = FlowContext(flow, plan, systems, engine, systems.customcrm_actor(), systems.exact_actor(),
+                              flows=engine_flows(flow, doc))
             for check in checks_for(flow):
                 outcome = _run_one(check, ctx, PROFILES[profile], seed)
                 result.checks.append(outcome)

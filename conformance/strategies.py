@@ -2,35 +2,47 @@
 
 Faker is seeded from a drawn integer, so shrinking and ``--seed`` replays stay deterministic. Limits
 come from both mocks' own readings of their APIs: a value is generated only within what both systems
-accept (the smaller maximum length wins).
+accept (the smaller maximum length wins). References and lines are drawn from records the check has
+already linked (see ``FlowContext``).
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from datetime import date
 from typing import Any
 
 from faker import Faker
 from hypothesis import strategies as st
 
 from mocks.customcrm.models import RESOURCES as CRM_RESOURCES
+from mocks.customcrm.models import LineFields
 from mocks.exact.properties import TABLES as EXACT_TABLES
 from sync.dataflow import Flow, PropertyRow
 
-__all__ = ["LOCALES", "field_limits", "record_strategy", "value_strategy"]
+__all__ = ["LOCALES", "field_limits", "value_strategy"]
 
 LOCALES = ("nl_NL", "en_GB", "de_DE", "fr_FR", "no_NO")
 _fakers = {locale: Faker(locale) for locale in LOCALES}
 _unique = itertools.count(1)
-
 _TEXT = st.characters(blacklist_categories=("Cs", "Cc"))
+_EXACT_TABLE = {"salesorders": "SalesOrders", "accounts": "Accounts", "contacts": "Contacts", "items": "Items",
+                "quotations": "Quotations"}
+_EXACT_LINES = {"salesorders": "SalesOrderLines", "quotations": "QuotationLines"}
 
 
-def _crm_model(flow: Flow) -> Any:
+def _crm_model(type_name: str) -> Any:
     for resource in CRM_RESOURCES.values():
-        if resource.name.lower() == flow.source_type.lower():
+        if resource.name.lower() == type_name.lower():
             return resource.model
+    return None
+
+
+def _max_length(info: Any) -> int | None:
+    for meta in getattr(info, "metadata", []):
+        if getattr(meta, "max_length", None) is not None:
+            return int(meta.max_length)
     return None
 
 
@@ -38,68 +50,91 @@ def field_limits(flow: Flow, row: PropertyRow) -> tuple[int | None, bool]:
     """(maximum length both systems accept, whether Customcrm requires a value)."""
     limits: list[int] = []
     required = False
-    model = _crm_model(flow)
-    if model is not None and row.source in model.model_fields:
-        info = model.model_fields[row.source]
+    model = _crm_model(flow.source_type)
+    name = row.source
+    if name.startswith("Lines."):
+        model, name = LineFields, name[len("Lines."):]
+    if model is not None and name in model.model_fields:
+        info = model.model_fields[name]
         required = info.is_required()
-        for meta in info.metadata:
-            if getattr(meta, "max_length", None) is not None:
-                limits.append(int(meta.max_length))
-    for table in EXACT_TABLES.values():
-        for name, _edm, _access, _mandatory, max_length in table:
-            if name == row.target and max_length is not None and table is EXACT_TABLES.get(_exact_table(flow)):
-                limits.append(max_length)
+        length = _max_length(info)
+        if length is not None:
+            limits.append(length)
+    table_name = (_EXACT_LINES if row.target.count(".") else _EXACT_TABLE).get(flow.target_type.lower())
+    target = row.target.split(".")[-1]
+    for prop, _edm, _access, _mandatory, max_length in EXACT_TABLES.get(table_name or "", ()):
+        if prop == target and max_length is not None:
+            limits.append(max_length)
     return (min(limits) if limits else None), required
 
 
-def _exact_table(flow: Flow) -> str:
-    return {"salesorders": "SalesOrders"}.get(flow.target_type.lower(), flow.target_type)
+def _makers(fake: Faker) -> dict[str, Callable[[], Any]]:
+    """Realistic values by Customcrm field name; unique ones stay unique within a run."""
+    return {
+        "Email": lambda: f"{next(_unique)}.{fake.email()}",
+        "ContactEmail": lambda: f"{next(_unique)}.{fake.email()}",
+        "OrganisationNumber": lambda: f"{fake.random_number(digits=8, fix_len=True)}",
+        "VatNumber": lambda: _fakers["nl_NL"].vat_id(),
+        "Website": fake.url,
+        "ZipCode": fake.postcode,
+        "Country": fake.country_code,
+        "City": fake.city,
+        "StreetAddress1": fake.street_address,
+        "StreetAddress2": lambda: f"{fake.building_number()} {fake.street_suffix()}",
+        "Phone": fake.phone_number,
+        "Mobile": fake.phone_number,
+        "Fax": fake.phone_number,
+        "ContactPhone": fake.phone_number,
+        "Name": fake.company,
+        "FirstName": fake.first_name,
+        "ContactFirstName": fake.first_name,
+        "LastName": fake.last_name,
+        "ContactLastName": fake.last_name,
+        "JobTitle": fake.job,
+        "Description": fake.sentence,
+        "Notes": fake.sentence,
+        "Remarks": fake.sentence,
+        "Code": lambda: f"P-{next(_unique):05d}",
+        "OrderNumber": lambda: f"SO-{next(_unique):06d}",
+        "QuoteNumber": lambda: f"Q-{next(_unique):06d}",
+        "Unit": lambda: fake.random_element(["pc", "kg", "m", "h", "box"]),
+        "Barcode": lambda: fake.ean13(),
+        "VatCode": lambda: fake.random_element(["1", "2", "3", "5"]),
+        "Currency": lambda: fake.random_element(["EUR", "USD", "GBP", "NOK"]),
+        "FullName": fake.name,
+    }
 
 
-def _faker_value(name: str, fake: Faker) -> str | None:
-    lowered = name.lower()
-    makers: list[tuple[str, Callable[[], str]]] = [
-        ("email", lambda: f"{next(_unique)}.{fake.email()}"),
-        ("organisationnumber", lambda: f"{fake.random_number(digits=8, fix_len=True)}"),
-        ("vatnumber", lambda: _fakers["nl_NL"].vat_id()),
-        ("website", lambda: fake.url()),
-        ("zipcode", lambda: fake.postcode()),
-        ("country", lambda: fake.country_code()),
-        ("city", lambda: fake.city()),
-        ("streetaddress", lambda: fake.street_address()),
-        ("phone", lambda: fake.phone_number()),
-        ("fax", lambda: fake.phone_number()),
-        ("name", lambda: fake.company()),
-        ("description", lambda: fake.sentence()),
-    ]
-    for key, make in makers:
-        if key in lowered:
-            return make()
-    return None
-
-
-_CONSTRAINED = ("email", "country", "website")
+# Fields whose values the Customcrm contract constrains (formats, uniqueness): realistic values only.
+_CONSTRAINED = {"Email", "ContactEmail", "Country", "Website", "Code", "OrderNumber", "QuoteNumber", "Currency",
+                "VatCode", "Unit"}
 
 
 @st.composite
 def value_strategy(draw: st.DrawFn, flow: Flow, row: PropertyRow, kind: str, *, allow_empty: bool = True) -> Any:
     """One value for a property, in Customcrm's terms (the canonical form both sides are compared in)."""
     max_length, required = field_limits(flow, row)
+    name = row.source.split(".")[-1]
     if kind == "bool":
         return draw(st.booleans())
     if kind == "double":
+        if name == "Discount":
+            return draw(st.integers(0, 50)) / 100
+        if name == "Quantity":
+            return float(draw(st.integers(1, 500)))
         return draw(st.one_of(st.integers(0, 10_000_000).map(float),
                               st.floats(0, 1e9, allow_nan=False, allow_infinity=False).map(lambda f: round(f, 2))))
     if kind == "int":
         return draw(st.integers(0, 2**31 - 1))
     if allow_empty and not required and draw(st.integers(0, 9)) == 0:
         return None
+    if kind == "date":
+        return draw(st.dates(min_value=date(1950, 1, 1), max_value=date(2035, 12, 31))).isoformat()
     fake = _fakers[draw(st.sampled_from(LOCALES))]
     fake.seed_instance(draw(st.integers(0, 2**32 - 1)))
-    realistic = _faker_value(row.source, fake)
-    constrained = any(key in row.source.lower() for key in _CONSTRAINED)
-    if realistic is not None and (constrained or draw(st.integers(0, 3)) > 0):
-        value = realistic
+    maker = _makers(fake).get(name)
+    if maker is not None and (name in _CONSTRAINED or draw(st.integers(0, 3)) > 0):
+        value = str(maker())
     else:
         limit = max_length or 200
         value = draw(st.one_of(
@@ -111,14 +146,3 @@ def value_strategy(draw: st.DrawFn, flow: Flow, row: PropertyRow, kind: str, *, 
     if max_length is not None and len(value) > max_length:
         value = value[:max_length]
     return value
-
-
-@st.composite
-def record_strategy(draw: st.DrawFn, flow: Flow, kinds: dict[str, str]) -> dict[str, Any]:
-    """A Customcrm record for a flow: a value for every mapped property, required ones always filled."""
-    record: dict[str, Any] = {}
-    for row in flow.properties:
-        value = draw(value_strategy(flow, row, kinds[row.source]))
-        if value is not None:
-            record[row.source] = value
-    return record

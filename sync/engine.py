@@ -59,6 +59,7 @@ class Mapping:
     kind: str
     ref_flow: str | None = None  # for a reference: the flow whose links translate it
     read_only: bool = False  # Exact computes it: checked, never written
+    soft: bool = False  # a reference that may stay empty in Exact (an owner without an Exact user)
 
     @property
     def id(self) -> str:
@@ -219,7 +220,7 @@ def plan_flow(flow: Flow, doc: Dataflow | None = None) -> FlowPlan | str:
                 for row in other.properties:
                     if row.target in entity.references:
                         mappings.append(Mapping(PropertyRow("OwnerId", row.target, row.data_type, row.raw_type,
-                                                            row.line), "ref", other.id))
+                                                            row.line), "ref", other.id, soft=True))
                     elif row.target.endswith("FullName"):
                         mappings.append(Mapping(PropertyRow("OwnerId:FullName", row.target, row.data_type,
                                                             row.raw_type, row.line), "ref", other.id, read_only=True))
@@ -466,7 +467,11 @@ class Engine:
 
     def crm_value(self, mapping: Mapping, raw: Any) -> Any:
         if mapping.kind == "ref":
-            return str(raw) if raw not in (None, "") else None
+            if raw in (None, ""):
+                return None
+            if mapping.soft and mapping.ref_flow and self.store.link_by_crm(mapping.ref_flow, str(raw)) is None:
+                return None  # no Exact counterpart (yet): compared as empty, so nothing is cleared either way
+            return str(raw)
         return canonical(raw, mapping.kind)
 
     def exact_value(self, mapping: Mapping, raw: Any) -> Any:
@@ -798,9 +803,11 @@ class Engine:
         return {str(line["Id"]): {m.id: self.crm_value(m, line.get(m.crm_field)) for m in plan.lines}
                 for line in record.get("Lines") or [] if line.get("Id")}
 
-    def _exact_line_body(self, plan: FlowPlan, values: dict[str, Any]) -> dict[str, Any]:
+    def _exact_line_body(self, plan: FlowPlan, values: dict[str, Any], *, clears: bool = False) -> dict[str, Any]:
+        """A line as Exact takes it; a create leaves empty values out, an update sends them as clears."""
         by_id = {m.id: m for m in plan.lines}
-        return {by_id[k].exact_field: self.to_exact_value(by_id[k], v) for k, v in values.items() if not _empty(v)}
+        return {by_id[k].exact_field: self.to_exact_value(by_id[k], v) for k, v in values.items()
+                if clears or not _empty(v)}
 
     def _exact_lines_by_crm_id(self, plan: FlowPlan, exact_key: str) -> tuple[dict[str, dict[str, Any]],
                                                                                   dict[str, dict[str, Any]]]:
@@ -831,7 +838,8 @@ class Engine:
                 merged = {k: self.link_value(values[k], ev.get(k), True) for k in values}
                 self.store.put_link(plan.line_flow, crm_line_id, match[len(UNLINKED):], {})
                 if merged != ev:
-                    self.exact.update_line(plan.entity, match[len(UNLINKED):], self._exact_line_body(plan, merged))
+                    self.exact.update_line(plan.entity, match[len(UNLINKED):],
+                                           self._exact_line_body(plan, merged, clears=True))
                 snapshot[crm_line_id] = merged
             else:
                 body = self._exact_line_body(plan, values)
@@ -927,7 +935,7 @@ class Engine:
         for lid, values in result.exact_update.items():
             link = self.store.link_by_crm(plan.line_flow, lid)
             if link is not None:
-                self.exact.update_line(plan.entity, link.exact_id, self._exact_line_body(plan, values))
+                self.exact.update_line(plan.entity, link.exact_id, self._exact_line_body(plan, values, clears=True))
                 wrote = True
         for lid in result.exact_delete:
             link = self.store.link_by_crm(plan.line_flow, lid)

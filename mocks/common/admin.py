@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from fastapi import APIRouter, Body, FastAPI, HTTPException, Request, Response
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from fastapi import APIRouter, Body, FastAPI, HTTPException, Response
+from starlette.types import ASGIApp
 
+from mocks.common.asgi import Message, Receive, Scope, Send
 from mocks.common.clock import MockClock
 from mocks.common.faults import Faults
 
@@ -72,20 +73,25 @@ class AdminTarget(Protocol):
 def install_journal(app: FastAPI, journal: Callable[[], Journal], clock: Callable[[], MockClock]) -> None:
     """Record every vendor request (not admin ones) with its status."""
 
-    class _JournalMiddleware(BaseHTTPMiddleware):
-        async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-            response = await call_next(request)
-            if not request.url.path.startswith(ADMIN_PREFIX):
-                journal().add(
-                    JournalEntry(
-                        at=clock().now().isoformat(),
-                        method=request.method,
-                        path=request.url.path,
-                        query=request.url.query,
-                        status=response.status_code,
-                    )
-                )
-            return response
+    class _JournalMiddleware:
+        def __init__(self, inner: ASGIApp) -> None:
+            self.inner = inner
+
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != "http" or scope["path"].startswith(ADMIN_PREFIX):
+                await self.inner(scope, receive, send)
+                return
+            status = 0
+
+            async def capture(message: Message) -> None:
+                nonlocal status
+                if message["type"] == "http.response.start":
+                    status = int(message["status"])
+                await send(message)
+
+            await self.inner(scope, receive, capture)
+            journal().add(JournalEntry(at=clock().now().isoformat(), method=scope["method"], path=scope["path"],
+                                       query=scope.get("query_string", b"").decode("latin-1"), status=status))
 
     app.add_middleware(_JournalMiddleware)
 
@@ -95,36 +101,36 @@ def admin_router(target: Callable[[], AdminTarget]) -> APIRouter:
     router = APIRouter(prefix=ADMIN_PREFIX, tags=["admin"], include_in_schema=False)
 
     @router.post("/reset", status_code=204)
-    def reset() -> Response:
+    async def reset() -> Response:
         target().reset()
         return Response(status_code=204)
 
     @router.post("/seed")
-    def seed(payload: dict[str, Any] = Body(default_factory=dict)) -> dict[str, Any]:  # noqa: B008
+    async def seed(payload: dict[str, Any] = Body(default_factory=dict)) -> dict[str, Any]:  # noqa: B008
         try:
             return target().seed(payload)
         except (KeyError, ValueError, TypeError) as exc:
             raise HTTPException(status_code=400, detail=f"bad seed payload: {exc}") from exc
 
     @router.get("/state")
-    def state() -> dict[str, Any]:
+    async def state() -> dict[str, Any]:
         return target().dump()
 
     @router.get("/journal")
-    def journal() -> list[dict[str, Any]]:
+    async def journal() -> list[dict[str, Any]]:
         return [e.__dict__ for e in target().journal.snapshot()]
 
     @router.delete("/journal", status_code=204)
-    def clear_journal() -> Response:
+    async def clear_journal() -> Response:
         target().journal.clear()
         return Response(status_code=204)
 
     @router.get("/faults")
-    def get_faults() -> list[dict[str, Any]]:
+    async def get_faults() -> list[dict[str, Any]]:
         return target().faults.describe()
 
     @router.post("/faults")
-    def set_faults(payload: dict[str, Any] = Body(...)) -> list[dict[str, Any]]:  # noqa: B008
+    async def set_faults(payload: dict[str, Any] = Body(...)) -> list[dict[str, Any]]:  # noqa: B008
         """Replace the fault rules: ``{"rules": [{"path": "crm/Accounts", "status": 503, "rate": 0.3}], "seed": 1}``."""
         try:
             target().faults.set(list(payload.get("rules", [])), payload.get("seed"))
@@ -133,16 +139,16 @@ def admin_router(target: Callable[[], AdminTarget]) -> APIRouter:
         return target().faults.describe()
 
     @router.delete("/faults", status_code=204)
-    def clear_faults() -> Response:
+    async def clear_faults() -> Response:
         target().faults.clear()
         return Response(status_code=204)
 
     @router.get("/clock")
-    def get_clock() -> dict[str, object]:
+    async def get_clock() -> dict[str, object]:
         return target().clock.describe()
 
     @router.post("/clock")
-    def set_clock(payload: dict[str, Any] = Body(...)) -> dict[str, object]:  # noqa: B008
+    async def set_clock(payload: dict[str, Any] = Body(...)) -> dict[str, object]:  # noqa: B008
         clock = target().clock
         try:
             if "set" in payload:

@@ -15,8 +15,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from fastapi import FastAPI, Response
+from starlette.types import ASGIApp
+
+from mocks.common.asgi import Message, Receive, Scope, Send
 
 __all__ = ["FaultRule", "Faults", "install_faults"]
 
@@ -77,20 +79,30 @@ class Faults:
 def install_faults(app: FastAPI, faults: Callable[[], Faults], render: ErrorRenderer, exempt: str) -> None:
     """Apply the current fault rules to every request outside the `exempt` path prefix (the admin plane)."""
 
-    class _FaultMiddleware(BaseHTTPMiddleware):
-        async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-            if request.url.path.startswith(exempt):
-                return await call_next(request)
-            rule = faults().pick(request.method, request.url.path)
+    class _FaultMiddleware:
+        def __init__(self, inner: ASGIApp) -> None:
+            self.inner = inner
+
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != "http" or scope["path"].startswith(exempt):
+                await self.inner(scope, receive, send)
+                return
+            rule = faults().pick(scope["method"], scope["path"])
             if rule is None:
-                return await call_next(request)
+                await self.inner(scope, receive, send)
+                return
             if rule.latency_ms:
                 await asyncio.sleep(rule.latency_ms / 1000)
             if rule.drop_response:
-                await call_next(request)  # the write is committed ...
-                return render(504, "Gateway Timeout: the response was lost")  # ... and the answer lost
+                async def discard(message: Message) -> None:
+                    return None
+
+                await self.inner(scope, receive, discard)  # the write is committed ...
+                await render(504, "Gateway Timeout: the response was lost")(scope, receive, send)  # ... the answer lost
+                return
             if rule.status is not None:
-                return render(rule.status, f"Injected fault: HTTP {rule.status}")
-            return await call_next(request)
+                await render(rule.status, f"Injected fault: HTTP {rule.status}")(scope, receive, send)
+                return
+            await self.inner(scope, receive, send)
 
     app.add_middleware(_FaultMiddleware)

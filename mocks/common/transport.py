@@ -1,9 +1,9 @@
 """Run a mock in-process behind a synchronous ``httpx`` transport.
 
 This is the seam of httpx put to use: a connector takes an ``httpx.Client`` and never learns whether
-the client reaches a mock in the same process, a mock under uvicorn, or a real sandbox. The app runs on
-an event loop in a daemon helper thread, so synchronous code can call it directly and a forgotten
-client never keeps the interpreter from exiting.
+the client reaches a mock in the same process, a mock under uvicorn, or a real sandbox. Each request runs
+the app to completion on the transport's own event loop, in the calling thread: no thread hand-offs, so a
+call costs what the app costs.
 """
 
 from __future__ import annotations
@@ -24,8 +24,7 @@ class InProcessTransport(httpx.BaseTransport):
     def __init__(self, app: Any) -> None:
         self._inner = httpx.ASGITransport(app=app)
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="inprocess-asgi", daemon=True)
-        self._thread.start()
+        self._lock = threading.Lock()
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         async def call() -> tuple[int, list[tuple[bytes, bytes]], bytes]:
@@ -33,16 +32,16 @@ class InProcessTransport(httpx.BaseTransport):
             body = await response.aread()
             return response.status_code, response.headers.raw, body
 
-        if self._loop.is_closed():
-            raise RuntimeError("the in-process transport is closed")
-        status, headers, body = asyncio.run_coroutine_threadsafe(call(), self._loop).result()
+        with self._lock:
+            if self._loop.is_closed():
+                raise RuntimeError("the in-process transport is closed")
+            status, headers, body = self._loop.run_until_complete(call())
         return httpx.Response(status, headers=headers, content=body, request=request)
 
     def close(self) -> None:
-        if not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(timeout=5)
-            self._loop.close()
+        with self._lock:
+            if not self._loop.is_closed():
+                self._loop.close()
 
     def __exit__(
         self,

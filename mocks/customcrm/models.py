@@ -131,7 +131,7 @@ class OrderFields(_Fields):
     OwnerId: RecordId | None = Field(default=None, description="The user who owns the order")
     OrderDate: Day | None = None
     DeliveryDate: Day | None = None
-    Currency: CurrencyCode = "EUR"
+    Currency: CurrencyCode | None = "EUR"
     Description: str | None = Field(default=None, max_length=200)
     Remarks: Text | None = None
     Lines: list[LineFields] = Field(default_factory=list, max_length=500)
@@ -146,7 +146,7 @@ class QuoteFields(_Fields):
     QuoteDate: Day | None = None
     ValidUntil: Day | None = None
     DeliveryDate: Day | None = None
-    Currency: CurrencyCode = "EUR"
+    Currency: CurrencyCode | None = "EUR"
     Description: str | None = Field(default=None, max_length=200)
     Remarks: Text | None = None
     Lines: list[LineFields] = Field(default_factory=list, max_length=500)

@@ -6,9 +6,10 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from fastapi import FastAPI, Request, Response
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from fastapi import FastAPI
+from starlette.types import ASGIApp
 
+from mocks.common.asgi import Receive, Scope, Send, header, with_headers
 from mocks.common.clock import MockClock
 from mocks.customcrm.errors import problem_response
 
@@ -45,23 +46,28 @@ class TenantRateLimit:
 
 def install_rate_limit(app: FastAPI, limit: TenantRateLimit, clock: MockClock,
                        tenant_for_key: Callable[[str], str | None]) -> None:
-    class _Middleware(BaseHTTPMiddleware):
-        async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-            auth = request.headers.get("authorization", "")
-            if not limit.enabled or not request.url.path.startswith("/api/") or not auth.lower().startswith("bearer "):
-                return await call_next(request)
+    class _Middleware:
+        def __init__(self, inner: ASGIApp) -> None:
+            self.inner = inner
+
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            auth = header(scope, "authorization") if scope["type"] == "http" else ""
+            if not limit.enabled or not scope.get("path", "").startswith("/api/") or \
+                    not auth.lower().startswith("bearer "):
+                await self.inner(scope, receive, send)
+                return
             tenant = tenant_for_key(auth[7:].strip())
             if tenant is None:
-                return await call_next(request)
+                await self.inner(scope, receive, send)
+                return
             allowed, remaining, reset_in = limit.hit(tenant, clock.now().timestamp())
             headers = {"RateLimit-Limit": str(limit.per_minute), "RateLimit-Remaining": str(remaining),
                        "RateLimit-Reset": str(reset_in)}
             if not allowed:
-                return problem_response(429, f"More than {limit.per_minute} requests this minute.",
-                                        headers=headers | {"Retry-After": str(reset_in)},
-                                        instance=request.url.path)
-            response = await call_next(request)
-            response.headers.update(headers)
-            return response
+                response = problem_response(429, f"More than {limit.per_minute} requests this minute.",
+                                            headers=headers | {"Retry-After": str(reset_in)}, instance=scope["path"])
+                await response(scope, receive, send)
+                return
+            await self.inner(scope, receive, with_headers(send, headers))
 
     app.add_middleware(_Middleware)

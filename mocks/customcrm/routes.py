@@ -57,7 +57,7 @@ async def _json_object(request: Request) -> dict[str, Any]:
 def build_router(get_state: StateGetter) -> APIRouter:
     router = APIRouter(prefix="/api/v1")
 
-    def tenant(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Tenant:
+    async def tenant(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Tenant:
         if credentials is None or credentials.scheme.lower() != "bearer":
             raise Problem(401, "Send an API key as 'Authorization: Bearer <key>'.",
                           headers={"WWW-Authenticate": "Bearer"})
@@ -72,7 +72,7 @@ def build_router(get_state: StateGetter) -> APIRouter:
                               "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ChangePage"}}}},
                       "400": {"description": "Unknown cursor or resource", "content": {"application/problem+json": {
                           "schema": {"$ref": "#/components/schemas/Problem"}}}}}})
-    def changes(
+    async def changes(
         t: Annotated[Tenant, Depends(tenant)],
         after: Annotated[str | None, Query(description="The next_cursor of the previous page")] = None,
         resource: Annotated[list[str] | None, Query(description="Only these collections")] = None,
@@ -103,13 +103,13 @@ def build_router(get_state: StateGetter) -> APIRouter:
 
 
 def _add_resource_routes(router: APIRouter, resource: Resource, get_state: StateGetter,
-                         tenant: Callable[..., Tenant]) -> None:
+                         tenant: Callable[..., Any]) -> None:
     path = f"/{resource.path}"
     tag = resource.path
     filters_doc = [{"name": name, "in": "query", "required": False, "schema": {"type": "string"},
                     "description": f"Only records whose {name} equals this value"} for name in resource.filterable]
 
-    def list_(
+    async def list_(
         request: Request,
         t: Annotated[Tenant, Depends(tenant)],
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
@@ -131,7 +131,7 @@ def _add_resource_routes(router: APIRouter, resource: Resource, get_state: State
         return JSONResponse(record, status_code=201, headers={
             "ETag": _etag(record), "Location": f"{request.url.path}/{record['Id']}"})
 
-    def get_one(record_id: str, t: Annotated[Tenant, Depends(tenant)]) -> JSONResponse:
+    async def get_one(record_id: str, t: Annotated[Tenant, Depends(tenant)]) -> JSONResponse:
         record = get_state().get(t, resource, record_id)
         return JSONResponse(record, headers={"ETag": _etag(record)})
 
@@ -141,7 +141,7 @@ def _add_resource_routes(router: APIRouter, resource: Resource, get_state: State
         record = get_state().update(t, resource, record_id, patch, _if_match(if_match))
         return JSONResponse(record, headers={"ETag": _etag(record)})
 
-    def delete(record_id: str, t: Annotated[Tenant, Depends(tenant)],
+    async def delete(record_id: str, t: Annotated[Tenant, Depends(tenant)],
                if_match: Annotated[str | None, Header()] = None) -> Response:
         get_state().delete(t, resource, record_id, _if_match(if_match))
         return Response(status_code=204)

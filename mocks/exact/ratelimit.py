@@ -13,10 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.types import ASGIApp
 
+from mocks.common.asgi import Receive, Scope, Send, header, with_headers
 from mocks.common.clock import MockClock
 from mocks.exact.errors import error_body
 
@@ -75,22 +76,22 @@ class RateLimits:
 
 def install_rate_limits(app: FastAPI, limits: RateLimits, clock: MockClock,
                         app_for_token: Callable[[str], str | None]) -> None:
-    class _RateLimitMiddleware(BaseHTTPMiddleware):
-        async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-            m = _DIVISION_PATH.match(request.url.path)
-            auth = request.headers.get("authorization", "")
-            if not limits.enabled or m is None or not auth.lower().startswith("bearer "):
-                return await call_next(request)
-            client_id = app_for_token(auth[7:].strip())
-            if client_id is None:
-                return await call_next(request)  # the route answers 401
+    class _RateLimitMiddleware:
+        def __init__(self, inner: ASGIApp) -> None:
+            self.inner = inner
+
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            m = _DIVISION_PATH.match(scope.get("path", "")) if scope["type"] == "http" else None
+            auth = header(scope, "authorization") if m else ""
+            client_id = app_for_token(auth[7:].strip()) if auth.lower().startswith("bearer ") else None
+            if not limits.enabled or m is None or client_id is None:
+                await self.inner(scope, receive, send)  # no division, or no valid token: the route answers
+                return
             allowed, headers = limits.hit(client_id, int(m.group(1)), clock.now())
             if not allowed:
-                return JSONResponse(error_body("API rate limit exceeded"), status_code=429, headers=headers)
-            response = await call_next(request)
-            response.headers.update(headers)
-            return response
+                response = JSONResponse(error_body("API rate limit exceeded"), status_code=429, headers=headers)
+                await response(scope, receive, send)
+                return
+            await self.inner(scope, receive, with_headers(send, headers))
 
     app.add_middleware(_RateLimitMiddleware)
-
-

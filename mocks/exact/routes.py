@@ -91,14 +91,14 @@ def _next_url(request: Request, **changes: str) -> str:
 def build_router(get_state: StateGetter) -> APIRouter:
     router = APIRouter()
 
-    def current_user(
+    async def current_user(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> User:
         if credentials is None or credentials.scheme.lower() != "bearer":
             raise ExactError(401, "Unauthorized", {"WWW-Authenticate": "Bearer"})
         return get_state().user_for_token(credentials.credentials)
 
-    def division_user(division: int, user: Annotated[User, Depends(current_user)]) -> User:
+    async def division_user(division: int, user: Annotated[User, Depends(current_user)]) -> User:
         if division not in user.divisions:
             raise ExactError(403, "Forbidden: no access to this division")
         get_state().division(division)
@@ -107,7 +107,7 @@ def build_router(get_state: StateGetter) -> APIRouter:
     # ---------------------------------------------------------------- OAuth 2.0
 
     @router.get("/api/oauth2/auth", tags=["oauth"], response_class=RedirectResponse, status_code=302)
-    def authorize(
+    async def authorize(
         client_id: str, redirect_uri: str, response_type: str = "code", state: str | None = None,
         force_login: int = 0,
     ) -> RedirectResponse:
@@ -143,7 +143,7 @@ def build_router(get_state: StateGetter) -> APIRouter:
     # ---------------------------------------------------------------- current user
 
     @router.get("/api/v1/current/Me", tags=["system"])
-    def me(request: Request, user: Annotated[User, Depends(current_user)],
+    async def me(request: Request, user: Annotated[User, Depends(current_user)],
            accept: Annotated[str | None, Header()] = None) -> dict[str, Any]:
         _check_accept(accept)
         uri = f"{_base(request)}/api/v1/current/Me(guid'{user.user_id}')"
@@ -161,7 +161,7 @@ def build_router(get_state: StateGetter) -> APIRouter:
 
     @router.get("/api/v1/{division}/hrm/Divisions", tags=["system"])
     @router.get("/api/v1/{division}/system/Divisions", tags=["system"])
-    def divisions(request: Request, division: int, user: Annotated[User, Depends(division_user)],
+    async def divisions(request: Request, division: int, user: Annotated[User, Depends(division_user)],
                   accept: Annotated[str | None, Header()] = None) -> dict[str, Any]:
         """The divisions the user can reach (hrm/Divisions and system/Divisions; reference §3.9)."""
         _check_accept(accept)
@@ -174,7 +174,7 @@ def build_router(get_state: StateGetter) -> APIRouter:
         return {"d": {"results": rows}}
 
     @router.get("/api/v1/{division}/system/Users", tags=["system"], include_in_schema=False)
-    def system_users_with_division(division: int) -> None:
+    async def system_users_with_division(division: int) -> None:
         """system/Users refuses a division in the URL (reference §3.8)."""
         raise ExactError(501, "Not Implemented")
 
@@ -184,7 +184,7 @@ def build_router(get_state: StateGetter) -> APIRouter:
             _add_sync_route(router, entity_set, get_state, division_user)
 
     @router.get("/api/v1/{division}/sync/Deleted", tags=["sync"])
-    def sync_deleted(
+    async def sync_deleted(
         request: Request, division: int, user: Annotated[User, Depends(division_user)],
         filter_: Annotated[str | None, Query(alias="$filter")] = None,
         skiptoken: Annotated[str | None, Query(alias="$skiptoken")] = None,
@@ -229,14 +229,14 @@ def _sync_page(
 
 
 def _add_sync_route(
-    router: APIRouter, entity_set: EntitySetDef, get_state: StateGetter, division_user: Callable[..., User]
+    router: APIRouter, entity_set: EntitySetDef, get_state: StateGetter, division_user: Callable[..., Any]
 ) -> None:
     extras = ("Timestamp", *entity_set.sync_extra)
 
     def known(name: str) -> bool:
         return name in extras or name in entity_set.properties
 
-    def sync_list(
+    async def sync_list(
         request: Request, division: int, user: Annotated[User, Depends(division_user)],
         filter_: Annotated[str | None, Query(alias="$filter")] = None,
         select: Annotated[str | None, Query(alias="$select")] = None,
@@ -297,8 +297,8 @@ def _page(
 
 
 def _add_entity_routes(
-    router: APIRouter, entity_set: EntitySetDef, get_state: StateGetter, division_user: Callable[..., User],
-    current_user: Callable[..., User],
+    router: APIRouter, entity_set: EntitySetDef, get_state: StateGetter, division_user: Callable[..., Any],
+    current_user: Callable[..., Any],
 ) -> None:
     prefix = "/api/v1/{division}" if entity_set.needs_division else "/api/v1"
     path = f"{prefix}/{entity_set.path}"
@@ -328,7 +328,7 @@ def _add_entity_routes(
         rows = state.rows(division, entity_set)
         return [r for r in rows if predicate is None or predicate(state.view(division, entity_set, r))]
 
-    def list_(
+    async def list_(
         request: Request, user: Annotated[User, Depends(auth)], division: int = 0,
         filter_: Annotated[str | None, Query(alias="$filter")] = None,
         select: Annotated[str | None, Query(alias="$select")] = None,
@@ -349,7 +349,7 @@ def _add_entity_routes(
                      chosen=chosen, order=order, top=top, skip=skip, skiptoken=skiptoken, inlinecount=inlinecount,
                      expand=expansions)
 
-    def count(user: Annotated[User, Depends(auth)], division: int = 0,
+    async def count(user: Annotated[User, Depends(auth)], division: int = 0,
               filter_: Annotated[str | None, Query(alias="$filter")] = None) -> PlainTextResponse:
         return PlainTextResponse(str(len(filtered(division or user.current_division, filter_))))
 
@@ -368,7 +368,7 @@ def _add_entity_routes(
         return JSONResponse({"d": rendered}, status_code=201,
                             headers={"Location": rendered["__metadata"]["uri"]})
 
-    def get_one(
+    async def get_one(
         request: Request, key: str, user: Annotated[User, Depends(auth)], division: int = 0,
         select: Annotated[str | None, Query(alias="$select")] = None,
         expand: Annotated[str | None, Query(alias="$expand")] = None,
@@ -388,7 +388,7 @@ def _add_entity_routes(
         get_state().update(division, entity_set, parse_key(key), body, user)
         return Response(status_code=204)
 
-    def delete(division: int, key: str, user: Annotated[User, Depends(division_user)]) -> Response:
+    async def delete(division: int, key: str, user: Annotated[User, Depends(division_user)]) -> Response:
         get_state().delete(division, entity_set, parse_key(key), user)
         return Response(status_code=204)
 
@@ -407,7 +407,7 @@ def _add_entity_routes(
     if entity_set.lines is not None:
         line_set = ENTITY_SETS[entity_set.lines.set_name]
 
-        def lines(request: Request, division: int, key: str, user: Annotated[User, Depends(division_user)],
+        async def lines(request: Request, division: int, key: str, user: Annotated[User, Depends(division_user)],
                   accept: Annotated[str | None, Header()] = None) -> dict[str, Any]:
             _check_accept(accept)
             state = get_state()
@@ -418,7 +418,7 @@ def _add_entity_routes(
         router.add_api_route(item_path + f"/{entity_set.lines.nav}", lines, methods=["GET"], tags=[tag],
                              name=f"lines_{name}")
     if entity_set.bulk_path:
-        def bulk(
+        async def bulk(
             request: Request, division: int, user: Annotated[User, Depends(division_user)],
             filter_: Annotated[str | None, Query(alias="$filter")] = None,
             select: Annotated[str | None, Query(alias="$select")] = None,

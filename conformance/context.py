@@ -1,0 +1,373 @@
+"""What a check knows about one flow: how to reach both systems, how to draw records, how to compare them.
+
+Values are compared by this module's own reading of both APIs, not by the engine's, so a conversion bug
+in the engine cannot agree with itself. References are compared through the pairs the check itself
+created and saw linked (``pools``), never through the engine's link store.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from hypothesis import strategies as st
+
+from conformance.engines import EngineDriver
+from conformance.strategies import value_strategy
+from conformance.systems import CustomcrmActor, ExactActor, Systems
+from mocks.exact.properties import TABLES as EXACT_TABLES
+from sync.dataflow import Dataflow, Flow, PropertyRow
+from sync.engine import FlowPlan, Mapping, plan_flow
+from sync.systems.customcrm import resource_for
+
+__all__ = ["AMSTERDAM", "CheckFailure", "FlowContext", "engine_flows", "exact_wire", "expect_from_crm",
+           "expect_from_exact"]
+
+AMSTERDAM = ZoneInfo("Europe/Amsterdam")
+_user_numbers = itertools.count(1)
+_EXACT_SETS = {"Accounts": "Accounts", "Contacts": "Contacts", "Items": "Items", "Salesorders": "SalesOrders",
+               "Quotations": "Quotations"}
+
+
+class CheckFailure(AssertionError):
+    """A broken promise of the document, with the evidence a reader needs."""
+
+
+def _exact_wall(raw: str) -> datetime:
+    ms = int(raw[len("/Date("):].split(")")[0].split("+")[0])
+    return datetime(1970, 1, 1) + timedelta(milliseconds=ms)
+
+
+def expect_from_exact(value: Any, kind: str) -> Any:
+    """Exact's wire value as the Customcrm value it must equal (dates in Amsterdam time)."""
+    if value is None or value == "":
+        return False if kind == "bool" else None
+    if kind in ("date", "datetime") and isinstance(value, str) and value.startswith("/Date("):
+        wall = _exact_wall(value)
+        if kind == "date":
+            return wall.date().isoformat()
+        instant = wall.replace(tzinfo=AMSTERDAM).astimezone(UTC)
+        return instant.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    if kind == "double":
+        return float(value)
+    if kind == "ref":
+        return str(value).lower()
+    return value
+
+
+def expect_from_crm(value: Any, kind: str) -> Any:
+    if value is None or value == "":
+        return False if kind == "bool" else None
+    if kind == "double":
+        return float(value)
+    return value
+
+
+def exact_wire(value: Any, kind: str) -> Any:
+    """A Customcrm-form value as a user would type it into Exact (local Amsterdam time)."""
+    if value is None:
+        return None
+    if kind == "date":
+        return f"{value}T00:00:00"
+    if kind == "datetime":
+        instant = datetime.fromisoformat(str(value).replace("Z", "+00:00")).astimezone(AMSTERDAM)
+        return instant.replace(tzinfo=None).isoformat(timespec="milliseconds")
+    return value
+
+
+@dataclass
+class FlowContext:
+    """Everything a check needs about one flow and the systems it runs against."""
+
+    flow: Flow
+    plan: FlowPlan
+    systems: Systems
+    engine: EngineDriver
+    crm: CustomcrmActor
+    exact: ExactActor
+    flows: list[str] = field(default_factory=list)  # the flows the engine must run for this one
+    pools: dict[str, dict[str, str]] = field(default_factory=dict)  # ref type -> {crm id: exact id}
+    names: dict[str, str] = field(default_factory=dict)  # Exact user id -> full name
+
+    # ------------------------------------------------------------------ the flow
+
+    @property
+    def mappings(self) -> tuple[Mapping, ...]:
+        return tuple(m for m in self.plan.mappings if not m.read_only)
+
+    @property
+    def header(self) -> tuple[Mapping, ...]:
+        return tuple(m for m in self.mappings if not m.is_line)
+
+    @property
+    def line_mappings(self) -> tuple[Mapping, ...]:
+        return tuple(m for m in self.mappings if m.is_line)
+
+    def mapping(self, row: PropertyRow) -> Mapping:
+        return next(m for m in self.plan.mappings if m.row == row)
+
+    @property
+    def crm_path(self) -> str:
+        return self.plan.resource.path
+
+    @property
+    def exact_path(self) -> str:
+        return self.plan.entity.path
+
+    @property
+    def exact_key(self) -> str:
+        return self.plan.entity.key
+
+    def ref_type(self, mapping: Mapping) -> str:
+        kind = self.plan.resource.kind(mapping.crm_field if not mapping.is_line else mapping.row.source)
+        return (kind or "ref:?")[4:]
+
+    def exact_mandatory(self, mapping: Mapping) -> bool:
+        table = EXACT_TABLES.get(_EXACT_SETS.get(self.plan.entity.type_name, ""), ())
+        return any(name == mapping.exact_field and mandatory for name, _e, _a, mandatory, _l in table) or \
+            mapping.exact_field in self.plan.entity.immutable
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def reset(self) -> None:
+        self.systems.reset()
+        self.exact.forget_token()
+        self.engine.reset()
+        self.pools = {}
+        self.names = {}
+
+    def sync(self) -> None:
+        self.engine.sync(self.flows)
+
+    def exact_records(self, sync_path: str | None = None) -> dict[str, dict[str, Any]]:
+        rows = self.exact.all(sync_path or self.plan.entity.sync_path)
+        return {str(r["ID"]).lower(): r for r in rows}
+
+    def label(self, side: str, record_id: str) -> str:
+        if side == "crm":
+            return f"Customcrm {self.flow.source_type} {record_id}"
+        return f"Exact {self.flow.target_type} {record_id}"
+
+    # ------------------------------------------------------------------ prerequisites
+
+    def prepare(self, data: st.DataObject, needed: set[str] | None = None) -> None:
+        """Create and link the records this flow's references point at: two of each kind."""
+        if needed is None:
+            needed = {self.ref_type(m) for m in self.mappings if m.kind == "ref"}
+        if "User" in needed:
+            self.add_users(data, 2, matched=True)
+        if "Customer" in needed or "Product" in needed:
+            customers = [self.crm.create("customers", {"Name": f"Customer {i}",
+                                                        "Email": f"c{i}.{next(_user_numbers)}@example.com"})
+                         for i in range(2)]
+        if "Product" in needed:
+            for i in range(2):
+                self.crm.create("products", {"Code": f"PRE-{i}-{id(self) % 10_000}", "Name": f"Product {i}",
+                                             "Price": 10.0 + i})
+        if needed - {"User"}:
+            self.engine.sync(self.flows)
+        if "Customer" in needed or "Product" in needed:
+            by_email = {r["Email"]: str(r["ID"]).lower() for r in self.exact.all("sync/CRM/Accounts")}
+            self.pools["Customer"] = {c["Id"]: by_email[c["Email"]] for c in customers if c["Email"] in by_email}
+        if "Product" in needed:
+            by_code = {r["Code"]: str(r["ID"]).lower() for r in self.exact.all("sync/Logistics/Items")}
+            self.pools["Product"] = {p["Id"]: by_code[p["Code"]] for p in self.crm.all("products")
+                                     if p["Code"] in by_code}
+        for kind in needed:
+            if len(self.pools.get(kind, {})) < 1:
+                raise CheckFailure(f"[{self.flow.id}] the prerequisite {kind} records were not linked by the engine; "
+                                   "check the flows they depend on first")
+
+    def add_users(self, data: st.DataObject, count: int, *, matched: bool) -> list[str]:
+        """Customcrm users; `matched` ones get an Exact user with the same e-mail (seeded: the API cannot)."""
+        created = []
+        for _ in range(count):
+            n = next(_user_numbers)
+            name = data.draw(st.sampled_from(["Sam Sales", "Ida de Vries", "Ole Nordmann", "Zoë Ångström"]))
+            email = f"user{n}@example.com"
+            user = self.crm.create("users", {"FullName": name, "Email": email})
+            created.append(user["Id"])
+            if matched:
+                seeded = self.systems.admin("exact", "seed", {"users": [{"Email": email, "FullName": name}]})
+                exact_users = {u["Email"]: u for u in self.exact_users()}
+                exact_id = str(exact_users[email]["UserID"]).lower()
+                self.pools.setdefault("User", {})[user["Id"]] = exact_id
+                self.names[exact_id] = name
+                assert seeded is not None
+        return created
+
+    def exact_users(self) -> list[dict[str, Any]]:
+        response = self.exact.client.get(self.exact.url("users/Users"), headers=self.exact._headers())
+        response.raise_for_status()
+        users: list[dict[str, Any]] = response.json()["d"]["results"]
+        return users
+
+    # ------------------------------------------------------------------ drawing records
+
+    def draw_value(self, data: st.DataObject, mapping: Mapping, *, allow_empty: bool = True,
+                   not_equal: Any = None) -> Any:
+        if mapping.kind == "ref":
+            pool = sorted(self.pools.get(self.ref_type(mapping), {}))
+            choices = [p for p in pool if p != not_equal] or pool
+            required = not allow_empty or self._crm_required(mapping)
+            options = choices if required else [*choices, None]
+            return data.draw(st.sampled_from(options), label=f"{mapping.id}")
+        return data.draw(value_strategy(self.flow, mapping.row, mapping.kind, allow_empty=allow_empty),
+                         label=mapping.id)
+
+    def _crm_required(self, mapping: Mapping) -> bool:
+        from conformance.strategies import field_limits
+
+        return field_limits(self.flow, mapping.row)[1]
+
+    def _unmapped_required(self) -> list[str]:
+        """Customcrm fields a record cannot be created without, though this flow's table does not map them."""
+        from mocks.customcrm.models import RESOURCES as CRM_RESOURCES
+
+        model = CRM_RESOURCES[self.plan.resource.path].model
+        mapped = {m.crm_field for m in self.header}
+        return [name for name, info in model.model_fields.items() if info.is_required() and name not in mapped]
+
+    def draw_line(self, data: st.DataObject) -> dict[str, Any]:
+        line: dict[str, Any] = {}
+        for m in self.line_mappings:
+            value = self.draw_value(data, m, allow_empty=m.kind == "string")
+            if value is not None:
+                line[m.crm_field] = value
+        return line
+
+    def draw_record(self, data: st.DataObject) -> dict[str, Any]:
+        """A Customcrm record with a value for every mapped property (required ones always filled)."""
+        record: dict[str, Any] = {}
+        for m in self.header:
+            value = self.draw_value(data, m)
+            if value is not None:
+                record[m.crm_field] = value
+        for name in self._unmapped_required():
+            row = PropertyRow(name, name, None)
+            record[name] = data.draw(value_strategy(self.flow, row, self.plan.resource.fields.get(name, "string"),
+                                                    allow_empty=False), label=name)
+        for group in self.plan.resource.counterpart_when.get(self.flow.target_type.lower(), ()):
+            if not any(record.get(name) for name in group):
+                m = next((x for x in self.header if x.crm_field == group[0]), None)
+                if m is not None:
+                    record[group[0]] = self.draw_value(data, m, allow_empty=False)
+        if self.line_mappings:
+            record["Lines"] = [self.draw_line(data) for _ in range(data.draw(st.integers(1, 3), label="lines"))]
+        for group in self.plan.entity.mandatory:
+            if not any(record.get(m.crm_field) for m in self.header if m.exact_field in group):
+                m = next((x for x in self.header if x.exact_field in group), None)
+                if m is not None:
+                    record[m.crm_field] = self.draw_value(data, m, allow_empty=False)
+        return record
+
+    # ------------------------------------------------------------------ comparing
+
+    def expected_exact(self, mapping: Mapping, crm_value: Any) -> Any:
+        """What Exact must hold for a Customcrm value."""
+        value = expect_from_crm(crm_value, mapping.kind)
+        if mapping.kind == "ref" and value is not None:
+            return self.pools.get(self.ref_type(mapping), {}).get(str(value), f"(unlinked {value})")
+        return value
+
+    def to_exact_wire(self, mapping: Mapping, crm_value: Any) -> Any:
+        if mapping.kind == "ref":
+            return self.expected_exact(mapping, crm_value)
+        return exact_wire(crm_value, mapping.kind)
+
+    def exact_lines(self, exact_id: str) -> list[dict[str, Any]]:
+        lines = self.plan.entity.lines
+        assert lines is not None
+        response = self.exact.client.get(self.exact.url(f"{self.exact_path}(guid'{exact_id}')/{lines.nav}"),
+                                         headers=self.exact._headers())
+        response.raise_for_status()
+        rows: list[dict[str, Any]] = response.json()["d"]["results"]
+        return rows
+
+    def mismatches(self, crm_record: dict[str, Any], exact_record: dict[str, Any],
+                   rows: list[PropertyRow] | None = None) -> list[str]:
+        out = []
+        wanted = set(rows) if rows is not None else None
+        for m in self.header:
+            if wanted is not None and m.row not in wanted:
+                continue
+            c = self.expected_exact(m, crm_record.get(m.crm_field))
+            e = expect_from_exact(exact_record.get(m.exact_field), m.kind)
+            if c != e:
+                out.append(f"{m.crm_field}={crm_record.get(m.crm_field)!r} in Customcrm but "
+                           f"{m.exact_field}={exact_record.get(m.exact_field)!r} in Exact")
+        if self.line_mappings and (wanted is None or wanted & {m.row for m in self.line_mappings}):
+            expected = Counter(tuple(self.expected_exact(m, line.get(m.crm_field)) for m in self.line_mappings)
+                               for line in crm_record.get("Lines") or [])
+            actual = Counter(tuple(expect_from_exact(line.get(m.exact_field), m.kind) for m in self.line_mappings)
+                             for line in self.exact_lines(str(exact_record[self.exact_key])))
+            if expected != actual:
+                names = ", ".join(m.row.source for m in self.line_mappings)
+                out.append(f"lines ({names}) differ: Customcrm {sorted(map(str, expected.elements()))} but Exact "
+                           f"{sorted(map(str, actual.elements()))}")
+        return out
+
+    def assert_pair_agrees(self, check: str, crm_id: str, exact_id: str,
+                           rows: list[PropertyRow] | None = None) -> None:
+        crm_record = self.crm.get(self.crm_path, crm_id)
+        exact_record = self.exact.get(self.exact_path, exact_id)
+        if crm_record is None or exact_record is None:
+            missing = self.label("crm", crm_id) if crm_record is None else self.label("exact", exact_id)
+            raise CheckFailure(f"[{self.flow.id} / {check}] {missing} is gone")
+        problems = self.mismatches(crm_record, exact_record, rows)
+        if problems:
+            raise CheckFailure(
+                f"[{self.flow.id} / {check}] {self.label('crm', crm_id)} and {self.label('exact', exact_id)} "
+                "disagree: " + "; ".join(problems))
+
+    def create_pair(self, check: str, record: dict[str, Any]) -> tuple[str, str]:
+        """Create a Customcrm record, sync, and return it with the one Exact record it produced."""
+        before = set(self.exact_records())
+        created = self.crm.create(self.crm_path, record)
+        self.sync()
+        new = sorted(set(self.exact_records()) - before)
+        if len(new) != 1:
+            raise CheckFailure(
+                f"[{self.flow.id} / {check}] {self.label('crm', created['Id'])} was created with {record!r}; "
+                f"expected exactly one new Exact {self.flow.target_type} after a sync, found {len(new)}")
+        return str(created["Id"]), new[0]
+
+    def versions(self) -> dict[str, dict[str, Any]]:
+        """Every record's version on both sides (lines included): a write changes one."""
+        out = {"customcrm": {r["Id"]: r["Version"] for r in self.crm.all(self.crm_path)},
+               "exact": {k: r["Timestamp"] for k, r in self.exact_records().items()}}
+        if self.plan.entity.lines is not None:
+            out["exact lines"] = {k: r["Timestamp"] for k, r in
+                                  self.exact_records(self.plan.entity.lines.sync_path).items()}
+        return out
+
+
+def engine_flows(flow: Flow, doc: Dataflow) -> list[str]:
+    """The flow and every flow it depends on (document requirements and the flows its references use)."""
+    all_flows = doc.flows
+    by_id = {f.id: f for f in all_flows}
+    out: list[str] = []
+
+    def visit(flow_id: str) -> None:
+        if flow_id in out or flow_id not in by_id:
+            return
+        out.append(flow_id)
+        current = by_id[flow_id]
+        for required in current.requires:
+            visit(required)
+        plan = plan_flow(current, doc)
+        if not isinstance(plan, str):
+            for m in plan.mappings:
+                if m.ref_flow:
+                    visit(m.ref_flow)
+            if resource_for(current.source_type) is not None and plan.kind == "users":
+                for other in all_flows:
+                    if other.target_type.lower() == current.target_type.lower() and other.id != current.id:
+                        visit(other.id)
+
+    visit(flow.id)
+    return out

@@ -1,0 +1,158 @@
+"""Checks of the reference flow "Customcrm User to Exact Salesorders": an order's owner is its Salesperson.
+
+Users are matched by e-mail to Exact users (which the API cannot create), so a check seeds the Exact users
+it needs through the mock's admin plane, then drives orders through both APIs.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+from hypothesis import strategies as st
+
+from conformance.checks import Check
+from conformance.context import CheckFailure, FlowContext
+from sync.dataflow import Flow, PropertyRow
+
+__all__ = ["user_checks"]
+
+_numbers = itertools.count(1)
+
+
+def _order(ctx: FlowContext, owner: str | None) -> tuple[str, str]:
+    """A Customcrm order owned by `owner`, synced; returns its Customcrm and Exact ids."""
+    customer = sorted(ctx.pools["Customer"])[0]
+    product = sorted(ctx.pools["Product"])[0]
+    number = f"U-{next(_numbers):06d}"
+    body: dict[str, Any] = {"OrderNumber": number, "CustomerId": customer,
+                            "Lines": [{"ProductId": product, "Quantity": 1, "UnitPrice": 1}]}
+    if owner is not None:
+        body["OwnerId"] = owner
+    order = ctx.crm.create("orders", body)
+    ctx.sync()
+    matches = [r for r in ctx.exact.all("sync/SalesOrder/SalesOrderHeaders") if r.get("YourRef") == number]
+    if len(matches) != 1:
+        raise CheckFailure(f"[{ctx.flow.id}] Customcrm Order {order['Id']} ({number}) gave {len(matches)} Exact "
+                           "Salesorders; expected one")
+    return str(order["Id"]), str(matches[0]["OrderID"]).lower()
+
+
+def _expect_salesperson(ctx: FlowContext, check: str, crm_order: str, exact_order: str) -> None:
+    order = ctx.crm.get("orders", crm_order) or {}
+    header = ctx.exact.get("salesorder/SalesOrders", exact_order) or {}
+    owner = order.get("OwnerId")
+    expected = ctx.pools.get("User", {}).get(owner) if owner else None
+    actual = str(header.get("Salesperson") or "").lower() or None
+    if expected != actual:
+        raise CheckFailure(f"[{ctx.flow.id} / {check}] Customcrm Order {crm_order} is owned by {owner!r} (Exact user "
+                           f"{expected!r}) but Exact Salesorders {exact_order} has Salesperson {actual!r}")
+
+
+def _prepare(ctx: FlowContext, data: st.DataObject) -> None:
+    ctx.prepare(data, {"Customer", "Product", "User"})
+
+
+def _create(ctx: FlowContext, data: st.DataObject) -> None:
+    _prepare(ctx, data)
+    owner = data.draw(st.sampled_from(sorted(ctx.pools["User"])), label="owner")
+    crm_order, exact_order = _order(ctx, owner)
+    _expect_salesperson(ctx, "create", crm_order, exact_order)
+
+
+def _link(ctx: FlowContext, data: st.DataObject) -> None:
+    _prepare(ctx, data)
+    users_before = len(ctx.exact_users())
+    [stranger] = ctx.add_users(data, 1, matched=False)
+    crm_order, exact_order = _order(ctx, stranger)
+    header = ctx.exact.get("salesorder/SalesOrders", exact_order) or {}
+    if header.get("Salesperson"):
+        raise CheckFailure(f"[{ctx.flow.id} / link] Customcrm User {stranger} has no Exact user with its e-mail, "
+                           f"yet Exact Salesorders {exact_order} has Salesperson {header['Salesperson']}")
+    if len(ctx.exact_users()) != users_before:
+        raise CheckFailure(f"[{ctx.flow.id} / link] the sync changed the number of Exact users")
+    owner = sorted(ctx.pools["User"])[0]
+    crm_order, exact_order = _order(ctx, owner)
+    _expect_salesperson(ctx, "link", crm_order, exact_order)
+
+
+def _reassign(ctx: FlowContext, data: st.DataObject, side: str, crm_order: str, exact_order: str) -> None:
+    current = (ctx.crm.get("orders", crm_order) or {}).get("OwnerId")
+    others = [u for u in sorted(ctx.pools["User"]) if u != current]
+    new_owner = data.draw(st.sampled_from(others), label="new owner")
+    if side == "customcrm":
+        ctx.crm.update("orders", crm_order, {"OwnerId": new_owner})
+    else:
+        ctx.exact.update("salesorder/SalesOrders", exact_order, {"Salesperson": ctx.pools["User"][new_owner]})
+
+
+def _edit(side: str) -> Callable[[FlowContext, st.DataObject], None]:
+    check = f"edit-{side}"
+
+    def run(ctx: FlowContext, data: st.DataObject) -> None:
+        _prepare(ctx, data)
+        crm_order, exact_order = _order(ctx, sorted(ctx.pools["User"])[0])
+        _reassign(ctx, data, side, crm_order, exact_order)
+        ctx.sync()
+        _expect_salesperson(ctx, check, crm_order, exact_order)
+
+    return run
+
+
+def _stays_in_sync(ctx: FlowContext, data: st.DataObject) -> None:
+    _prepare(ctx, data)
+    orders = [_order(ctx, data.draw(st.sampled_from(sorted(ctx.pools["User"])), label="owner"))
+              for _ in range(data.draw(st.integers(1, 2), label="orders"))]
+    for step in data.draw(st.lists(st.sampled_from(["customcrm", "exact", "sync"]), max_size=5), label="steps"):
+        if step == "sync":
+            ctx.sync()
+        else:
+            crm_order, exact_order = data.draw(st.sampled_from(orders), label="order")
+            _reassign(ctx, data, step, crm_order, exact_order)
+    ctx.sync()
+    for crm_order, exact_order in orders:
+        _expect_salesperson(ctx, "stays-in-sync", crm_order, exact_order)
+    before = ([o["Version"] for o in ctx.crm.all("orders")],
+              [r["Timestamp"] for r in ctx.exact.all("sync/SalesOrder/SalesOrderHeaders")])
+    ctx.sync()
+    after = ([o["Version"] for o in ctx.crm.all("orders")],
+             [r["Timestamp"] for r in ctx.exact.all("sync/SalesOrder/SalesOrderHeaders")])
+    if before != after:
+        raise CheckFailure(f"[{ctx.flow.id} / stays-in-sync] a sync with no edits wrote to the orders")
+
+
+def _property(row: PropertyRow) -> Callable[[FlowContext, st.DataObject], None]:
+    check = f"property:{row.id}"
+
+    def run(ctx: FlowContext, data: st.DataObject) -> None:
+        _prepare(ctx, data)
+        crm_order, exact_order = _order(ctx, data.draw(st.sampled_from(sorted(ctx.pools["User"])), label="owner"))
+        if row.target.endswith("FullName"):
+            header = ctx.exact.get("salesorder/SalesOrders", exact_order) or {}
+            owner = (ctx.crm.get("orders", crm_order) or {}).get("OwnerId")
+            user = ctx.crm.get("users", str(owner)) or {}
+            if header.get(row.target) != user.get(row.source):
+                raise CheckFailure(f"[{ctx.flow.id} / {check}] Customcrm User {owner} is {user.get(row.source)!r} "
+                                   f"but Exact Salesorders {exact_order} shows {row.target}={header.get(row.target)!r}")
+            return
+        _expect_salesperson(ctx, check, crm_order, exact_order)
+        for side in ("exact", "customcrm"):
+            _reassign(ctx, data, side, crm_order, exact_order)
+            ctx.sync()
+            _expect_salesperson(ctx, f"{check} (edited in {side})", crm_order, exact_order)
+
+    return run
+
+
+def user_checks(flow: Flow) -> list[Check]:
+    return [
+        Check("create", "A user's new order gets the matching Exact user as Salesperson", _create),
+        Check("link", "Users are matched by e-mail; an unmatched user leaves Salesperson empty", _link),
+        Check("edit-customcrm", "Reassigning the owner in Customcrm changes the Salesperson", _edit("customcrm")),
+        Check("edit-exact", "Changing the Salesperson in Exact reassigns the owner", _edit("exact")),
+        Check("stays-in-sync", "Reassignments on both sides converge; a sync without edits writes nothing",
+              _stays_in_sync),
+        *(Check(f"property:{row.id}", f"{row.source} is kept equal to {row.target} ({row.data_type})",
+                _property(row), row) for row in flow.properties),
+    ]
