@@ -1,4 +1,4 @@
-"""The talkcheck command line: run, flows, serve (sync comes with the full engine)."""
+"""The talkcheck command line: run, flows, sync, serve."""
 
 from __future__ import annotations
 
@@ -36,6 +36,10 @@ def _parser() -> argparse.ArgumentParser:
 
     flows = sub.add_parser("flows", help="list the parsed checklist")
     flows.add_argument("--doc", help="a dataflow document (default: the project's own)")
+
+    sync = sub.add_parser("sync", help="run the reference engine between two configured systems")
+    sync.add_argument("--config", required=True, help="a TOML file naming both systems (see README)")
+    sync.add_argument("--once", action="store_true", help="one pass, then exit (0: no record failed, 1: some did)")
 
     serve = sub.add_parser("serve", help="serve the mocks under uvicorn")
     serve.add_argument("system", nargs="?", default="all", choices=["exact", "customcrm", "all"])
@@ -105,6 +109,26 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK if result.ok else EXIT_FAILED
 
 
+def _cmd_sync(args: argparse.Namespace) -> int:
+    from sync.config import load_config
+    from sync.errors import AuthError, ConfigError
+    from sync.service import run_service, scrub
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"talkcheck: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        report = run_service(config, once=args.once, out=lambda text: print(text, flush=True))
+    except (ConfigError, AuthError) as exc:
+        print(f"talkcheck: {scrub(str(exc), config.secrets)}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_OK
+    return EXIT_OK if all(r.failed == 0 for r in report.flows) else EXIT_FAILED
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -135,6 +159,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_flows(args)
         if args.command == "run":
             return _cmd_run(args)
+        if args.command == "sync":
+            return _cmd_sync(args)
         return _cmd_serve(args)
     except DataflowError as exc:
         print(f"talkcheck: {exc}", file=sys.stderr)

@@ -220,6 +220,10 @@ class Systems:
         self._clients.append(client)
         return client
 
+    def transport(self, system: str) -> httpx.BaseTransport | None:
+        """The in-process transport of a mock (None when it runs under uvicorn)."""
+        return self._transports.get(system)
+
     def exact_actor(self) -> ExactActor:
         return ExactActor(self.client("exact"), self.division, self.client_id, self.client_secret,
                           DEFAULT_REDIRECT_URI)

@@ -546,16 +546,28 @@ class Engine:
         return self.exact.find(plan.entity, conditions, plan.exact_fields)
 
     def _recover_intents(self, plan: FlowPlan, report: FlowReport) -> None:
-        """After a crash between a create and its link, adopt the created record instead of creating again."""
-        for crm_id, conditions in self.store.intents(plan.flow.id).items():
+        """After a crash between a create and its link, adopt the created record instead of creating again.
+
+        The record is found by its merge key or, without one, among the records Exact changed since the
+        flow's cursor (which a crashed pass never advanced) as the unlinked one with exactly the intended values.
+        """
+        for crm_id, intent in self.store.intents(plan.flow.id).items():
+            conditions = intent.get("conditions") or {}
+            intended = intent.get("values") or {}
             if conditions:
-                candidates = [m for m in self.find_matches(plan, conditions)
-                              if self.store.link_by_exact(plan.flow.id, str(m[plan.entity.key]).lower()) is None]
-                record = self.crm.get(plan.resource, crm_id)
-                if len(candidates) == 1 and record is not None:
-                    self._guarded(plan, report, crm_id,
-                                  lambda r=record, c=candidates[0]: self._link_existing(plan, r, c, report))
-                    continue
+                found = self.find_matches(plan, conditions)
+            else:
+                after = int(self.store.cursor(f"{plan.flow.id}:exact") or 0)
+                rows, _ = self.exact.changes(plan.entity, plan.exact_fields, after)
+                found = [r for r in rows if intended and
+                         {k: v for k, v in self.exact_values(plan, r).items() if k in intended} == intended]
+            candidates = [m for m in found
+                          if self.store.link_by_exact(plan.flow.id, str(m[plan.entity.key]).lower()) is None]
+            record = self.crm.get(plan.resource, crm_id)
+            if len(candidates) == 1 and record is not None:
+                self._guarded(plan, report, crm_id,
+                              lambda r=record, c=candidates[0]: self._link_existing(plan, r, c, report))
+                continue
             self.store.drop_intent(plan.flow.id, crm_id)
             self.store.add_pending(plan.flow.id, crm_id)
 
@@ -607,7 +619,8 @@ class Engine:
                 report.note(crm_id, "skipped", f"Exact {plan.flow.target_type} needs at least one line")
                 return
             values[plan.entity.lines.nav] = [self._exact_line_body(plan, line) for line in crm_lines.values()]
-        self.store.add_intent(plan.flow.id, crm_id, conditions)
+        self.store.add_intent(plan.flow.id, crm_id, {"conditions": conditions, "values": {
+            k: v for k, v in crm_values.items() if not _empty(v)}})
         created = self.exact.create(plan.entity, values)
         exact_key = str(created[plan.entity.key]).lower()
         snapshot = dict(crm_values)

@@ -164,6 +164,9 @@ def send(
                 attempt += 1
                 continue
             raise
+        if response.headers.get("X-RateLimit-Minutely-Remaining") == "0":
+            # The minute's budget is spent: wait for the window instead of running into a 429.
+            policy.sleep(policy.rate_limit_wait(response, attempt))
         return response
 
 

@@ -36,7 +36,7 @@ class ExactTokens:
     refresh_token: str
     access_token: str | None = None
     issued_at: float = 0.0
-    on_rotate: Callable[[str], None] | None = None
+    on_rotate: Callable[[str], None] | None = None  # called with the new refresh token, before any use
     clock: Callable[[], float] = time.time
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 

@@ -1,0 +1,135 @@
+"""The reference engine's configuration: a TOML file that names both systems; secrets stay in the environment.
+
+Example ``sync.toml``::
+
+    [engine]
+    state = "talkcheck-sync.sqlite3"     # links, snapshots, cursors and tokens
+    priority = "customcrm"               # who wins when both sides changed at the same time
+    interval = 60                         # seconds between passes without --once
+
+    [customcrm]
+    base_url = "https://crm.example.com"
+    api_key_env = "CUSTOMCRM_API_KEY"
+
+    [exact]
+    base_url = "https://start.exactonline.nl"
+    division = 499156
+    client_id_env = "EXACT_CLIENT_ID"
+    client_secret_env = "EXACT_CLIENT_SECRET"
+    refresh_token_env = "EXACT_REFRESH_TOKEN"  # the first one; rotated tokens are kept in the state file
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sync.errors import ConfigError
+
+__all__ = ["CustomcrmConfig", "EngineConfig", "ExactConfig", "SyncConfig", "load_config"]
+
+
+@dataclass(frozen=True)
+class CustomcrmConfig:
+    base_url: str
+    api_key: str
+
+    def __repr__(self) -> str:
+        return f"CustomcrmConfig(base_url={self.base_url!r}, api_key=***)"
+
+
+@dataclass(frozen=True)
+class ExactConfig:
+    base_url: str
+    division: int
+    client_id: str
+    client_secret: str
+    refresh_token: str | None
+
+    def __repr__(self) -> str:
+        return f"ExactConfig(base_url={self.base_url!r}, division={self.division}, secrets=***)"
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    state: str = "talkcheck-sync.sqlite3"
+    priority: str = "customcrm"
+    interval: float = 60.0
+    document: str | None = None
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class SyncConfig:
+    engine: EngineConfig
+    customcrm: CustomcrmConfig
+    exact: ExactConfig
+
+    @property
+    def secrets(self) -> list[str]:
+        """Every secret value, so output can be scrubbed of them."""
+        values = [self.customcrm.api_key, self.exact.client_secret, self.exact.refresh_token or ""]
+        return [v for v in values if v]
+
+
+def _section(data: dict[str, Any], name: str, path: Path) -> dict[str, Any]:
+    section = data.get(name)
+    if not isinstance(section, dict):
+        raise ConfigError(f"{path}: the section [{name}] is missing")
+    return section
+
+
+def _secret(section: dict[str, Any], key: str, name: str, path: Path, *, required: bool = True) -> str | None:
+    env_name = section.get(f"{key}_env")
+    if env_name is None:
+        if key in section:
+            raise ConfigError(f"{path}: [{name}] {key} must not be written in the file; name an environment "
+                              f"variable with {key}_env")
+        if required:
+            raise ConfigError(f"{path}: [{name}] needs {key}_env, the environment variable that holds {key}")
+        return None
+    value = os.environ.get(str(env_name))
+    if not value and required:
+        raise ConfigError(f"{path}: the environment variable {env_name} ([{name}] {key}) is not set")
+    return value or None
+
+
+def _url(section: dict[str, Any], name: str, path: Path) -> str:
+    url = section.get("base_url")
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise ConfigError(f"{path}: [{name}] base_url must be an http(s) URL")
+    return url.rstrip("/")
+
+
+def load_config(path: str | Path) -> SyncConfig:
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read the config {p}: {exc.strerror or exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: not valid TOML: {exc}") from exc
+    engine = data.get("engine", {})
+    crm = _section(data, "customcrm", p)
+    exact = _section(data, "exact", p)
+    priority = str(engine.get("priority", "customcrm"))
+    if priority not in ("customcrm", "exact"):
+        raise ConfigError(f"{p}: [engine] priority is 'customcrm' or 'exact', not {priority!r}")
+    try:
+        division = int(exact["division"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"{p}: [exact] division must be a number") from exc
+    state = str(engine.get("state", "talkcheck-sync.sqlite3"))
+    if not Path(state).is_absolute():
+        state = str((p.parent / state).resolve())
+    return SyncConfig(
+        engine=EngineConfig(state=state, priority=priority, interval=float(engine.get("interval", 60)),
+                            document=engine.get("document"), timeout=float(engine.get("timeout", 30))),
+        customcrm=CustomcrmConfig(_url(crm, "customcrm", p), str(_secret(crm, "api_key", "customcrm", p))),
+        exact=ExactConfig(_url(exact, "exact", p), division, str(_secret(exact, "client_id", "exact", p)),
+                          str(_secret(exact, "client_secret", "exact", p)),
+                          _secret(exact, "refresh_token", "exact", p, required=False)),
+    )

@@ -1,0 +1,76 @@
+"""Running the reference engine between two configured systems: connectors, token storage, passes.
+
+The Exact tokens live in the state file next to the links: every rotated refresh token is written before
+it is used again, and a restarted engine reuses a still-valid access token instead of refreshing early
+(Exact refuses a refresh within 570 seconds of the last one).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+
+import httpx
+
+from sync.config import SyncConfig
+from sync.connectors.customcrm import CustomcrmConnector
+from sync.connectors.exact import ExactConnector, ExactTokens
+from sync.dataflow import load_dataflow
+from sync.engine import Engine, SyncReport
+from sync.errors import ConfigError
+from sync.http import HttpPolicy
+from sync.store import LinkStore
+
+__all__ = ["build_engine", "run_service", "scrub"]
+
+_TOKEN_KEY = "exact:tokens"
+
+
+def scrub(text: str, secrets: list[str]) -> str:
+    """Output never shows a secret."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def build_engine(config: SyncConfig, *, policy: HttpPolicy | None = None,
+                 transports: dict[str, httpx.BaseTransport] | None = None) -> Engine:
+    doc = load_dataflow(config.engine.document) if config.engine.document else load_dataflow()
+    store = LinkStore(config.engine.state)
+    saved = store.cursor(_TOKEN_KEY)
+    state = json.loads(saved) if saved else {}
+    refresh_token = state.get("refresh_token") or config.exact.refresh_token
+    if not refresh_token:
+        raise ConfigError("no Exact refresh token: set the variable named by [exact] refresh_token_env once; "
+                          "rotated tokens are kept in the state file afterwards")
+
+    def persist(tokens: ExactTokens) -> None:
+        store.set_cursor(_TOKEN_KEY, json.dumps({"refresh_token": tokens.refresh_token,
+                                                 "access_token": tokens.access_token,
+                                                 "issued_at": tokens.issued_at}))
+
+    tokens = ExactTokens(config.exact.client_id, config.exact.client_secret, refresh_token,
+                         access_token=state.get("access_token"), issued_at=float(state.get("issued_at", 0)))
+    tokens.on_rotate = lambda _token: persist(tokens)
+    transports = transports or {}
+    timeout = httpx.Timeout(config.engine.timeout)
+    crm_client = httpx.Client(base_url=config.customcrm.base_url, timeout=timeout,
+                              transport=transports.get("customcrm"))
+    exact_client = httpx.Client(base_url=config.exact.base_url, timeout=timeout, transport=transports.get("exact"))
+    crm = CustomcrmConnector(crm_client, config.customcrm.api_key, policy)
+    exact = ExactConnector(exact_client, config.exact.division, tokens, policy)
+    return Engine(doc, crm, exact, store, priority=config.engine.priority)
+
+
+def run_service(config: SyncConfig, *, once: bool, out: Callable[[str], None] = print,
+                sleep: Callable[[float], None] = time.sleep) -> SyncReport:
+    """Run passes until stopped (or one pass with `once`); prints each pass's report, secrets scrubbed."""
+    engine = build_engine(config)
+    while True:
+        report = engine.run_pass()
+        out(scrub(report.summary(), config.secrets))
+        if once:
+            return report
+        sleep(config.engine.interval)

@@ -1,0 +1,210 @@
+"""The engine under faults and crashes: it reaches the same end state, with no duplicates and no lost edit."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from conformance.dataset import Sizes, create_all, end_state, make_dataset
+from conformance.systems import Systems
+from sync.connectors.customcrm import CustomcrmConnector
+from sync.connectors.exact import ExactConnector, ExactTokens
+from sync.dataflow import load_dataflow
+from sync.engine import Engine
+from sync.http import HttpPolicy
+from sync.store import LinkStore
+
+SIZES = Sizes(customers=12, contacts=10, products=4, orders=5, order_lines=2, quotes=3, quote_lines=2, users=2)
+LARGE = Sizes(customers=200, contacts=120, products=20, orders=60, order_lines=3, quotes=30, quote_lines=2, users=3)
+
+
+def populate(systems: Systems, seed: int = 3, sizes: Sizes = SIZES) -> dict[str, Any]:
+    data = make_dataset(sizes, seed)
+    systems.admin("exact", "seed", {"users": [{"Email": u["Email"], "FullName": u["FullName"]}
+                                              for u in data["users"]]})
+    create_all(systems.customcrm_actor(), data)
+    return data
+
+
+class Flaky(httpx.BaseTransport):
+    """Client-side timeouts: some requests never leave, some are handled and their answer is lost."""
+
+    def __init__(self, inner: httpx.BaseTransport, rng: random.Random, rate: float) -> None:
+        self.inner = inner
+        self.rng = rng
+        self.rate = rate
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        roll = self.rng.random()
+        if roll < self.rate / 2:
+            raise httpx.ConnectTimeout("injected: connect timeout", request=request)
+        response = self.inner.handle_request(request)
+        if roll < self.rate:
+            raise httpx.ReadTimeout("injected: the answer was lost", request=request)
+        return response
+
+
+def engine_for(systems: Systems, *, flaky: float = 0.0, seed: int = 0) -> Engine:
+    tokens = systems.exact_actor().authorize()
+    rng = random.Random(seed)
+    policy = HttpPolicy(attempts=6, base_delay=0.0, sleep=lambda _s: None, rng=random.Random(seed))
+
+    def client(system: str, base: str) -> httpx.Client:
+        transport = systems.transport(system)
+        assert transport is not None
+        return httpx.Client(base_url=base, transport=Flaky(transport, rng, flaky) if flaky else transport)
+
+    crm = CustomcrmConnector(client("customcrm", systems.customcrm_url), systems.api_key, policy)
+    exact = ExactConnector(client("exact", systems.exact_url), systems.division,
+                           ExactTokens(tokens.client_id, tokens.client_secret, tokens.refresh_token,
+                                       access_token=tokens.access_token, issued_at=time.time()), policy)
+    return Engine(load_dataflow(), crm, exact, LinkStore(":memory:"))
+
+
+def converge(engine: Engine, passes: int) -> int:
+    """Run passes until one fails nothing and writes nothing; returns how many it took."""
+    for number in range(1, passes + 1):
+        report = engine.run_pass()
+        if report.writes == 0 and all(r.failed == 0 for r in report.flows):
+            return number
+    raise AssertionError(f"no quiet pass after {passes} passes:\n{report.summary()}")
+
+
+def reference_state(sizes: Sizes) -> dict[str, Any]:
+    """The end state of an uninterrupted, fault-free run over the same data."""
+    systems = Systems.start("inproc")
+    try:
+        populate(systems, sizes=sizes)
+        converge(engine_for(systems), 4)
+        return end_state(systems.exact_actor())
+    finally:
+        systems.close()
+
+
+@pytest.fixture
+def reference() -> dict[str, Any]:
+    return reference_state(SIZES)
+
+
+def test_faults_in_both_mocks_reach_the_same_end_state(reference: dict[str, Any]) -> None:
+    systems = Systems.start("inproc")
+    try:
+        populate(systems)
+        rules = [{"path": "^/api/", "status": 429, "rate": 0.08}, {"path": "^/api/", "status": 503, "rate": 0.08},
+                 {"path": "^/api/", "method": "POST", "drop_response": True, "rate": 0.15},
+                 {"path": "^/api/", "method": "PUT", "drop_response": True, "rate": 0.15},
+                 {"path": "^/api/v1/(customers|contacts|orders|quotes)", "method": "PATCH", "drop_response": True,
+                  "rate": 0.15}]
+        for system in ("exact", "customcrm"):
+            systems.admin(system, "faults", {"rules": [r for r in rules if "oauth" not in r["path"]], "seed": 11})
+        engine = engine_for(systems, flaky=0.05, seed=5)
+        passes = converge(engine, 30)
+        for system in ("exact", "customcrm"):
+            systems.admin(system, "faults", {"rules": []})
+        assert end_state(systems.exact_actor()) == reference
+        assert converge(engine, 2) == 1  # and it stays quiet
+        assert passes > 1  # the faults did bite
+    finally:
+        systems.close()
+
+
+def test_one_edit_on_each_side_costs_exactly_one_write_and_none_back() -> None:
+    systems = Systems.start("inproc")
+    try:
+        populate(systems)
+        engine = engine_for(systems)
+        converge(engine, 4)
+        crm, exact = systems.customcrm_actor(), systems.exact_actor()
+        customer = crm.all("customers")[0]
+        crm.update("customers", customer["Id"], {"City": "Zierikzee"})
+        account = next(a for a in exact.all("sync/CRM/Accounts") if a["Name"] != customer["Name"])
+        exact.update("crm/Accounts", account["ID"], {"Phone": "+31 111 222 333"})
+        report = engine.run_pass()
+        writes = {m: n for m, n in report.calls["exact"].items() if m in ("POST", "PUT", "DELETE")}
+        crm_writes = {m: n for m, n in report.calls["customcrm"].items() if m in ("POST", "PATCH", "DELETE")}
+        assert writes == {"PUT": 1} and crm_writes == {"PATCH": 1}
+        assert engine.run_pass().writes == 0
+    finally:
+        systems.close()
+
+
+# ---------------------------------------------------------------------- the engine as a process
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[Systems, Path, dict[str, str]]]:
+    systems = Systems.start("server")
+    try:
+        tokens = systems.exact_actor().authorize()
+        systems.admin("exact", "clock", {"advance": 571})  # the first refresh may come at once
+        config = tmp_path / "sync.toml"
+        config.write_text(
+            "[engine]\nstate = \"state.sqlite3\"\ntimeout = 10\n\n"
+            f"[customcrm]\nbase_url = \"{systems.customcrm_url}\"\napi_key_env = \"TC_CRM_KEY\"\n\n"
+            f"[exact]\nbase_url = \"{systems.exact_url}\"\ndivision = {systems.division}\n"
+            "client_id_env = \"TC_EXACT_ID\"\nclient_secret_env = \"TC_EXACT_SECRET\"\n"
+            "refresh_token_env = \"TC_EXACT_REFRESH\"\n")
+        env = os.environ | {"TC_CRM_KEY": systems.api_key, "TC_EXACT_ID": tokens.client_id,
+                            "TC_EXACT_SECRET": tokens.client_secret, "TC_EXACT_REFRESH": tokens.refresh_token}
+        yield systems, config, env
+    finally:
+        systems.close()
+
+
+def run_sync(config: Path, env: dict[str, str], *, kill_after: float | None = None) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "conformance.cli", "sync", "--config", str(config), "--once"]
+    if kill_after is None:
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(kill_after)
+    proc.send_signal(signal.SIGKILL)
+    out, err = proc.communicate(timeout=30)
+    return subprocess.CompletedProcess(command, proc.returncode, out, err)
+
+
+@pytest.mark.slow
+def test_sync_command_uses_the_config_and_never_prints_secrets(served: tuple[Systems, Path, dict[str, str]],
+                                                               tmp_path: Path) -> None:
+    systems, config, env = served
+    systems.customcrm_actor().create("customers", {"Name": "Config BV", "Email": "cfg@example.com"})
+    done = run_sync(config, env)
+    assert done.returncode == 0, done.stderr
+    assert "customer-accounts: created 1" in done.stdout
+    for secret in (env["TC_CRM_KEY"], env["TC_EXACT_SECRET"], env["TC_EXACT_REFRESH"]):
+        assert secret not in done.stdout + done.stderr
+    rotated = json.loads(__import__("sqlite3").connect(tmp_path / "state.sqlite3").execute(
+        "SELECT value FROM cursors WHERE name='exact:tokens'").fetchone()[0])
+    assert rotated["refresh_token"] != env["TC_EXACT_REFRESH"]  # the rotated token was kept
+    missing = run_sync(config, {k: v for k, v in env.items() if k != "TC_CRM_KEY"})
+    assert missing.returncode == 2 and "TC_CRM_KEY" in missing.stderr
+
+
+@pytest.mark.slow
+def test_killed_at_random_points_the_engine_creates_no_duplicate(
+        served: tuple[Systems, Path, dict[str, str]]) -> None:
+    systems, config, env = served
+    reference = reference_state(LARGE)
+    populate(systems, sizes=LARGE)
+    rng = random.Random(7)
+    kills = 0
+    for _ in range(12):
+        result = run_sync(config, env, kill_after=rng.uniform(0.5, 2.5))
+        kills += result.returncode == -signal.SIGKILL
+    for _ in range(4):
+        done = run_sync(config, env)
+        assert done.returncode == 0, done.stdout + done.stderr
+    assert kills >= 3, "the engine finished before it could be killed: raise the data size"
+    assert end_state(systems.exact_actor()) == reference
+    quiet = run_sync(config, env)
+    assert "created 0" in quiet.stdout and "updated in Exact 0" in quiet.stdout
