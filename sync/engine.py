@@ -835,11 +835,16 @@ class Engine:
             raw[lid] = line
         return out, raw
 
+    @staticmethod
+    def _line_id(raw: dict[str, dict[str, Any]], lid: str) -> str:
+        """The Exact ID of a line listed under `lid` (a Customcrm line id, or 'exact:<ID>')."""
+        return str(raw[lid]["ID"]).lower()
+
     def _link_lines(self, plan: FlowPlan, crm_record: dict[str, Any], exact_key: str,
                     report: FlowReport) -> dict[str, dict[str, Any]]:
         """At link time lines are paired by product; unpaired lines of either side are added to the other."""
         crm_lines = self.crm_lines(plan, crm_record)
-        exact_lines, _raw = self._exact_lines_by_crm_id(plan, exact_key)
+        exact_lines, raw = self._exact_lines_by_crm_id(plan, exact_key)
         product = next((m.id for m in plan.lines if m.kind == "ref"), None)
         unpaired_exact = dict(exact_lines)
         snapshot: dict[str, dict[str, Any]] = {}
@@ -849,9 +854,11 @@ class Engine:
             if match is not None:
                 ev = unpaired_exact.pop(match)
                 merged = {k: self.link_value(values[k], ev.get(k), True) for k in values}
-                self.store.put_link(plan.line_flow, crm_line_id, match[len(UNLINKED):], {})
+                self.store.drop_link(plan.line_flow, match)
+                self.store.drop_link(plan.line_flow, crm_line_id)
+                self.store.put_link(plan.line_flow, crm_line_id, self._line_id(raw, match), {})
                 if merged != ev:
-                    self.exact.update_line(plan.entity, match[len(UNLINKED):],
+                    self.exact.update_line(plan.entity, self._line_id(raw, match),
                                            self._exact_line_body(plan, merged, clears=True))
                 snapshot[crm_line_id] = merged
             else:
@@ -867,7 +874,8 @@ class Engine:
             known = set(snapshot)
             fresh = [line for line in updated.get("Lines", []) if str(line["Id"]) not in known]
             for (lid, ev), line in zip(new_exact, fresh, strict=False):
-                self.store.put_link(plan.line_flow, str(line["Id"]), lid[len(UNLINKED):], {})
+                self.store.drop_link(plan.line_flow, lid)
+                self.store.put_link(plan.line_flow, str(line["Id"]), self._line_id(raw, lid), {})
                 snapshot[str(line["Id"])] = ev
             report.updated_customcrm += 1
         return snapshot
@@ -884,9 +892,9 @@ class Engine:
     def _merge_lines(self, plan: FlowPlan, link: Link, crm_record: dict[str, Any], crm_first: bool) -> _LineMerge:
         """Three-way merge of line collections: adds, changes and removals on either side."""
         crm_lines = self.crm_lines(plan, crm_record)
-        exact_lines, _raw = self._exact_lines_by_crm_id(plan, link.exact_id)
+        exact_lines, raw = self._exact_lines_by_crm_id(plan, link.exact_id)
         old: dict[str, dict[str, Any]] = link.snapshot.get(LINES) or {}
-        result = _LineMerge()
+        result = _LineMerge(exact_ids={lid: self._line_id(raw, lid) for lid in raw})
         for lid in list(dict.fromkeys([*old, *crm_lines, *exact_lines])):
             c, e, s = crm_lines.get(lid), exact_lines.get(lid), old.get(lid)
             if s is None:
@@ -946,14 +954,13 @@ class Engine:
             self.store.put_link(plan.line_flow, lid, str(created["ID"]).lower(), {})
             wrote = True
         for lid, values in result.exact_update.items():
-            link = self.store.link_by_crm(plan.line_flow, lid)
-            if link is not None:
-                self.exact.update_line(plan.entity, link.exact_id, self._exact_line_body(plan, values, clears=True))
+            if lid in result.exact_ids:
+                self.exact.update_line(plan.entity, result.exact_ids[lid],
+                                       self._exact_line_body(plan, values, clears=True))
                 wrote = True
         for lid in result.exact_delete:
-            link = self.store.link_by_crm(plan.line_flow, lid)
-            exact_line_id = link.exact_id if link is not None else lid[len(UNLINKED):]
-            self.exact.delete_line(plan.entity, exact_line_id)
+            if lid in result.exact_ids:
+                self.exact.delete_line(plan.entity, result.exact_ids[lid])
             self.store.drop_link(plan.line_flow, lid)
             wrote = True
         if result.crm_add:
@@ -961,7 +968,7 @@ class Engine:
             known = set(result.snapshot)
             fresh = [line for line in record.get("Lines") or [] if str(line["Id"]) not in known]
             for (lid, values), line in zip(result.crm_add, fresh, strict=False):
-                self.store.put_link(plan.line_flow, str(line["Id"]), lid[len(UNLINKED):], {})
+                self.store.put_link(plan.line_flow, str(line["Id"]), result.exact_ids[lid], {})
                 snapshot[str(line["Id"])] = values
         for lid in list(snapshot):
             if lid in result.exact_delete:
@@ -980,6 +987,7 @@ class _LineMerge:
     crm_add: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     crm_changed: bool = False
     crm_body: list[dict[str, Any]] = field(default_factory=list)
+    exact_ids: dict[str, str] = field(default_factory=dict)  # line id as merged -> Exact line ID
 
     @property
     def has_writes(self) -> bool:

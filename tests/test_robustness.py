@@ -26,7 +26,7 @@ from sync.http import HttpPolicy
 from sync.store import LinkStore
 
 SIZES = Sizes(customers=12, contacts=10, products=4, orders=5, order_lines=2, quotes=3, quote_lines=2, users=2)
-LARGE = Sizes(customers=200, contacts=120, products=20, orders=60, order_lines=3, quotes=30, quote_lines=2, users=3)
+LARGE = Sizes(customers=400, contacts=200, products=30, orders=100, order_lines=3, quotes=40, quote_lines=2, users=3)
 
 
 def populate(systems: Systems, seed: int = 3, sizes: Sizes = SIZES) -> dict[str, Any]:
@@ -198,8 +198,8 @@ def test_killed_at_random_points_the_engine_creates_no_duplicate(
     populate(systems, sizes=LARGE)
     rng = random.Random(7)
     kills = 0
-    for _ in range(12):
-        result = run_sync(config, env, kill_after=rng.uniform(0.5, 2.5))
+    for _ in range(15):
+        result = run_sync(config, env, kill_after=rng.uniform(0.45, 1.6))
         kills += result.returncode == -signal.SIGKILL
     for _ in range(4):
         done = run_sync(config, env)

@@ -89,6 +89,12 @@ class Division:
     records: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     row_version: int = FIRST_ROW_VERSION
     deleted: list[dict[str, Any]] = field(default_factory=list)
+    highest: dict[str, int] = field(default_factory=dict)  # the highest number used, per numbered field
+    lines_by_header: dict[str, dict[str, set[str]]] = field(default_factory=dict)  # line set -> header -> lines
+    item_codes: dict[str, str] = field(default_factory=dict)  # Code -> Items ID (codes are unique)
+
+    def header_lines(self, line_set: str, header_key: str) -> set[str]:
+        return self.lines_by_header.setdefault(line_set, {}).setdefault(header_key, set())
 
     def next_version(self) -> int:
         self.row_version += 1
@@ -345,18 +351,31 @@ class ExactState:
                 raise ExactError(500, f"{prop.name}: Mandatory")
 
     def _next_number(self, division: int, entity_set: EntitySetDef, field_name: str) -> int:
-        numbers = [int(r[field_name]) for r in self._rows(division, entity_set).values() if r.get(field_name)]
-        return max(numbers, default=0) + 1
+        """The highest number used so far plus one (Exact's numbering: numbers are not reused)."""
+        counter = f"{entity_set.name}.{field_name}"
+        highest = self.division(division).highest
+        if counter not in highest:
+            numbers = [int(str(r[field_name]).strip()) for r in self._rows(division, entity_set).values()
+                       if str(r.get(field_name) or "").strip().isdigit()]
+            highest[counter] = max(numbers, default=0)
+        highest[counter] += 1
+        return highest[counter]
+
+    def _note_number(self, division: int, entity_set: EntitySetDef, field_name: str, value: Any) -> None:
+        counter = f"{entity_set.name}.{field_name}"
+        highest = self.division(division).highest
+        if str(value).strip().isdigit() and counter in highest:
+            highest[counter] = max(highest[counter], int(str(value).strip()))
 
     def _derive(self, division: int, entity_set: EntitySetDef, record: dict[str, Any], created: bool) -> None:
         """Values Exact computes on write: codes, numbers, names, statuses."""
         name = entity_set.name
         if name == "Accounts":
-            rows = self._rows(division, entity_set)
             code = record.get("Code")
             if code is None or not str(code).strip():
-                numbers = [int(r["Code"]) for r in rows.values() if r.get("Code") and r["Code"].strip().isdigit()]
-                code = str(max(numbers, default=0) + 1)
+                code = str(self._next_number(division, entity_set, "Code"))
+            else:
+                self._note_number(division, entity_set, "Code", code)
             code = str(code).strip()
             if len(code) > 18:
                 raise ExactError(500, "Code: the value is too long (maximum 18 characters)")
@@ -367,9 +386,9 @@ class ExactState:
             record["FullName"] = " ".join(p for p in parts if p) or None
         elif name == "Items":
             code = str(record.get("Code") or "")
-            for other in self._rows(division, entity_set).values():
-                if other["ID"] != record.get("ID") and other.get("Code") == code:
-                    raise ExactError(500, f"Code: Data already exists ({code})")
+            owner = self.division(division).item_codes.get(code)
+            if owner is not None and owner != record.get("ID"):
+                raise ExactError(500, f"Code: Data already exists ({code})")
             if created and record.get("IsSalesItem") is False and "IsSalesItem" not in record.get("_given", ()):
                 record["IsSalesItem"] = True
         elif name == "SalesOrders":
@@ -403,14 +422,41 @@ class ExactState:
                 record["AmountFC"] = round(quantity * float(record["NetPrice"]), 2)
             record["AmountDC"] = record["AmountFC"]
 
+    def _put(self, division: int, entity_set: EntitySetDef, record: dict[str, Any]) -> None:
+        """Store a record and keep the indexes (lines per header, item codes) in step."""
+        data = self.division(division)
+        key = str(record[entity_set.key])
+        self._rows(division, entity_set)[key] = record
+        if entity_set.parent is not None:
+            header_lines = self._set(entity_set.parent).lines
+            assert header_lines is not None
+            data.header_lines(entity_set.name, str(record.get(header_lines.parent_key))).add(key)
+        if entity_set.name == "Items" and record.get("Code"):
+            data.item_codes[str(record["Code"])] = key
+
+    def _remove(self, division: int, entity_set: EntitySetDef, key: str, *, keep_row: bool = False) -> None:
+        data = self.division(division)
+        rows = self._rows(division, entity_set)
+        record = rows.get(key)
+        if record is None:
+            return
+        if not keep_row:
+            del rows[key]
+        if entity_set.parent is not None:
+            header_lines = self._set(entity_set.parent).lines
+            assert header_lines is not None
+            data.header_lines(entity_set.name, str(record.get(header_lines.parent_key))).discard(key)
+        if entity_set.name == "Items" and data.item_codes.get(str(record.get("Code"))) == key:
+            del data.item_codes[str(record.get("Code"))]
+
     def _refresh_header(self, division: int, header_set: EntitySetDef, key: str, user: User) -> None:
         """A line changed: the header's amounts change, and so do its Modified and Timestamp."""
         assert header_set.lines is not None
         header = self._rows(division, header_set).get(key)
         if header is None:
             return
-        lines = [r for r in self._rows(division, self._set(header_set.lines.set_name)).values()
-                 if r.get(header_set.lines.parent_key) == key]
+        rows = self._rows(division, self._set(header_set.lines.set_name))
+        lines = [rows[k] for k in self.division(division).header_lines(header_set.lines.set_name, key) if k in rows]
         total = round(sum(float(r.get("AmountFC") or 0) for r in lines), 2)
         header["AmountFC"] = header["AmountDC"] = total
         self._stamp(division, header, user, created=False)
@@ -458,19 +504,20 @@ class ExactState:
                     self._copy_header_fields(entity_set, record, line)
                     self._derive(division, line_set, line, created=True)
             self._stamp(division, record, user, created=True)
-            self._rows(division, entity_set)[record[entity_set.key]] = record
+            self._put(division, entity_set, record)
             if entity_set.lines is not None:
                 line_set = self._set(entity_set.lines.set_name)
                 for line in line_records:
                     self._stamp(division, line, user, created=True)
-                    self._rows(division, line_set)[line[line_set.key]] = line
+                    self._put(division, line_set, line)
                 self._refresh_header(division, entity_set, record[entity_set.key], user)
             if entity_set.parent is not None:
                 header_set = self._set(entity_set.parent)
                 assert header_set.lines is not None
                 header = self._rows(division, header_set)[str(record[header_set.lines.parent_key]).lower()]
-                siblings = [r for r in self._rows(division, entity_set).values()
-                            if r.get(header_set.lines.parent_key) == header[header_set.key] and r is not record]
+                rows = self._rows(division, entity_set)
+                keys = self.division(division).header_lines(entity_set.name, header[header_set.key])
+                siblings = [rows[k] for k in keys if k in rows and rows[k] is not record]
                 record["LineNumber"] = max((int(r.get("LineNumber") or 0) for r in siblings), default=0) + 1
                 self._copy_header_fields(header_set, header, record)
                 self._refresh_header(division, header_set, header[header_set.key], user)
@@ -513,8 +560,10 @@ class ExactState:
             self._require(entity_set, candidate)
             self._derive(division, entity_set, candidate, created=False)
             self._stamp(division, candidate, user, created=False)
+            self._remove(division, entity_set, str(record[entity_set.key]), keep_row=True)
             record.clear()
             record.update(candidate)
+            self._put(division, entity_set, record)
             if entity_set.parent is not None:
                 header_set = self._set(entity_set.parent)
                 assert header_set.lines is not None
@@ -554,13 +603,13 @@ class ExactState:
             used_by = self._in_use(division, entity_set, record_key)
             if used_by is not None:
                 raise ExactError(500, f"This record is in use ({used_by}) and cannot be deleted")
-            del self._rows(division, entity_set)[record_key]
+            self._remove(division, entity_set, record_key)
             self._log_delete(division, entity_set, record_key, user)
             if entity_set.lines is not None:
                 line_set = self._set(entity_set.lines.set_name)
                 lines = self._rows(division, line_set)
                 for line_key in [k for k, r in lines.items() if r.get(entity_set.lines.parent_key) == record_key]:
-                    del lines[line_key]
+                    self._remove(division, line_set, line_key)
                     self._log_delete(division, line_set, line_key, user)
             if entity_set.parent is not None:
                 header_set = self._set(entity_set.parent)
@@ -577,8 +626,9 @@ class ExactState:
         assert entity_set.lines is not None
         with self.lock:
             line_set = self._set(entity_set.lines.set_name)
-            return sorted((r for r in self._rows(division, line_set).values()
-                           if r.get(entity_set.lines.parent_key) == key), key=lambda r: int(r.get("LineNumber") or 0))
+            rows = self._rows(division, line_set)
+            keys = self.division(division).header_lines(line_set.name, key)
+            return sorted((rows[k] for k in keys if k in rows), key=lambda r: int(r.get("LineNumber") or 0))
 
     def deleted(self, division: int) -> list[dict[str, Any]]:
         with self.lock:
