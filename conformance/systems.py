@@ -19,9 +19,15 @@ import uvicorn
 
 from mocks.common.transport import InProcessTransport
 from mocks.customcrm.app import create_app as create_customcrm_app
-from mocks.customcrm.state import DEFAULT_API_KEY
+from mocks.customcrm.state import DEFAULT_API_KEY, CustomcrmState
 from mocks.exact.app import create_app as create_exact_app
-from mocks.exact.state import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_DIVISION, DEFAULT_REDIRECT_URI
+from mocks.exact.state import (
+    DEFAULT_CLIENT_ID,
+    DEFAULT_CLIENT_SECRET,
+    DEFAULT_DIVISION,
+    DEFAULT_REDIRECT_URI,
+    ExactState,
+)
 
 __all__ = ["CustomcrmActor", "ExactActor", "Systems", "TokenSet"]
 
@@ -196,11 +202,15 @@ class Systems:
     _clients: list[httpx.Client] = field(default_factory=list)
     _admin_clients: dict[str, httpx.Client] = field(default_factory=dict)
 
+    exact_state: ExactState | None = None
+    customcrm_state: CustomcrmState | None = None
+
     @classmethod
     def start(cls, target: str = "inproc") -> Systems:
-        exact_app, crm_app = create_exact_app(), create_customcrm_app()
+        exact_state, crm_state = ExactState(), CustomcrmState()
+        exact_app, crm_app = create_exact_app(exact_state), create_customcrm_app(crm_state)
         if target == "inproc":
-            systems = cls(target)
+            systems = cls(target, exact_state=exact_state, customcrm_state=crm_state)
             systems._transports = {"exact": InProcessTransport(exact_app), "customcrm": InProcessTransport(crm_app)}
             return systems
         if target == "server":

@@ -27,6 +27,7 @@ Example::
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -267,6 +268,7 @@ class Engine:
         self.store = store
         self.priority = priority
         self.selected = flows
+        self._batch: dict[str, dict[str, Any]] = {}  # the Exact records this flow's feed brought in this pass
 
     # ------------------------------------------------------------------ planning
 
@@ -308,6 +310,10 @@ class Engine:
         exact_rows, next_exact = self.exact.changes(plan.entity, plan.exact_fields,
                                                     int(self.store.cursor(exact_cursor) or 0))
         deleted_keys, next_deleted = self.exact.deleted(plan.entity, int(self.store.cursor(deleted_cursor) or 0))
+        self._batch = {str(r[plan.entity.key]).lower(): r for r in exact_rows}
+        self.store.index_exact(flow_id, [(key, self.merge_keys_of(plan, row)) for key, row in self._batch.items()])
+        for key in deleted_keys:
+            self.store.unindex_exact(flow_id, key)
         line_parents: set[str] = set()
         next_lines = 0
         if plan.entity.lines is not None and plan.lines:
@@ -541,9 +547,31 @@ class Engine:
                 return {name: self.to_exact_value(by_exact[name], v) for name, v in values.items()}
         return {}
 
+    @staticmethod
+    def _key(values: dict[str, Any]) -> str:
+        return json.dumps(sorted((k, str(v).lower()) for k, v in values.items()))
+
+    def merge_keys_of(self, plan: FlowPlan, row: dict[str, Any]) -> list[str]:
+        """The merge keys an Exact record can be found by (every alternative whose values are filled)."""
+        keys = []
+        for alternative in plan.entity.merge_keys:
+            names = (*alternative, *plan.entity.merge_scope)
+            values = {name: row.get(name) for name in names}
+            if all(v not in (None, "") for v in values.values()):
+                keys.append(self._key(values))
+        return keys
+
     def find_matches(self, plan: FlowPlan, conditions: dict[str, Any]) -> list[dict[str, Any]]:
-        """Exact records with the merge key's values."""
-        return self.exact.find(plan.entity, conditions, plan.exact_fields)
+        """Exact records with the merge key's values, from the index the sync feed keeps (no API call);
+        a record seen in an earlier pass is read back by its key."""
+        found = []
+        for exact_id in self.store.lookup_exact(plan.flow.id, self._key(conditions)):
+            row = self._batch.get(exact_id) or self.exact.get(plan.entity, exact_id, plan.exact_fields)
+            if row is None:
+                self.store.unindex_exact(plan.flow.id, exact_id)
+            else:
+                found.append(row)
+        return found
 
     def _recover_intents(self, plan: FlowPlan, report: FlowReport) -> None:
         """After a crash between a create and its link, adopt the created record instead of creating again.
@@ -623,6 +651,7 @@ class Engine:
             k: v for k, v in crm_values.items() if not _empty(v)}})
         created = self.exact.create(plan.entity, values)
         exact_key = str(created[plan.entity.key]).lower()
+        self.store.index_exact(plan.flow.id, [(exact_key, [self._key(conditions)] if conditions else [])])
         snapshot = dict(crm_values)
         # Exact fills defaults (an order date, a quotation date): they go back to Customcrm in this pass,
         # so the next pass finds both sides equal and writes nothing.

@@ -33,6 +33,9 @@ CREATE TABLE IF NOT EXISTS retired (
     flow TEXT NOT NULL, crm_id TEXT NOT NULL, exact_id TEXT NOT NULL, deleted_in TEXT NOT NULL,
     PRIMARY KEY (flow, crm_id));
 CREATE TABLE IF NOT EXISTS pending (flow TEXT NOT NULL, crm_id TEXT NOT NULL, PRIMARY KEY (flow, crm_id));
+CREATE TABLE IF NOT EXISTS exact_keys (flow TEXT NOT NULL, exact_id TEXT NOT NULL, key TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS exact_keys_by_key ON exact_keys (flow, key);
+CREATE INDEX IF NOT EXISTS exact_keys_by_id ON exact_keys (flow, exact_id);
 """
 
 
@@ -117,6 +120,25 @@ class LinkStore:
     def retired(self, flow: str, crm_id: str) -> str | None:
         row = self._one("SELECT deleted_in FROM retired WHERE flow=? AND crm_id=?", flow, crm_id)
         return str(row[0]) if row else None
+
+    # ------------------------------------------------------------------ the merge-key index of Exact records
+
+    def index_exact(self, flow: str, rows: list[tuple[str, list[str]]]) -> None:
+        """Remember the merge keys of Exact records read from the sync feed (replacing what was known)."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            for exact_id, keys in rows:
+                self._db.execute("DELETE FROM exact_keys WHERE flow=? AND exact_id=?", (flow, exact_id))
+                self._db.executemany("INSERT INTO exact_keys VALUES (?, ?, ?)", [(flow, exact_id, k) for k in keys])
+            self._db.execute("COMMIT")
+
+    def unindex_exact(self, flow: str, exact_id: str) -> None:
+        self._run("DELETE FROM exact_keys WHERE flow=? AND exact_id=?", flow, exact_id)
+
+    def lookup_exact(self, flow: str, key: str) -> list[str]:
+        with self._lock:
+            rows = self._db.execute("SELECT exact_id FROM exact_keys WHERE flow=? AND key=?", (flow, key)).fetchall()
+        return [r[0] for r in rows]
 
     # ------------------------------------------------------------------ cursors, intents, retries
 
