@@ -40,6 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     sync = sub.add_parser("sync", help="run the reference engine between two configured systems")
     sync.add_argument("--config", required=True, help="a TOML file naming both systems (see README)")
     sync.add_argument("--once", action="store_true", help="one pass, then exit (0: no record failed, 1: some did)")
+    sync.add_argument("--full", action="store_true",
+                      help="re-read both systems from the start (after lost or expired cursors)")
 
     serve = sub.add_parser("serve", help="serve the mocks under uvicorn")
     serve.add_argument("system", nargs="?", default="all", choices=["exact", "customcrm", "all"])
@@ -120,7 +122,7 @@ def _cmd_sync(args: argparse.Namespace) -> int:
         print(f"talkcheck: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        report = run_service(config, once=args.once, out=lambda text: print(text, flush=True))
+        report = run_service(config, once=args.once, full=args.full, out=lambda text: print(text, flush=True))
     except (ConfigError, AuthError) as exc:
         print(f"talkcheck: {scrub(str(exc), config.secrets)}", file=sys.stderr)
         return EXIT_USAGE

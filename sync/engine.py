@@ -277,7 +277,10 @@ class Engine:
 
     # ------------------------------------------------------------------ a pass
 
-    def run_pass(self) -> SyncReport:
+    def run_pass(self, *, full: bool = False) -> SyncReport:
+        """One pass over the selected flows. `full` re-reads both systems from the start instead of from the
+        cursors: the recovery for lost or expired cursors (Exact keeps deletions for two months); links whose
+        records are gone from a full read are retired."""
         report = SyncReport()
         before = (dict(self.crm.counter.calls), dict(self.exact.counter.calls))
         for flow in _order(self.doc.flows):
@@ -292,24 +295,32 @@ class Engine:
             if plan.kind == "users":
                 self._sync_users(plan, flow_report)
             else:
-                self._sync_flow(plan, flow_report)
+                self._sync_flow(plan, flow_report, full=full)
         report.calls = {
             "customcrm": _delta(before[0], self.crm.counter.calls),
             "exact": _delta(before[1], self.exact.counter.calls),
         }
         return report
 
-    def _sync_flow(self, plan: FlowPlan, report: FlowReport) -> None:
+    def _sync_flow(self, plan: FlowPlan, report: FlowReport, *, full: bool = False) -> None:
         flow_id = plan.flow.id
         self._recover_intents(plan, report)
 
         crm_cursor = f"{flow_id}:customcrm"
         exact_cursor = f"{flow_id}:exact"
         deleted_cursor = f"{flow_id}:exact-deleted"
-        events, next_crm = self.crm.changes(plan.resource, self.store.cursor(crm_cursor))
+        events, next_crm = self.crm.changes(plan.resource, None if full else self.store.cursor(crm_cursor))
         exact_rows, next_exact = self.exact.changes(plan.entity, plan.exact_fields,
-                                                    int(self.store.cursor(exact_cursor) or 0))
+                                                    0 if full else int(self.store.cursor(exact_cursor) or 0))
         deleted_keys, next_deleted = self.exact.deleted(plan.entity, int(self.store.cursor(deleted_cursor) or 0))
+        if full:
+            present = {str(r[plan.entity.key]).lower() for r in exact_rows}
+            mentioned = {str(e["id"]) for e in events}
+            for known in self.store.links(flow_id):
+                if known.exact_id not in present and known.exact_id not in deleted_keys:
+                    deleted_keys.append(known.exact_id)  # gone from Exact: its deletion log entry has expired
+                if known.crm_id not in mentioned and self.crm.get(plan.resource, known.crm_id) is None:
+                    events.append({"id": known.crm_id, "op": "deleted", "record": None})
         self._batch = {str(r[plan.entity.key]).lower(): r for r in exact_rows}
         self.store.index_exact(flow_id, [(key, self.merge_keys_of(plan, row)) for key, row in self._batch.items()])
         for key in deleted_keys:

@@ -51,9 +51,18 @@ def build_engine(config: SyncConfig, *, policy: HttpPolicy | None = None,
                                                  "access_token": tokens.access_token,
                                                  "issued_at": tokens.issued_at}))
 
+    def reload() -> tuple[str | None, str, float] | None:
+        saved_now = store.cursor(_TOKEN_KEY)
+        if not saved_now:
+            return None
+        data = json.loads(saved_now)
+        return data.get("access_token"), str(data["refresh_token"]), float(data.get("issued_at", 0))
+
     tokens = ExactTokens(config.exact.client_id, config.exact.client_secret, refresh_token,
                          access_token=state.get("access_token"), issued_at=float(state.get("issued_at", 0)))
     tokens.on_rotate = lambda _token: persist(tokens)
+    tokens.exclusive = store.exclusive
+    tokens.reload = reload
     transports = transports or {}
     timeout = httpx.Timeout(config.engine.timeout)
     crm_client = httpx.Client(base_url=config.customcrm.base_url, timeout=timeout,
@@ -64,12 +73,14 @@ def build_engine(config: SyncConfig, *, policy: HttpPolicy | None = None,
     return Engine(doc, crm, exact, store, priority=config.engine.priority)
 
 
-def run_service(config: SyncConfig, *, once: bool, out: Callable[[str], None] = print,
+def run_service(config: SyncConfig, *, once: bool, full: bool = False, out: Callable[[str], None] = print,
                 sleep: Callable[[float], None] = time.sleep) -> SyncReport:
-    """Run passes until stopped (or one pass with `once`); prints each pass's report, secrets scrubbed."""
+    """Run passes until stopped (or one pass with `once`); prints each pass's report, secrets scrubbed.
+    With `full`, the first pass re-reads everything (after lost or expired cursors)."""
     engine = build_engine(config)
     while True:
-        report = engine.run_pass()
+        report = engine.run_pass(full=full)
+        full = False
         out(scrub(report.summary(), config.secrets))
         if once:
             return report

@@ -12,9 +12,11 @@ Example::
 
 from __future__ import annotations
 
+import fcntl
 import json
 import sqlite3
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,7 +53,8 @@ class LinkStore:
     """Links, cursors and crash-recovery intents; ``":memory:"`` for a throwaway store."""
 
     def __init__(self, path: str = ":memory:") -> None:
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self.path = path
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL") if path != ":memory:" else None
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
@@ -59,6 +62,18 @@ class LinkStore:
 
     def close(self) -> None:
         self._db.close()
+
+    def exclusive(self, action: Callable[[], None]) -> None:
+        """Run `action` while holding a lock every process using this state file respects."""
+        if self.path == ":memory:":
+            action()
+            return
+        with open(f"{self.path}.lock", "a+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                action()
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def _one(self, sql: str, *args: Any) -> tuple[Any, ...] | None:
         with self._lock:

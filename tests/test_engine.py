@@ -170,3 +170,22 @@ def test_a_refused_record_is_reported_and_retried_next_pass(world: World) -> Non
     assert report.issues[0].record == bad["Id"] and "too long" in report.issues[0].reason
     world.crm.update("customers", bad["Id"], {"Name": "Shorter"})
     assert world.sync().flow(FLOW).created == 1
+
+
+def test_full_reconciliation_recovers_from_lost_cursors(world: World) -> None:
+    kept = world.crm.create("customers", {"Name": "Kept"})
+    gone = world.crm.create("customers", {"Name": "Gone in Exact"})
+    world.sync()
+    engine = world.engine.engine
+    assert engine is not None
+    accounts = {a["Name"]: a["ID"] for a in world.accounts()}
+    world.exact.delete("crm/Accounts", accounts["Gone in Exact"])
+    world.exact.update("crm/Accounts", accounts["Kept"], {"City": "Goes"})
+    # The cursors are lost, and so is the deletion log (Exact keeps it two months).
+    engine.store._db.execute("DELETE FROM cursors")
+    world.systems.exact_state.division(world.systems.division).deleted.clear()  # type: ignore[union-attr]
+    report = engine.run_pass(full=True).flow(FLOW)
+    assert report.created == 0 and report.retired == 1
+    assert world.crm.get("customers", kept["Id"])["City"] == "Goes"  # type: ignore[index]
+    assert engine.store.link_by_crm(FLOW, gone["Id"]) is None
+    assert engine.run_pass().writes == 0

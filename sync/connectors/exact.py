@@ -37,6 +37,10 @@ class ExactTokens:
     access_token: str | None = None
     issued_at: float = 0.0
     on_rotate: Callable[[str], None] | None = None  # called with the new refresh token, before any use
+    # Shared storage between processes: `exclusive` runs a refresh under a cross-process lock, and `reload`
+    # returns the tokens another process may have stored since (access token, refresh token, issued at).
+    exclusive: Callable[[Callable[[], None]], None] | None = None
+    reload: Callable[[], tuple[str | None, str, float] | None] | None = None
     clock: Callable[[], float] = time.time
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -51,22 +55,33 @@ class ExactTokens:
 
     def refresh(self, client: httpx.Client, policy: HttpPolicy, counter: CallCounter | None) -> None:
         with self._lock:
-            if self.valid():
-                return
-            if not self.refresh_allowed():
-                return  # the old token is still accepted for a few seconds; Exact refuses an early refresh
-            response = send(
-                client, "POST", "/api/oauth2/token", system=SYSTEM, policy=policy, counter=counter,
-                idempotent=False,
-                data={"grant_type": "refresh_token", "refresh_token": self.refresh_token,
-                      "client_id": self.client_id, "client_secret": self.client_secret},
-            )
-            body = response.json()
-            self.access_token = str(body["access_token"])
-            self.refresh_token = str(body["refresh_token"])
-            self.issued_at = self.clock()
-            if self.on_rotate is not None:
-                self.on_rotate(self.refresh_token)
+            if self.exclusive is None:
+                self._refresh(client, policy, counter)
+            else:
+                self.exclusive(lambda: self._refresh(client, policy, counter))
+
+    def _refresh(self, client: httpx.Client, policy: HttpPolicy, counter: CallCounter | None) -> None:
+        if self.reload is not None:
+            stored = self.reload()
+            if stored is not None and stored[2] > self.issued_at:
+                # Another process refreshed meanwhile: its tokens are the live ones.
+                self.access_token, self.refresh_token, self.issued_at = stored
+        if self.valid():
+            return
+        if not self.refresh_allowed():
+            return  # the old token is still accepted for a few seconds; Exact refuses an early refresh
+        response = send(
+            client, "POST", "/api/oauth2/token", system=SYSTEM, policy=policy, counter=counter,
+            idempotent=False,
+            data={"grant_type": "refresh_token", "refresh_token": self.refresh_token,
+                  "client_id": self.client_id, "client_secret": self.client_secret},
+        )
+        body = response.json()
+        self.access_token = str(body["access_token"])
+        self.refresh_token = str(body["refresh_token"])
+        self.issued_at = self.clock()
+        if self.on_rotate is not None:
+            self.on_rotate(self.refresh_token)
 
 
 def odata_literal(value: Any) -> str:
