@@ -26,31 +26,20 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from conformance.dataset import Sizes, make_dataset  # noqa: E402
+from conformance.engines import connect_engine  # noqa: E402
 from conformance.systems import Systems  # noqa: E402
 from mocks.customcrm.models import RESOURCES  # noqa: E402
-from sync.connectors.customcrm import CustomcrmConnector  # noqa: E402
-from sync.connectors.exact import ExactConnector, ExactTokens  # noqa: E402
 from sync.dataflow import load_dataflow  # noqa: E402
 from sync.engine import Engine  # noqa: E402
 from sync.http import HttpPolicy  # noqa: E402
-from sync.store import LinkStore  # noqa: E402
 
 ISSUE_SIZES = Sizes(customers=10_000, contacts=20_000, products=2_000, orders=5_000, order_lines=3, quotes=2_000,
                     quote_lines=2, users=50)
 
 
 def _engine(systems: Systems, flows: list[str] | None = None) -> Engine:
-    import httpx
-
-    tokens = systems.exact_actor().authorize()
-    policy = HttpPolicy(sleep=lambda _s: None)
-    crm = CustomcrmConnector(httpx.Client(base_url=systems.customcrm_url, transport=systems.transport("customcrm")),
-                             systems.api_key, policy)
-    exact = ExactConnector(httpx.Client(base_url=systems.exact_url, transport=systems.transport("exact")),
-                           systems.division, ExactTokens(tokens.client_id, tokens.client_secret,
-                                                         tokens.refresh_token, access_token=tokens.access_token,
-                                                         issued_at=time.time()), policy)
-    return Engine(load_dataflow(), crm, exact, LinkStore(":memory:"), flows=flows)
+    return connect_engine(load_dataflow(), systems, systems.client("customcrm"), systems.client("exact"),
+                          policy=HttpPolicy(sleep=lambda _s: None), flows=flows)
 
 
 def _load(systems: Systems, data: dict[str, list[dict[str, Any]]]) -> int:

@@ -213,11 +213,17 @@ CHECKS: tuple[Check, ...] = (
 )
 
 
+def property_checks(flow: Flow, make: Callable[[PropertyRow], Callable[[FlowContext, st.DataObject], None]]
+                    ) -> list[Check]:
+    """One check per property row of the flow's table."""
+    return [Check(f"property:{row.id}", f"{row.source} is kept equal to {row.target} ({row.data_type})",
+                  make(row), row) for row in flow.properties]
+
+
 def checks_for(flow: Flow) -> list[Check]:
     """The flow-level checks, then one check per property row of the flow's table."""
     if flow.source_type.lower() == "user":
         from conformance.user_checks import user_checks
 
         return user_checks(flow)
-    return [*CHECKS, *(Check(f"property:{row.id}", f"{row.source} is kept equal to {row.target} ({row.data_type})",
-                             _property(row), row) for row in flow.properties)]
+    return [*CHECKS, *property_checks(flow, _property)]

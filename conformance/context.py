@@ -22,7 +22,6 @@ from conformance.systems import CustomcrmActor, ExactActor, Systems
 from mocks.exact.properties import TABLES as EXACT_TABLES
 from sync.dataflow import Dataflow, Flow, PropertyRow
 from sync.engine import FlowPlan, Mapping, plan_flow
-from sync.systems.customcrm import resource_for
 
 __all__ = ["AMSTERDAM", "CheckFailure", "FlowContext", "engine_flows", "exact_wire", "expect_from_crm",
            "expect_from_exact"]
@@ -364,7 +363,7 @@ def engine_flows(flow: Flow, doc: Dataflow) -> list[str]:
             for m in plan.mappings:
                 if m.ref_flow:
                     visit(m.ref_flow)
-            if resource_for(current.source_type) is not None and plan.kind == "users":
+            if plan.kind == "users":
                 for other in all_flows:
                     if other.target_type.lower() == current.target_type.lower() and other.id != current.id:
                         visit(other.id)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any, Protocol
+
+import httpx
 
 from conformance.systems import Systems
 from sync.connectors.customcrm import CustomcrmConnector
@@ -12,7 +15,7 @@ from sync.engine import Engine, SyncReport
 from sync.http import HttpPolicy
 from sync.store import LinkStore
 
-__all__ = ["BuiltinEngine", "EngineDriver"]
+__all__ = ["BuiltinEngine", "EngineDriver", "connect_engine"]
 
 
 class EngineDriver(Protocol):
@@ -48,14 +51,9 @@ class BuiltinEngine:
     def reset(self) -> None:
         if self.store is not None:
             self.store.close()
-        tokens = self.systems.exact_actor().authorize()
-        self.store = LinkStore(":memory:")
-        crm = CustomcrmConnector(self._crm_client, self.systems.api_key, self.policy)
-        exact = ExactConnector(self._exact_client, self.systems.division,
-                               ExactTokens(tokens.client_id, tokens.client_secret, tokens.refresh_token,
-                                           access_token=tokens.access_token, issued_at=_now()),
-                               self.policy)
-        self.engine = self.engine_class(self.doc, crm, exact, self.store, **self.engine_options)
+        self.engine = connect_engine(self.doc, self.systems, self._crm_client, self._exact_client,
+                                     policy=self.policy, engine_class=self.engine_class, **self.engine_options)
+        self.store = self.engine.store
 
     def sync(self, flows: list[str] | None = None) -> SyncReport:
         """One pass over `flows` (the flows chosen at construction when None)."""
@@ -71,7 +69,13 @@ class BuiltinEngine:
             self.store.close()
 
 
-def _now() -> float:
-    import time
-
-    return time.time()
+def connect_engine(doc: Dataflow, systems: Systems, crm_client: httpx.Client, exact_client: httpx.Client, *,
+                   policy: HttpPolicy, engine_class: type[Engine] = Engine, **options: Any) -> Engine:
+    """An engine with a fresh in-memory link store, wired to both systems through the given clients; the app
+    is authorised in Exact first, as a person connecting it would."""
+    tokens = systems.exact_actor().authorize()
+    crm = CustomcrmConnector(crm_client, systems.api_key, policy)
+    exact = ExactConnector(exact_client, systems.division,
+                           ExactTokens(tokens.client_id, tokens.client_secret, tokens.refresh_token,
+                                       access_token=tokens.access_token, issued_at=time.time()), policy)
+    return engine_class(doc, crm, exact, LinkStore(":memory:"), **options)

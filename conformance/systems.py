@@ -10,6 +10,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -221,10 +222,14 @@ class Systems:
             return systems
         raise ValueError(f"unknown target {target!r}")
 
-    def client(self, system: str) -> httpx.Client:
-        """A fresh HTTP client for one system (the engine and the actors each get their own)."""
+    def client(self, system: str,
+               wrap: Callable[[httpx.BaseTransport], httpx.BaseTransport] | None = None) -> httpx.Client:
+        """A fresh HTTP client for one system (the engine and the actors each get their own); `wrap` puts a
+        transport of the caller's around the in-process one (to inject client-side faults)."""
         base = self.exact_url if system == "exact" else self.customcrm_url
         transport = self._transports.get(system)
+        if transport is not None and wrap is not None:
+            transport = wrap(transport)
         client = httpx.Client(base_url=base, transport=transport, timeout=30) if transport else \
             httpx.Client(base_url=base, timeout=30)
         self._clients.append(client)

@@ -12,7 +12,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from conformance.checks import Check
+from conformance.checks import Check, property_checks
 from conformance.context import CheckFailure, FlowContext
 from sync.dataflow import Flow, PropertyRow
 
@@ -153,6 +153,5 @@ def user_checks(flow: Flow) -> list[Check]:
         Check("edit-exact", "Changing the Salesperson in Exact reassigns the owner", _edit("exact")),
         Check("stays-in-sync", "Reassignments on both sides converge; a sync without edits writes nothing",
               _stays_in_sync),
-        *(Check(f"property:{row.id}", f"{row.source} is kept equal to {row.target} ({row.data_type})",
-                _property(row), row) for row in flow.properties),
+        *property_checks(flow, _property),
     ]

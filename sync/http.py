@@ -19,7 +19,6 @@ import httpx
 from sync.errors import (
     AuthError,
     ConflictError,
-    ConnectorError,
     NotFoundError,
     RejectedError,
     RetriableError,
@@ -169,5 +168,3 @@ def send(
             policy.sleep(policy.rate_limit_wait(response, attempt))
         return response
 
-
-__all__ += ["ConnectorError"]

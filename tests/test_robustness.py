@@ -17,13 +17,11 @@ import httpx
 import pytest
 
 from conformance.dataset import Sizes, create_all, end_state, make_dataset
+from conformance.engines import connect_engine
 from conformance.systems import Systems
-from sync.connectors.customcrm import CustomcrmConnector
-from sync.connectors.exact import ExactConnector, ExactTokens
 from sync.dataflow import load_dataflow
 from sync.engine import Engine
 from sync.http import HttpPolicy
-from sync.store import LinkStore
 
 SIZES = Sizes(customers=12, contacts=10, products=4, orders=5, order_lines=2, quotes=3, quote_lines=2, users=2)
 LARGE = Sizes(customers=400, contacts=200, products=30, orders=100, order_lines=3, quotes=40, quote_lines=2, users=3)
@@ -56,20 +54,11 @@ class Flaky(httpx.BaseTransport):
 
 
 def engine_for(systems: Systems, *, flaky: float = 0.0, seed: int = 0) -> Engine:
-    tokens = systems.exact_actor().authorize()
     rng = random.Random(seed)
     policy = HttpPolicy(attempts=6, base_delay=0.0, sleep=lambda _s: None, rng=random.Random(seed))
-
-    def client(system: str, base: str) -> httpx.Client:
-        transport = systems.transport(system)
-        assert transport is not None
-        return httpx.Client(base_url=base, transport=Flaky(transport, rng, flaky) if flaky else transport)
-
-    crm = CustomcrmConnector(client("customcrm", systems.customcrm_url), systems.api_key, policy)
-    exact = ExactConnector(client("exact", systems.exact_url), systems.division,
-                           ExactTokens(tokens.client_id, tokens.client_secret, tokens.refresh_token,
-                                       access_token=tokens.access_token, issued_at=time.time()), policy)
-    return Engine(load_dataflow(), crm, exact, LinkStore(":memory:"))
+    wrap = (lambda transport: Flaky(transport, rng, flaky)) if flaky else None
+    return connect_engine(load_dataflow(), systems, systems.client("customcrm", wrap), systems.client("exact", wrap),
+                          policy=policy)
 
 
 def converge(engine: Engine, passes: int) -> int:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from mocks.exact.properties import TABLES
 
-__all__ = ["ENTITY_SETS", "EntitySetDef", "LinesDef", "PropertyDef", "entity_set_for_path", "sync_set_for_path"]
+__all__ = ["ENTITY_SETS", "EntitySetDef", "LinesDef", "PropertyDef"]
 
 
 @dataclass(frozen=True)
@@ -164,19 +164,3 @@ ENTITY_SETS: dict[str, EntitySetDef] = {
         properties=_USER_PROPERTIES, read_only=True, needs_division=False,
     ),
 }
-
-
-def entity_set_for_path(service: str, name: str) -> EntitySetDef | None:
-    """Look a set up by its URL segments; Exact's paths are matched without regard to case."""
-    for entity_set in ENTITY_SETS.values():
-        if (entity_set.service.lower() == service.lower() and entity_set.name.lower() == name.lower()
-                and entity_set.needs_division):
-            return entity_set
-    return None
-
-
-def sync_set_for_path(path: str) -> EntitySetDef | None:
-    for entity_set in ENTITY_SETS.values():
-        if entity_set.sync_path and entity_set.sync_path.lower() == path.lower():
-            return entity_set
-    return None

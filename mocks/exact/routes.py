@@ -3,6 +3,7 @@
 # No "from __future__ import annotations": FastAPI must resolve the Depends() closures at definition time.
 
 
+import json
 import re
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -449,8 +450,6 @@ def _order_key(name: str) -> Callable[[dict[str, Any]], tuple[bool, str]]:
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
-    import json
-
     raw = await request.body()
     try:
         body = json.loads(raw or b"null")

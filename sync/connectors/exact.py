@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from sync.errors import AuthError, NotFoundError, RetriableError
+from sync.errors import AuthError, NotFoundError
 from sync.http import CallCounter, HttpPolicy, send
 from sync.systems.exact import ExactEntity
 
@@ -217,5 +217,3 @@ class ExactConnector:
     def delete(self, entity: ExactEntity, key: str) -> None:
         self._call("DELETE", f"{entity.path}(guid'{key}')")
 
-
-__all__ += ["RetriableError"]
