@@ -12,8 +12,18 @@ from typing import Any
 
 import httpx
 from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine
 
 from conformance.context import CheckFailure, FlowContext
+from conformance.machine import stays_in_sync_machine
+from conformance.rule_checks import (
+    RULE_CHECKS,
+    apply_line_edit,
+    build_match,
+    expect_value,
+    set_value,
+    usable_merge_keys,
+)
 from sync.dataflow import Flow, PropertyRow
 from sync.engine import Mapping
 
@@ -24,8 +34,15 @@ __all__ = ["CHECKS", "Check", "CheckFailure", "FlowContext", "checks_for"]
 class Check:
     id: str
     title: str
-    run: Callable[[FlowContext, st.DataObject], None]
+    run: Callable[[FlowContext, st.DataObject], None] | None
     row: PropertyRow | None = None
+    # A check that is a state machine: built per flow, run with Hypothesis's stateful runner.
+    machine: Callable[[FlowContext], type[RuleBasedStateMachine]] | None = None
+    # Why the check does not apply to a flow (no lines, no references...), or None when it does.
+    applies: Callable[[FlowContext], str | None] | None = None
+
+    def skip_reason(self, ctx: FlowContext) -> str | None:
+        return self.applies(ctx) if self.applies is not None else None
 
 
 def _create(ctx: FlowContext, data: st.DataObject) -> None:
@@ -36,32 +53,13 @@ def _create(ctx: FlowContext, data: st.DataObject) -> None:
 
 def _link(ctx: FlowContext, data: st.DataObject) -> None:
     ctx.prepare(data)
-    by_target = {m.exact_field: m for m in ctx.header}
-    merge_keys = [alt for alt in ctx.plan.entity.merge_keys
-                  if all(name in by_target for name in (*alt, *ctx.plan.entity.merge_scope))]
+    merge_keys = usable_merge_keys(ctx)
     if not merge_keys:
         raise CheckFailure(f"[{ctx.flow.id} / link] the document maps no merge key of Exact {ctx.flow.target_type}")
     index = data.draw(st.integers(0, len(merge_keys) - 1), label="merge key")
     ambiguous = data.draw(st.booleans(), label="ambiguous")
     record = ctx.draw_record(data)
-    for earlier in merge_keys[:index]:  # an earlier, filled merge key would be used instead
-        for name in earlier:
-            record.pop(by_target[name].crm_field, None)
-    existing: dict[str, Any] = {}
-    for name in (*merge_keys[index], *ctx.plan.entity.merge_scope):
-        m = by_target[name]
-        if record.get(m.crm_field) is None:
-            record[m.crm_field] = ctx.draw_value(data, m, allow_empty=False)
-        existing[name] = ctx.to_exact_wire(m, record[m.crm_field])
-    for group in ctx.plan.entity.mandatory:
-        if not any(name in existing for name in group):
-            m = next(x for x in ctx.header if x.exact_field in group)
-            existing[m.exact_field] = ctx.to_exact_wire(m, ctx.draw_value(data, m, allow_empty=False))
-    if ctx.line_mappings:
-        line = ctx.draw_line(data)
-        existing[ctx.plan.entity.lines.nav] = [  # type: ignore[union-attr]
-            {m.exact_field: ctx.to_exact_wire(m, line.get(m.crm_field)) for m in ctx.line_mappings
-             if line.get(m.crm_field) is not None}]
+    existing = build_match(ctx, data, record, index)
     first = ctx.exact.create(ctx.exact_path, existing)
     if ambiguous:
         try:
@@ -98,40 +96,11 @@ def apply_edits(ctx: FlowContext, data: st.DataObject, side: str, crm_id: str, e
             crm_body[m.crm_field] = value
         else:
             exact_body[m.exact_field] = ctx.to_exact_wire(m, value)
-    line_edits = [m for m in mappings if m.is_line]
-    if line_edits:
-        if side == "customcrm":
-            lines = [dict(line) for line in crm_record.get("Lines") or []]
-            action = data.draw(st.sampled_from(["change", "add", "remove"]), label="line action")
-            if action == "add" or not lines:
-                lines.append(ctx.draw_line(data))
-            elif action == "remove" and len(lines) > 1:
-                lines.pop(data.draw(st.integers(0, len(lines) - 1), label="line"))
-            else:
-                line = lines[data.draw(st.integers(0, len(lines) - 1), label="line")]
-                for m in line_edits:
-                    line[m.crm_field] = ctx.draw_value(data, m, allow_empty=m.kind == "string")
-            crm_body["Lines"] = lines
-        else:
-            lines_def = ctx.plan.entity.lines
-            assert lines_def is not None
-            exact_lines = ctx.exact_lines(exact_id)
-            action = data.draw(st.sampled_from(["change", "add", "remove"]), label="line action")
-            if action == "add" or not exact_lines:
-                line = ctx.draw_line(data)
-                ctx.exact.create(lines_def.path, {lines_def.parent_key: exact_id, **{
-                    m.exact_field: ctx.to_exact_wire(m, line[m.crm_field]) for m in ctx.line_mappings
-                    if line.get(m.crm_field) is not None}})
-            elif action == "remove" and len(exact_lines) > 1:
-                target = exact_lines[data.draw(st.integers(0, len(exact_lines) - 1), label="line")]
-                ctx.exact.delete(lines_def.path, target["ID"])
-            else:
-                target = exact_lines[data.draw(st.integers(0, len(exact_lines) - 1), label="line")]
-                ctx.exact.update(lines_def.path, target["ID"], {
-                    m.exact_field: ctx.to_exact_wire(m, ctx.draw_value(data, m, allow_empty=m.kind == "string"))
-                    for m in line_edits})
     if crm_body:
         ctx.crm.update(ctx.crm_path, crm_id, crm_body)
+    if any(m.is_line for m in mappings):
+        action = data.draw(st.sampled_from(["change", "add", "remove"]), label="line action")
+        apply_line_edit(ctx, data, side, action, crm_id, exact_id)
     if exact_body:
         ctx.exact.update(ctx.exact_path, exact_id, exact_body)
 
@@ -151,37 +120,6 @@ def _edit(side: str) -> Callable[[FlowContext, st.DataObject], None]:
     return run
 
 
-def _stays_in_sync(ctx: FlowContext, data: st.DataObject) -> None:
-    ctx.prepare(data)
-    count = data.draw(st.integers(1, 3), label="records")
-    pairs = [ctx.create_pair("stays-in-sync", ctx.draw_record(data)) for _ in range(count)]
-    steps = data.draw(st.lists(st.sampled_from(["edit-customcrm", "edit-exact", "sync"]), max_size=6),
-                      label="steps")
-    for step in steps:
-        if step == "sync":
-            ctx.sync()
-            continue
-        crm_id, exact_id = data.draw(st.sampled_from(pairs), label="pair")
-        mapping = data.draw(st.sampled_from(list(ctx.mappings)), label="property")
-        apply_edits(ctx, data, step.removeprefix("edit-"), crm_id, exact_id, [mapping])
-    ctx.sync()
-    for crm_id, exact_id in pairs:
-        ctx.assert_pair_agrees("stays-in-sync", crm_id, exact_id)
-    before = ctx.versions()
-    ctx.sync()
-    after = ctx.versions()
-    if before != after:
-        changed = [f"{system} {key}" for system in after for key in after[system]
-                   if before.get(system, {}).get(key) != after[system].get(key)]
-        raise CheckFailure(
-            f"[{ctx.flow.id} / stays-in-sync] a sync with no edits wrote to {', '.join(changed)}: the engine "
-            "echoes its own writes")
-    if len(after["exact"]) != len(pairs) or len(after["customcrm"]) != len(pairs):
-        raise CheckFailure(
-            f"[{ctx.flow.id} / stays-in-sync] {len(pairs)} linked pairs expected, found "
-            f"{len(after['customcrm'])} Customcrm and {len(after['exact'])} Exact records")
-
-
 def _property(row: PropertyRow) -> Callable[[FlowContext, st.DataObject], None]:
     check = f"property:{row.id}"
 
@@ -196,8 +134,15 @@ def _property(row: PropertyRow) -> Callable[[FlowContext, st.DataObject], None]:
         for side in ("exact", "customcrm"):
             if side == "exact" and mapping.exact_field in ctx.plan.entity.immutable:
                 continue
-            apply_edits(ctx, data, side, crm_id, exact_id, [mapping])
-            ctx.sync()
+            if mapping.is_line:
+                apply_edits(ctx, data, side, crm_id, exact_id, [mapping])
+                ctx.sync()
+            else:
+                value = ctx.draw_value(data, mapping, allow_empty=not ctx.exact_mandatory(mapping))
+                set_value(ctx, side, crm_id, exact_id, mapping, value)
+                ctx.sync()
+                expect_value(ctx, f"{check} (edited in {side})", crm_id, exact_id, mapping, value,
+                             f"{row.source if side == 'customcrm' else row.target} was set to {value!r} in {side}")
             ctx.assert_pair_agrees(f"{check} (edited in {side})", crm_id, exact_id, [row])
 
     return run
@@ -208,8 +153,13 @@ CHECKS: tuple[Check, ...] = (
     Check("link", "An existing Exact record with the merge key is linked, nothing created", _link),
     Check("edit-customcrm", "An edit in Customcrm reaches Exact", _edit("customcrm")),
     Check("edit-exact", "An edit in Exact reaches Customcrm", _edit("exact")),
-    Check("stays-in-sync", "Random edits on both sides converge; a sync without edits writes nothing",
-          _stays_in_sync),
+    *(Check(id_, title, run, applies=applies) for id_, title, run, applies in RULE_CHECKS),
+    Check("stays-in-sync", "Random creates, edits, clears, deletes and line changes on both sides, with sync "
+          "passes between them: every pass leaves every pair agreeing, nothing duplicated, nothing echoed", None,
+          machine=lambda ctx: stays_in_sync_machine(ctx, faults=False)),
+    Check("stays-in-sync-faults", "The same, with 429s, 5xx, latency, lost responses and the engine killed "
+          "mid-pass: two clean passes reach the same end state", None,
+          machine=lambda ctx: stays_in_sync_machine(ctx, faults=True)),
 )
 
 

@@ -142,6 +142,26 @@ class FlowContext:
     def sync(self) -> None:
         self.engine.sync(self.flows)
 
+    # ------------------------------------------------------------------ time
+
+    def freeze_clocks(self) -> datetime:
+        """Stop both mocks' clocks at one instant, so a check can stage "this edit is later than that one"
+        (or "at the same time") exactly; Exact's modification times have millisecond precision."""
+        now = datetime.now(UTC).replace(microsecond=0)
+        for system in ("exact", "customcrm"):
+            self.systems.admin(system, "clock", {"set": now.isoformat(), "frozen": True})
+        return now
+
+    def advance_clocks(self, seconds: float) -> None:
+        for system in ("exact", "customcrm"):
+            self.systems.admin(system, "clock", {"advance": seconds})
+
+    def release_clocks(self) -> None:
+        """Back to real time, continuing from where the frozen clocks stood (time never runs backwards)."""
+        for system in ("exact", "customcrm"):
+            frozen = self.systems.admin(system, "clock", {"advance": 0})
+            self.systems.admin(system, "clock", {"set": frozen["now"], "frozen": False})
+
     def exact_records(self, sync_path: str | None = None) -> dict[str, dict[str, Any]]:
         rows = self.exact.all(sync_path or self.plan.entity.sync_path)
         return {str(r["ID"]).lower(): r for r in rows}
@@ -222,6 +242,14 @@ class FlowContext:
         from conformance.strategies import field_limits
 
         return field_limits(self.flow, mapping.row)[1]
+
+    def crm_default(self, mapping: Mapping) -> Any:
+        """The value Customcrm gives a property left out of a create (such a property is never empty)."""
+        from mocks.customcrm.models import RESOURCES as CRM_RESOURCES
+
+        info = CRM_RESOURCES[self.plan.resource.path].model.model_fields.get(mapping.crm_field)
+        default = getattr(info, "default", None) if info is not None else None
+        return None if default is None or repr(default) == "PydanticUndefined" else default
 
     def _unmapped_required(self) -> list[str]:
         """Customcrm fields a record cannot be created without, though this flow's table does not map them."""
@@ -333,6 +361,14 @@ class FlowContext:
             raise CheckFailure(
                 f"[{self.flow.id} / {check}] {self.label('crm', created['Id'])} was created with {record!r}; "
                 f"expected exactly one new Exact {self.flow.target_type} after a sync, found {len(new)}")
+        now = self.crm.get(self.crm_path, str(created["Id"])) or {}
+        for m in self.header:
+            entered = expect_from_crm(created.get(m.crm_field), m.kind)
+            if entered not in (None, False) and expect_from_crm(now.get(m.crm_field), m.kind) != entered:
+                raise CheckFailure(
+                    f"[{self.flow.id} / {check}] {self.label('crm', created['Id'])} was created with "
+                    f"{m.crm_field}={created.get(m.crm_field)!r}; after the sync Customcrm shows "
+                    f"{now.get(m.crm_field)!r}: the engine changed what the user entered")
         return str(created["Id"]), new[0]
 
     def versions(self) -> dict[str, dict[str, Any]]:

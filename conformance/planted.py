@@ -1,16 +1,42 @@
 """Planted-bug variants of the reference engine: each breaks one promise, and a named check must catch it.
 
 This is how the checklist proves it bites (Hypothesis's ``bad_machines``, Schemathesis's modifiers): a
-check that passes against every variant below could never fail, and would be a defect.
+check that passes against every variant below could never fail, and would be a defect. Each variant is
+the smallest plausible mistake a real sync engine makes, written as an override of one method.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import UTC, date, datetime, time
 from typing import Any
 
-from sync.engine import Engine, FlowPlan
+from sync.dataflow import Dataflow
+from sync.engine import Engine, FlowPlan, Mapping
+from sync.values import AMSTERDAM
 
-__all__ = ["PLANTED_BUGS", "EchoingEngine", "NoLinkLookupEngine"]
+__all__ = ["PLANTED_BUGS", "PlantedBug"]
+
+
+class DroppedPropertyEngine(Engine):
+    """Forgets one property of every flow: a customer's phone number never reaches Exact (nor comes back)."""
+
+    def plan(self, flow: Any) -> FlowPlan | str:
+        plan = super().plan(flow)
+        if isinstance(plan, str):
+            return plan
+        return replace(plan, mappings=tuple(m for m in plan.mappings if m.crm_field != "Phone"))
+
+
+class WrongTimeZoneEngine(Engine):
+    """Sends dates to Exact as UTC instead of Amsterdam wall time: midnight in Amsterdam becomes 22:00 or
+    23:00 of the day before, so Exact shows the previous day."""
+
+    def to_exact_value(self, mapping: Mapping, value: Any) -> Any:
+        if mapping.kind == "date" and value is not None:
+            midnight = datetime.combine(date.fromisoformat(value), time(0), tzinfo=AMSTERDAM)
+            return midnight.astimezone(UTC).replace(tzinfo=None).isoformat()
+        return super().to_exact_value(mapping, value)
 
 
 class EchoingEngine(Engine):
@@ -23,23 +49,130 @@ class EchoingEngine(Engine):
     def merge(self, plan: FlowPlan, snapshot: dict[str, Any], crm_values: dict[str, Any],
               exact_values: dict[str, Any], crm_first: bool, changed: set[str]
               ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-        to_crm, to_exact, new_snapshot = super().merge(plan, snapshot, crm_values, exact_values, crm_first, changed)
+        to_crm, to_exact_, new_snapshot = super().merge(plan, snapshot, crm_values, exact_values, crm_first,
+                                                        changed)
         if "exact" in changed:
             to_crm = dict(exact_values)
         if "customcrm" in changed:
-            to_exact = dict(crm_values)
-        return to_crm, to_exact, new_snapshot
+            to_exact_ = dict(crm_values)
+        return to_crm, to_exact_, new_snapshot
 
 
-class NoLinkLookupEngine(Engine):
+class DuplicatingEngine(Engine):
     """Never looks for an existing Exact record with the merge key, so it creates a duplicate."""
 
     def find_matches(self, plan: FlowPlan, conditions: dict[str, Any]) -> list[dict[str, Any]]:
         return []
 
 
-# bug name -> (engine variant, the check that must fail)
-PLANTED_BUGS: dict[str, tuple[type[Engine], str]] = {
-    "echo": (EchoingEngine, "stays-in-sync"),
-    "no-link-lookup": (NoLinkLookupEngine, "link"),
-}
+class OverwritingEngine(Engine):
+    """Overwrites instead of merging: when a record changed on both sides, the side with the later edit
+    wins for every property, so the other side's edit of another property is lost."""
+
+    def merge(self, plan: FlowPlan, snapshot: dict[str, Any], crm_values: dict[str, Any],
+              exact_values: dict[str, Any], crm_first: bool, changed: set[str]
+              ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        blind = {m.id: _MISSING for m in plan.header}  # as if nothing had been synced before
+        return super().merge(plan, {**snapshot, **blind}, crm_values, exact_values, crm_first, changed)
+
+
+_MISSING = object()
+
+
+class DeletePropagatingEngine(Engine):
+    """Deletes the other side when a record is deleted, instead of retiring the link."""
+
+    def __init__(self, doc: Dataflow, *args: Any, **kwargs: Any) -> None:
+        super().__init__(doc, *args, **kwargs)
+        retire = self.store.retire
+
+        def retire_and_delete(flow: str, crm_id: str, exact_id: str, deleted_in: str) -> None:
+            plan = self.plan(next(f for f in self.doc.flows if f.id == flow))
+            if not isinstance(plan, str):
+                if deleted_in == "customcrm":
+                    self.exact.delete(plan.entity, exact_id)
+                else:
+                    self.crm.delete(plan.resource, crm_id)
+            retire(flow, crm_id, exact_id, deleted_in)
+
+        self.store.retire = retire_and_delete  # type: ignore[method-assign]
+
+
+class OlderEditWinsEngine(Engine):
+    """Compares modification times the wrong way round: the older of two edits wins."""
+
+    def crm_wins(self, crm_record: dict[str, Any], exact_record: dict[str, Any]) -> bool:
+        crm_time, exact_time = self.crm_modified(crm_record), self.exact_modified(exact_record)
+        if crm_time == exact_time:
+            return self.priority == "customcrm"
+        return crm_time < exact_time
+
+
+class LosesEditAfterCrashEngine(Engine):
+    """Saves its change-feed cursors as soon as it has read the changes, before applying them: a pass
+    killed half-way skips the rest of those changes for ever."""
+
+    def _sync_flow(self, plan: FlowPlan, report: Any, *, full: bool = False) -> None:
+        crm_changes, exact_changes = self.crm.changes, self.exact.changes
+        flow_id = plan.flow.id
+
+        def crm_read(resource: Any, after: str | None) -> Any:
+            events, cursor = crm_changes(resource, after)
+            if cursor is not None:
+                self.store.set_cursor(f"{flow_id}:customcrm", cursor)
+            return events, cursor
+
+        def exact_read(entity: Any, fields: list[str], after: int) -> Any:
+            rows, cursor = exact_changes(entity, fields, after)
+            self.store.set_cursor(f"{flow_id}:exact", str(cursor))
+            return rows, cursor
+
+        self.crm.changes, self.exact.changes = crm_read, exact_read  # type: ignore[method-assign]
+        try:
+            super()._sync_flow(plan, report, full=full)
+        finally:
+            del self.crm.changes, self.exact.changes
+
+
+class BrokenReferenceEngine(Engine):
+    """Looks a reference up in the wrong row: it points Exact at another linked record of the same flow."""
+
+    def to_exact_value(self, mapping: Mapping, value: Any) -> Any:
+        right = super().to_exact_value(mapping, value)
+        if mapping.kind != "ref" or value is None or mapping.ref_flow is None:
+            return right
+        others = [link.exact_id for link in self.store.links(mapping.ref_flow) if link.crm_id != str(value)]
+        return others[0] if others else right
+
+
+class LineMishandlingEngine(Engine):
+    """Never removes a line from Exact: a line deleted in Customcrm stays on the Exact order."""
+
+    def _merge_lines(self, plan: FlowPlan, link: Any, crm_record: dict[str, Any], crm_first: bool) -> Any:
+        result = super()._merge_lines(plan, link, crm_record, crm_first)
+        result.exact_delete = []
+        return result
+
+
+class PlantedBug:
+    """One planted bug: the engine variant, the flow to run, and the check that must catch it."""
+
+    def __init__(self, name: str, engine: type[Engine], flow: str, check: str) -> None:
+        self.name, self.engine, self.flow, self.check = name, engine, flow, check
+
+    def __repr__(self) -> str:
+        return f"PlantedBug({self.name!r} -> {self.flow} / {self.check})"
+
+
+PLANTED_BUGS: tuple[PlantedBug, ...] = (
+    PlantedBug("drops-a-property", DroppedPropertyEngine, "customer-accounts", "property:Phone"),
+    PlantedBug("wrong-time-zone", WrongTimeZoneEngine, "contact-contacts", "property:BirthDate"),
+    PlantedBug("echoes-own-writes", EchoingEngine, "customer-accounts", "no-echo"),
+    PlantedBug("duplicates-instead-of-linking", DuplicatingEngine, "customer-accounts", "link"),
+    PlantedBug("overwrites-without-merging", OverwritingEngine, "customer-accounts", "conflict"),
+    PlantedBug("propagates-deletes", DeletePropagatingEngine, "customer-accounts", "delete-not-propagated"),
+    PlantedBug("older-edit-wins", OlderEditWinsEngine, "customer-accounts", "conflict"),
+    PlantedBug("loses-edit-after-crash", LosesEditAfterCrashEngine, "customer-accounts", "stays-in-sync-faults"),
+    PlantedBug("breaks-a-reference", BrokenReferenceEngine, "contact-contacts", "references"),
+    PlantedBug("mishandles-lines", LineMishandlingEngine, "order-salesorders", "lines"),
+)

@@ -228,8 +228,8 @@ class Systems:
         transport of the caller's around the in-process one (to inject client-side faults)."""
         base = self.exact_url if system == "exact" else self.customcrm_url
         transport = self._transports.get(system)
-        if transport is not None and wrap is not None:
-            transport = wrap(transport)
+        if wrap is not None:
+            transport = wrap(transport if transport is not None else httpx.HTTPTransport())
         client = httpx.Client(base_url=base, transport=transport, timeout=30) if transport else \
             httpx.Client(base_url=base, timeout=30)
         self._clients.append(client)
@@ -257,6 +257,17 @@ class Systems:
             response = client.post(f"/_admin/{action}", json=payload or {})
         response.raise_for_status()
         return response.json() if response.content else None
+
+    def set_faults(self, rules: list[dict[str, Any]], seed: int | None = None) -> None:
+        """The same fault rules in both mocks (each mock draws from its own seeded generator)."""
+        for system in ("exact", "customcrm"):
+            self.admin(system, "faults", {"rules": rules, "seed": seed})
+
+    def clear_faults(self) -> None:
+        for system in ("exact", "customcrm"):
+            client = self._admin_clients.get(system) or self.client(system)
+            self._admin_clients[system] = client
+            client.delete("/_admin/faults").raise_for_status()
 
     def reset(self) -> None:
         self.admin("exact", "reset")

@@ -18,7 +18,8 @@ def test_run_one_flow_exits_0_and_results_say_so(tmp_path: Path, capsys: object)
     assert results["summary"]["failed"] == 0 and results["summary"]["passed"] >= 20
     [flow] = results["flows"]
     assert flow["id"] == "customer-accounts" and flow["title"] == "Customcrm Customer to Exact Accounts"
-    assert {c["status"] for c in flow["checks"]} == {"passed"}
+    assert {c["status"] for c in flow["checks"]} == {"passed", "skipped"}
+    assert all(c["detail"] for c in flow["checks"] if c["status"] == "skipped")  # a skip always says why
     assert "## Customcrm Customer to Exact Accounts" in (tmp_path / "report.md").read_text()
     assert "<testsuites" in (tmp_path / "junit.xml").read_text()
 

@@ -1,0 +1,175 @@
+"""``stays-in-sync``: a Hypothesis state machine over both systems, with and without faults.
+
+Rules create, edit, clear, delete and change lines on either side, as users would, interleaved with sync
+passes. After every pass the machine checks its model of the world against both systems: every linked
+pair agrees on every mapped property, every new Customcrm record has exactly one new Exact record, the
+survivors of deleted records are left alone and never re-created, and nothing is duplicated. At the end a
+sync with no edits must write nothing.
+
+The faults variant runs every pass with faults injected in both mocks (429s, 503s, latency, writes that
+commit and then lose their response) and may kill the engine mid-pass; after the faults are lifted, two
+clean passes must reach the same end state a fault-free run reaches.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from conformance.context import CheckFailure, FlowContext
+
+__all__ = ["FAULT_RULES", "stays_in_sync_machine"]
+
+# Faults on the data APIs only: a lost token response is unrecoverable for any client, as in Exact itself.
+FAULT_RULES: list[dict[str, Any]] = [
+    {"path": "^/api/v1/", "status": 429, "rate": 0.04},
+    {"path": "^/api/v1/", "status": 503, "rate": 0.04},
+    {"path": "^/api/v1/", "latency_ms": 3, "rate": 0.05},
+    {"path": "^/api/v1/", "method": "POST", "drop_response": True, "rate": 0.08},
+    {"path": "^/api/v1/", "method": "PUT", "drop_response": True, "rate": 0.08},
+    {"path": "^/api/v1/", "method": "PATCH", "drop_response": True, "rate": 0.08},
+]
+
+
+def stays_in_sync_machine(ctx: FlowContext, *, faults: bool) -> type[RuleBasedStateMachine]:
+    """A state machine class bound to one flow's context."""
+    check = "stays-in-sync-faults" if faults else "stays-in-sync"
+    sides = st.sampled_from(["customcrm", "exact"])
+
+    class StaysInSync(RuleBasedStateMachine):
+        def __init__(self) -> None:
+            super().__init__()
+            ctx.reset()
+            self.pairs: list[tuple[str, str]] = []
+            self.new_crm: list[str] = []
+            self.kept_exact: dict[str, Any] = {}  # survivors of a Customcrm delete -> their version then
+            self.kept_crm: dict[str, Any] = {}  # survivors of an Exact delete -> their version then
+            self.passes = 0
+
+        @initialize(data=st.data())
+        def prepare(self, data: st.DataObject) -> None:
+            """The records the flow refers to, and a first record or two already linked."""
+            ctx.prepare(data)
+            for _ in range(data.draw(st.integers(1, 2), label="records to start with")):
+                self.new_crm.append(str(ctx.crm.create(ctx.crm_path, ctx.draw_record(data))["Id"]))
+            ctx.sync()
+            self._check_world()
+
+        @rule(data=st.data())
+        def create_in_customcrm(self, data: st.DataObject) -> None:
+            self.new_crm.append(str(ctx.crm.create(ctx.crm_path, ctx.draw_record(data))["Id"]))
+
+        @precondition(lambda self: bool(self.pairs))
+        @rule(data=st.data(), side=sides)
+        def edit(self, data: st.DataObject, side: str) -> None:
+            from conformance.checks import apply_edits
+
+            crm_id, exact_id = data.draw(st.sampled_from(self.pairs), label="pair")
+            chosen = data.draw(st.lists(st.sampled_from(list(ctx.mappings)), min_size=1, max_size=3, unique=True),
+                               label="properties (edited or cleared)")
+            apply_edits(ctx, data, side, crm_id, exact_id, chosen)
+
+        @precondition(lambda self: bool(self.pairs) and bool(ctx.line_mappings))
+        @rule(data=st.data(), side=sides, action=st.sampled_from(["add", "change", "remove"]))
+        def change_lines(self, data: st.DataObject, side: str, action: str) -> None:
+            from conformance.rule_checks import apply_line_edit
+
+            crm_id, exact_id = data.draw(st.sampled_from(self.pairs), label="pair")
+            apply_line_edit(ctx, data, side, action, crm_id, exact_id)
+
+        @precondition(lambda self: bool(self.pairs))
+        @rule(data=st.data(), side=sides)
+        def delete(self, data: st.DataObject, side: str) -> None:
+            pair = data.draw(st.sampled_from(self.pairs), label="pair")
+            crm_id, exact_id = pair
+            try:
+                if side == "customcrm":
+                    ctx.crm.delete(ctx.crm_path, crm_id)
+                else:
+                    ctx.exact.delete(ctx.exact_path, exact_id)
+            except httpx.HTTPStatusError:
+                return  # in use by another record: the system refused, nothing changed
+            self.pairs.remove(pair)
+            versions = ctx.versions()
+            if side == "customcrm":
+                self.kept_exact[exact_id] = versions["exact"].get(exact_id)
+            else:
+                self.kept_crm[crm_id] = versions["customcrm"].get(crm_id)
+
+        @rule(data=st.data())
+        def sync(self, data: st.DataObject) -> None:
+            if faults:
+                ctx.systems.set_faults(FAULT_RULES, seed=data.draw(st.integers(0, 2**16), label="fault seed"))
+                kill = data.draw(st.sampled_from([None, 2, 3, 4, 5, 6, 8, 10, 14, 20]),
+                                 label="kill the engine after (requests)")
+                try:
+                    ctx.engine.sync(ctx.flows, interrupt_after=kill)
+                except Exception:  # noqa: BLE001 - a pass may fail under faults; what counts is recovery
+                    pass
+                finally:
+                    ctx.systems.clear_faults()
+                ctx.sync()
+            ctx.sync()
+            self.passes += 1
+            self._check_world()
+
+        def _check_world(self) -> None:
+            crm = {str(r["Id"]): r for r in ctx.crm.all(ctx.crm_path)}
+            exact = ctx.exact_records()
+            for exact_id, version in self.kept_exact.items():
+                if exact_id not in exact:
+                    raise CheckFailure(f"[{ctx.flow.id} / {check}] {ctx.label('exact', exact_id)} was left when "
+                                       "its Customcrm record was deleted, and then the sync deleted it")
+                if exact[exact_id].get("Timestamp") != version:
+                    raise CheckFailure(f"[{ctx.flow.id} / {check}] the sync wrote to "
+                                       f"{ctx.label('exact', exact_id)}, whose Customcrm record was deleted")
+            for crm_id, version in self.kept_crm.items():
+                if crm_id not in crm:
+                    raise CheckFailure(f"[{ctx.flow.id} / {check}] {ctx.label('crm', crm_id)} was left when its "
+                                       "Exact record was deleted, and then the sync deleted it")
+                if crm[crm_id].get("Version") != version:
+                    raise CheckFailure(f"[{ctx.flow.id} / {check}] the sync wrote to {ctx.label('crm', crm_id)}, "
+                                       "whose Exact record was deleted")
+            known = {e for _c, e in self.pairs} | set(self.kept_exact)
+            new_exact = {k: v for k, v in exact.items() if k not in known}
+            for crm_id, exact_id in self.pairs:
+                if exact_id not in exact or crm_id not in crm:
+                    raise CheckFailure(f"[{ctx.flow.id} / {check}] {ctx.label('crm', crm_id)} or "
+                                       f"{ctx.label('exact', exact_id)} disappeared though neither was deleted")
+            wanted = [c for c in self.new_crm if c in crm]
+            for crm_id in wanted:  # greedy pairing: records created with equal values may pair either way
+                matches = [k for k, row in new_exact.items() if not ctx.mismatches(crm[crm_id], row)]
+                if not matches:
+                    raise CheckFailure(
+                        f"[{ctx.flow.id} / {check}] {ctx.label('crm', crm_id)} was created in Customcrm; after "
+                        f"the sync no new Exact {ctx.flow.target_type} agrees with it: {crm[crm_id]!r}")
+                self.pairs.append((crm_id, matches[0]))
+                del new_exact[matches[0]]
+            self.new_crm = []
+            if new_exact:
+                raise CheckFailure(f"[{ctx.flow.id} / {check}] the sync created {len(new_exact)} Exact record(s) no "
+                                   f"Customcrm record accounts for (duplicates): {sorted(new_exact)}")
+            for crm_id, exact_id in self.pairs:
+                ctx.assert_pair_agrees(check, crm_id, exact_id)
+
+        @invariant()
+        def links_are_one_to_one(self) -> None:
+            exact_ids = [e for _c, e in self.pairs]
+            crm_ids = [c for c, _e in self.pairs]
+            if len(set(exact_ids)) != len(exact_ids) or len(set(crm_ids)) != len(crm_ids):
+                raise CheckFailure(f"[{ctx.flow.id} / {check}] a record is linked twice: {self.pairs!r}")
+
+        def teardown(self) -> None:
+            """The end state: one more clean pass settles the last steps, then a pass writes nothing."""
+            if self.passes:
+                from conformance.rule_checks import assert_quiet
+
+                ctx.sync()
+                self._check_world()
+                assert_quiet(ctx, check)
+
+    StaysInSync.__name__ = f"StaysInSync_{ctx.flow.id.replace('-', '_')}"
+    return StaysInSync

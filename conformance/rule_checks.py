@@ -1,0 +1,446 @@
+"""Checks of the sync rules themselves, one row each: conflict, clear, link-fills-empty, no-echo,
+delete-not-propagated, references and lines.
+
+Each check stages one rule of the document's semantics (who wins a conflict, what a clear does, what
+happens at link time, on a delete, to a reference, to a line) so that a report row names the rule an
+engine breaks, rather than a generic "edit" failure.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+from hypothesis import strategies as st
+
+from conformance.context import CheckFailure, FlowContext, expect_from_crm, expect_from_exact
+from sync.engine import Mapping
+
+__all__ = ["RULE_CHECKS", "apply_line_edit", "assert_quiet", "build_match", "expect_value", "set_value",
+           "usable_merge_keys"]
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+def _current(ctx: FlowContext, side: str, crm_id: str, exact_id: str, m: Mapping) -> Any:
+    """A property's value on one side, in Customcrm's terms."""
+    if side == "customcrm":
+        return expect_from_crm((ctx.crm.get(ctx.crm_path, crm_id) or {}).get(m.crm_field), m.kind)
+    raw = (ctx.exact.get(ctx.exact_path, exact_id) or {}).get(m.exact_field)
+    value = expect_from_exact(raw, m.kind)
+    if m.kind == "ref" and value is not None:
+        back = {v: k for k, v in ctx.pools.get(ctx.ref_type(m), {}).items()}
+        return back.get(value, value)
+    return value
+
+
+def _distinct(ctx: FlowContext, data: st.DataObject, m: Mapping, avoid: list[Any], label: str) -> Any:
+    """A filled value of `m` unlike every value in `avoid` (compared as the systems store them)."""
+    if m.kind == "bool":
+        return not bool(avoid[0]) if avoid else True
+    if m.kind == "ref":
+        pool = [p for p in sorted(ctx.pools.get(ctx.ref_type(m), {})) if p not in avoid]
+        if not pool:
+            raise CheckFailure(f"[{ctx.flow.id}] no {ctx.ref_type(m)} record left to point {m.crm_field} at")
+        return data.draw(st.sampled_from(pool), label=label)
+    seen = {expect_from_crm(a, m.kind) for a in avoid}
+    value = ctx.draw_value(data, m, allow_empty=False)
+    for step in range(1, 40):  # a drawn value that collides is nudged deterministically (shrinking-safe)
+        if expect_from_crm(value, m.kind) not in seen:
+            return value
+        value = _nudge(value, m.kind, step)
+    raise CheckFailure(f"[{ctx.flow.id}] could not find a value of {m.crm_field} unlike {avoid!r}")
+
+
+def _nudge(value: Any, kind: str, step: int) -> Any:
+    """Another valid value close to `value` (same length for strings, so length limits still hold)."""
+    if kind == "date":
+        return (date.fromisoformat(value) + timedelta(days=step)).isoformat()
+    if kind in ("double", "int"):
+        return value + step
+    text = str(value)
+    return text[:-1] + "abcdefghijklmnopqrstuvwxyz0123456789"[step % 36]
+
+
+def set_value(ctx: FlowContext, side: str, crm_id: str, exact_id: str, m: Mapping, value: Any) -> None:
+    """Change one property on one side, as a user would there."""
+    if side == "customcrm":
+        ctx.crm.update(ctx.crm_path, crm_id, {m.crm_field: value})
+    else:
+        ctx.exact.update(ctx.exact_path, exact_id, {m.exact_field: ctx.to_exact_wire(m, value)})
+
+
+def expect_value(ctx: FlowContext, check: str, crm_id: str, exact_id: str, m: Mapping, expected: Any,
+                  why: str) -> None:
+    for side in ("customcrm", "exact"):
+        actual = _current(ctx, side, crm_id, exact_id, m)
+        if actual != expect_from_crm(expected, m.kind):
+            where = ctx.label("crm", crm_id) if side == "customcrm" else ctx.label("exact", exact_id)
+            field = m.crm_field if side == "customcrm" else m.exact_field
+            raise CheckFailure(f"[{ctx.flow.id} / {check}] {why}: expected {field}={expected!r} on {where}, "
+                               f"found {actual!r}")
+
+
+def _mutable(ctx: FlowContext) -> list[Mapping]:
+    """Header properties a user can change on both sides."""
+    return [m for m in ctx.header if m.exact_field not in ctx.plan.entity.immutable]
+
+
+def _conflict_candidates(ctx: FlowContext) -> list[Mapping]:
+    """Properties with room for three different values, not keys a record is found by."""
+    keys = {name for alt in ctx.plan.entity.merge_keys for name in alt} | set(ctx.plan.entity.merge_scope)
+    return [m for m in _mutable(ctx) if m.kind in ("string", "double", "int", "date", "datetime")
+            and m.exact_field not in keys and m.crm_field not in _ENUMS]
+
+
+_ENUMS = {"Currency", "VatCode", "Unit", "Country"}
+
+
+def _optional(ctx: FlowContext, m: Mapping) -> bool:
+    """Either side may leave this property empty, and emptying it keeps the record in the flow."""
+    groups = [*ctx.plan.entity.mandatory]
+    crm_groups = ctx.plan.resource.counterpart_when.get(ctx.flow.target_type.lower(), ())
+    keys = {name for alt in ctx.plan.entity.merge_keys for name in alt} | set(ctx.plan.entity.merge_scope)
+    return (m.kind != "bool" and not ctx.exact_mandatory(m) and ctx.crm_default(m) is None and not ctx._crm_required(m)
+            and not any(m.exact_field in g for g in groups) and not any(m.crm_field in g for g in crm_groups)
+            and m.exact_field not in keys)
+
+
+def _clearable(ctx: FlowContext) -> list[Mapping]:
+    return [m for m in _mutable(ctx) if _optional(ctx, m)]
+
+
+def assert_quiet(ctx: FlowContext, check: str, pairs: int | None = None) -> None:
+    """A sync with no user edits writes nothing, and (given `pairs`) each side holds exactly that many."""
+    before = ctx.versions()
+    ctx.sync()
+    after = ctx.versions()
+    if before != after:
+        changed = [f"{system} {key}" for system in after for key in after[system]
+                   if before.get(system, {}).get(key) != after[system].get(key)]
+        raise CheckFailure(
+            f"[{ctx.flow.id} / {check}] a sync with no edits wrote to {', '.join(changed)}: the engine echoes "
+            "its own writes")
+    if pairs is not None and (len(after["exact"]) != pairs or len(after["customcrm"]) != pairs):
+        raise CheckFailure(
+            f"[{ctx.flow.id} / {check}] {pairs} linked pairs expected, found {len(after['customcrm'])} Customcrm "
+            f"and {len(after['exact'])} Exact records")
+
+
+def build_match(ctx: FlowContext, data: st.DataObject, record: dict[str, Any], key_index: int
+                ) -> dict[str, Any]:
+    """The Exact record a user already has for `record`: same merge key (alternative `key_index`), plus what
+    Exact requires. `record` is adjusted so that this key is the one the engine must use."""
+    by_target = {m.exact_field: m for m in ctx.header}
+    merge_keys = usable_merge_keys(ctx)
+    for earlier in merge_keys[:key_index]:  # an earlier, filled merge key would be used instead
+        for name in earlier:
+            record.pop(by_target[name].crm_field, None)
+    existing: dict[str, Any] = {}
+    for name in (*merge_keys[key_index], *ctx.plan.entity.merge_scope):
+        m = by_target[name]
+        if record.get(m.crm_field) is None:
+            record[m.crm_field] = ctx.draw_value(data, m, allow_empty=False)
+        existing[name] = ctx.to_exact_wire(m, record[m.crm_field])
+    for group in ctx.plan.entity.mandatory:
+        if not any(name in existing for name in group):
+            m = next(x for x in ctx.header if x.exact_field in group)
+            existing[m.exact_field] = ctx.to_exact_wire(m, record.get(m.crm_field)
+                                                        or ctx.draw_value(data, m, allow_empty=False))
+    if ctx.line_mappings:
+        line = ctx.draw_line(data)
+        existing[ctx.plan.entity.lines.nav] = [  # type: ignore[union-attr]
+            {m.exact_field: ctx.to_exact_wire(m, line.get(m.crm_field)) for m in ctx.line_mappings
+             if line.get(m.crm_field) is not None}]
+    return existing
+
+
+def usable_merge_keys(ctx: FlowContext) -> list[tuple[str, ...]]:
+    by_target = {m.exact_field for m in ctx.header}
+    return [alt for alt in ctx.plan.entity.merge_keys
+            if all(name in by_target for name in (*alt, *ctx.plan.entity.merge_scope))]
+
+
+def apply_line_edit(ctx: FlowContext, data: st.DataObject, side: str, action: str, crm_id: str,
+                    exact_id: str) -> None:
+    """Add, change or remove one line on one side, as a user would there (the last line is changed, not
+    removed: an order keeps at least one)."""
+    if side == "customcrm":
+        lines = [dict(line) for line in (ctx.crm.get(ctx.crm_path, crm_id) or {}).get("Lines") or []]
+        if action == "add" or not lines:
+            lines.append(ctx.draw_line(data))
+        elif action == "remove" and len(lines) > 1:
+            lines.pop(data.draw(st.integers(0, len(lines) - 1), label="line"))
+        else:
+            line = lines[data.draw(st.integers(0, len(lines) - 1), label="line")]
+            for m in ctx.line_mappings:
+                line[m.crm_field] = ctx.draw_value(data, m, allow_empty=m.kind == "string")
+        ctx.crm.update(ctx.crm_path, crm_id, {"Lines": lines})
+        return
+    lines_def = ctx.plan.entity.lines
+    assert lines_def is not None
+    exact_lines = ctx.exact_lines(exact_id)
+    if action == "add" or not exact_lines:
+        line = ctx.draw_line(data)
+        ctx.exact.create(lines_def.path, {lines_def.parent_key: exact_id, **{
+            m.exact_field: ctx.to_exact_wire(m, line[m.crm_field]) for m in ctx.line_mappings
+            if line.get(m.crm_field) is not None}})
+    elif action == "remove" and len(exact_lines) > 1:
+        target = exact_lines[data.draw(st.integers(0, len(exact_lines) - 1), label="line")]
+        ctx.exact.delete(lines_def.path, target["ID"])
+    else:
+        target = exact_lines[data.draw(st.integers(0, len(exact_lines) - 1), label="line")]
+        ctx.exact.update(lines_def.path, target["ID"], {
+            m.exact_field: ctx.to_exact_wire(m, ctx.draw_value(data, m, allow_empty=m.kind == "string"))
+            for m in ctx.line_mappings})
+
+
+# ---------------------------------------------------------------------------------------------- the checks
+
+
+def _conflict(ctx: FlowContext, data: st.DataObject) -> None:
+    """Both sides edit: the later edit wins per property, equal times go to Customcrm, and edits of
+    different properties on the two sides are both kept (a three-way merge, not an overwrite)."""
+    check = "conflict"
+    ctx.prepare(data)
+    crm_id, exact_id = ctx.create_pair(check, ctx.draw_record(data))
+    candidates = _conflict_candidates(ctx)
+    ctx.freeze_clocks()
+    try:
+        if candidates:
+            m = data.draw(st.sampled_from(candidates), label="property edited on both sides")
+            first = data.draw(st.sampled_from(["customcrm", "exact"]), label="edited first")
+            second = "exact" if first == "customcrm" else "customcrm"
+            old = _current(ctx, "customcrm", crm_id, exact_id, m)
+            v1 = _distinct(ctx, data, m, [old], "earlier value")
+            v2 = _distinct(ctx, data, m, [old, v1], "later value")
+            set_value(ctx, first, crm_id, exact_id, m, v1)
+            ctx.advance_clocks(5)
+            set_value(ctx, second, crm_id, exact_id, m, v2)
+            ctx.sync()
+            expect_value(ctx, check, crm_id, exact_id, m, v2,
+                          f"{m.crm_field} was edited in {first} and 5 s later in {second}: the later edit wins")
+            ctx.advance_clocks(5)
+            v3 = _distinct(ctx, data, m, [v2], "Customcrm's value at the same instant")
+            v4 = _distinct(ctx, data, m, [v2, v3], "Exact's value at the same instant")
+            set_value(ctx, "customcrm", crm_id, exact_id, m, v3)
+            set_value(ctx, "exact", crm_id, exact_id, m, v4)
+            ctx.sync()
+            expect_value(ctx, check, crm_id, exact_id, m, v3,
+                          f"{m.crm_field} was edited on both sides at the same instant: Customcrm has priority")
+        mutable = _mutable(ctx)
+        if len(mutable) >= 2:
+            a, b = data.draw(st.permutations(mutable), label="properties (Customcrm's, Exact's)")[:2]
+            va = _distinct(ctx, data, a, [_current(ctx, "customcrm", crm_id, exact_id, a)], "Customcrm's edit")
+            vb = _distinct(ctx, data, b, [_current(ctx, "exact", crm_id, exact_id, b)], "Exact's edit")
+            ctx.advance_clocks(5)
+            set_value(ctx, "customcrm", crm_id, exact_id, a, va)
+            ctx.advance_clocks(5)
+            set_value(ctx, "exact", crm_id, exact_id, b, vb)
+            ctx.sync()
+            why = (f"{a.crm_field} was edited in Customcrm and then {b.exact_field} in Exact: both edits must "
+                   "survive")
+            expect_value(ctx, check, crm_id, exact_id, a, va, why)
+            expect_value(ctx, check, crm_id, exact_id, b, vb, why)
+        ctx.assert_pair_agrees(check, crm_id, exact_id)
+    finally:
+        ctx.release_clocks()
+
+
+def _conflict_applies(ctx: FlowContext) -> str | None:
+    if not _conflict_candidates(ctx) and len(_mutable(ctx)) < 2:
+        return "the flow has no property both sides can edit"
+    return None
+
+
+def _clear(ctx: FlowContext, data: st.DataObject) -> None:
+    """A value cleared after the link is cleared on the other side too (in both directions)."""
+    check = "clear"
+    ctx.prepare(data)
+    m = data.draw(st.sampled_from(_clearable(ctx)), label="cleared property")
+    record = ctx.draw_record(data)
+    record[m.crm_field] = ctx.draw_value(data, m, allow_empty=False)
+    crm_id, exact_id = ctx.create_pair(check, record)
+    expect_value(ctx, check, crm_id, exact_id, m, record[m.crm_field], "the value was set at create")
+    set_value(ctx, "customcrm", crm_id, exact_id, m, None)
+    ctx.sync()
+    expect_value(ctx, check, crm_id, exact_id, m, None, f"{m.crm_field} was cleared in Customcrm")
+    refill = ctx.draw_value(data, m, allow_empty=False)
+    set_value(ctx, "exact", crm_id, exact_id, m, refill)
+    ctx.sync()
+    expect_value(ctx, check, crm_id, exact_id, m, refill, f"{m.exact_field} was filled in again in Exact")
+    set_value(ctx, "exact", crm_id, exact_id, m, None)
+    ctx.sync()
+    expect_value(ctx, check, crm_id, exact_id, m, None, f"{m.exact_field} was cleared in Exact")
+    ctx.assert_pair_agrees(check, crm_id, exact_id)
+
+
+def _clear_applies(ctx: FlowContext) -> str | None:
+    return None if _clearable(ctx) else "every property of this flow is required on one side"
+
+
+def _link_fills_empty(ctx: FlowContext, data: st.DataObject) -> None:
+    """At link time an empty value never overwrites a filled one: each side takes the other's filled values."""
+    check = "link-fills-empty"
+    ctx.prepare(data)
+    record = ctx.draw_record(data)
+    existing = build_match(ctx, data, record, data.draw(st.integers(0, len(usable_merge_keys(ctx)) - 1),
+                                                          label="merge key"))
+    optional = [m for m in _mutable(ctx) if _optional(ctx, m) and m.exact_field not in existing]
+    order = data.draw(st.permutations(optional), label="properties")
+    exact_side = set(order[1::2])  # every other one is filled only in Exact, the rest only in Customcrm
+    expected: dict[str, Any] = {}
+    for m in order:
+        value = ctx.draw_value(data, m, allow_empty=False)
+        if m in exact_side:
+            record.pop(m.crm_field, None)
+            existing[m.exact_field] = ctx.to_exact_wire(m, value)
+        else:
+            record[m.crm_field] = value
+        expected[m.id] = value
+    first = ctx.exact.create(ctx.exact_path, existing)
+    exact_id = str(first[ctx.exact_key]).lower()
+    before = set(ctx.exact_records())
+    crm_id = str(ctx.crm.create(ctx.crm_path, record)["Id"])
+    ctx.sync()
+    if set(ctx.exact_records()) != before:
+        raise CheckFailure(f"[{ctx.flow.id} / {check}] {ctx.label('crm', crm_id)} matches Exact {exact_id} by its "
+                           "merge key, yet the sync created a new Exact record")
+    for m in order:
+        origin = "Exact" if m in exact_side else "Customcrm"
+        expect_value(ctx, check, crm_id, exact_id, m, expected[m.id],
+                      f"{m.crm_field} was filled only in {origin} when the records were linked")
+    ctx.assert_pair_agrees(check, crm_id, exact_id)
+
+
+def _link_fills_empty_applies(ctx: FlowContext) -> str | None:
+    if not usable_merge_keys(ctx):
+        return f"the document maps no merge key of Exact {ctx.flow.target_type}"
+    return None
+
+
+def _no_echo(ctx: FlowContext, data: st.DataObject) -> None:
+    """After edits on both sides have been synced, one more sync writes nothing to either system."""
+    check = "no-echo"
+    ctx.prepare(data)
+    count = data.draw(st.integers(1, 3), label="records")
+    pairs = [ctx.create_pair(check, ctx.draw_record(data)) for _ in range(count)]
+    for side in ("customcrm", "exact"):
+        crm_id, exact_id = data.draw(st.sampled_from(pairs), label="pair")
+        choices = _mutable(ctx)
+        if choices:
+            m = data.draw(st.sampled_from(choices), label=f"property edited in {side}")
+            set_value(ctx, side, crm_id, exact_id, m,
+                 _distinct(ctx, data, m, [_current(ctx, side, crm_id, exact_id, m)], "value"))
+        if ctx.line_mappings:
+            apply_line_edit(ctx, data, side, "change", crm_id, exact_id)
+    ctx.sync()
+    assert_quiet(ctx, check, len(pairs))
+
+
+def _delete_not_propagated(ctx: FlowContext, data: st.DataObject) -> None:
+    """A record deleted on one side retires its link: the other side is left as it is and not re-created,
+    even when it is edited afterwards."""
+    check = "delete-not-propagated"
+    ctx.prepare(data)
+    (crm_a, exact_a), (crm_b, exact_b) = (ctx.create_pair(check, ctx.draw_record(data)) for _ in range(2))
+    survivors_before = ctx.versions()
+    ctx.crm.delete(ctx.crm_path, crm_a)
+    ctx.exact.delete(ctx.exact_path, exact_b)
+    ctx.sync()
+    after = ctx.versions()
+    if exact_a not in after["exact"]:
+        raise CheckFailure(f"[{ctx.flow.id} / {check}] {ctx.label('crm', crm_a)} was deleted in Customcrm and the "
+                           f"sync deleted {ctx.label('exact', exact_a)} too: deletes must not propagate")
+    if crm_b not in after["customcrm"]:
+        raise CheckFailure(f"[{ctx.flow.id} / {check}] {ctx.label('exact', exact_b)} was deleted in Exact and the "
+                           f"sync deleted {ctx.label('crm', crm_b)} too: deletes must not propagate")
+    if after["exact"][exact_a] != survivors_before["exact"][exact_a] or \
+            after["customcrm"][crm_b] != survivors_before["customcrm"][crm_b]:
+        raise CheckFailure(f"[{ctx.flow.id} / {check}] the sync wrote to the survivor of a deleted pair "
+                           f"({ctx.label('exact', exact_a)} or {ctx.label('crm', crm_b)}); it must be left as it is")
+    if len(after["exact"]) != 1 or len(after["customcrm"]) != 1:
+        raise CheckFailure(f"[{ctx.flow.id} / {check}] after one delete on each side, one record must remain on "
+                           f"each side; found {len(after['customcrm'])} in Customcrm and {len(after['exact'])} "
+                           "in Exact (a deleted record was re-created)")
+    for side, crm_id, exact_id in (("exact", crm_a, exact_a), ("customcrm", crm_b, exact_b)):
+        choices = [m for m in _mutable(ctx)]
+        if choices:
+            m = data.draw(st.sampled_from(choices), label=f"survivor's property edited in {side}")
+            set_value(ctx, side, crm_id, exact_id, m,
+                 _distinct(ctx, data, m, [_current(ctx, side, crm_id, exact_id, m)], "value"))
+    ctx.sync()
+    final = ctx.versions()
+    if len(final["exact"]) != 1 or len(final["customcrm"]) != 1:
+        raise CheckFailure(f"[{ctx.flow.id} / {check}] after the survivors were edited, the sync re-created a "
+                           f"deleted record: {len(final['customcrm'])} in Customcrm, {len(final['exact'])} in Exact")
+
+
+def _references(ctx: FlowContext, data: st.DataObject) -> None:
+    """Each reference points at the record linked to the one it names, after create and after it is changed
+    on either side."""
+    check = "references"
+    ctx.prepare(data)
+    crm_id, exact_id = ctx.create_pair(check, ctx.draw_record(data))
+    refs = [m for m in ctx.header if m.kind == "ref"]
+    for m in refs:
+        ctx.assert_pair_agrees(f"{check} ({m.crm_field} at create)", crm_id, exact_id, [m.row])
+        sides = ["customcrm"] if m.exact_field in ctx.plan.entity.immutable else ["customcrm", "exact"]
+        for side in sides:
+            current = _current(ctx, side, crm_id, exact_id, m)
+            try:
+                target = _distinct(ctx, data, m, [current], f"new {m.crm_field}")
+            except CheckFailure:
+                continue
+            set_value(ctx, side, crm_id, exact_id, m, target)
+            ctx.sync()
+            ctx.assert_pair_agrees(f"{check} ({m.crm_field} changed in {side})", crm_id, exact_id, [m.row])
+    line_refs = [m for m in ctx.line_mappings if m.kind == "ref"]
+    if line_refs:
+        ctx.assert_pair_agrees(f"{check} (line references at create)", crm_id, exact_id, [m.row for m in line_refs])
+        for side in ("customcrm", "exact"):
+            apply_line_edit(ctx, data, side, "change", crm_id, exact_id)
+            ctx.sync()
+            ctx.assert_pair_agrees(f"{check} (a line changed in {side})", crm_id, exact_id, [m.row for m in line_refs])
+
+
+def _references_applies(ctx: FlowContext) -> str | None:
+    return None if any(m.kind == "ref" for m in ctx.mappings) else "the flow has no reference properties"
+
+
+def _lines(ctx: FlowContext, data: st.DataObject) -> None:
+    """Lines added, changed and removed on either side reach the other side."""
+    check = "lines"
+    ctx.prepare(data)
+    record = ctx.draw_record(data)
+    record["Lines"] = [ctx.draw_line(data) for _ in range(2)]
+    crm_id, exact_id = ctx.create_pair(check, record)
+    rows = [m.row for m in ctx.line_mappings]
+    ctx.assert_pair_agrees(f"{check} (at create)", crm_id, exact_id, rows)
+    for side in ("customcrm", "exact"):
+        for action in ("add", "change", "remove"):
+            apply_line_edit(ctx, data, side, action, crm_id, exact_id)
+            ctx.sync()
+            ctx.assert_pair_agrees(f"{check} (a line {action}{'d' if action != 'add' else 'ed'} in {side})",
+                                   crm_id, exact_id, rows)
+
+
+def _lines_applies(ctx: FlowContext) -> str | None:
+    return None if ctx.line_mappings else "the flow has no line collection"
+
+
+# (id, title, run, applies)
+RULE_CHECKS = (
+    ("conflict", "Both sides edit: the later edit wins, equal times go to Customcrm, different properties merge",
+     _conflict, _conflict_applies),
+    ("clear", "A value cleared on either side is cleared on the other", _clear, _clear_applies),
+    ("link-fills-empty", "At link time an empty value never overwrites a filled one", _link_fills_empty,
+     _link_fills_empty_applies),
+    ("no-echo", "A second sync with no edits writes nothing", _no_echo, None),
+    ("delete-not-propagated", "A delete retires the link; the other side is kept and never re-created",
+     _delete_not_propagated, None),
+    ("references", "Each reference points at the linked record, after create and after a change on either side",
+     _references, _references_applies),
+    ("lines", "Lines added, changed and removed on either side reach the other side", _lines, _lines_applies),
+)
