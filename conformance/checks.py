@@ -20,6 +20,7 @@ from conformance.rule_checks import (
     RULE_CHECKS,
     apply_line_edit,
     build_match,
+    current_value,
     expect_value,
     set_value,
     usable_merge_keys,
@@ -139,10 +140,14 @@ def _property(row: PropertyRow) -> Callable[[FlowContext, st.DataObject], None]:
                 ctx.sync()
             else:
                 value = ctx.draw_value(data, mapping, allow_empty=not ctx.exact_mandatory(mapping))
+                expected, why = value, f"{row.source if side == 'customcrm' else row.target} was set to {value!r} " \
+                    f"in {side}"
+                if mapping.exact_field in ctx.plan.entity.immutable:  # Exact refuses the change: its value stands
+                    expected = current_value(ctx, "exact", crm_id, exact_id, mapping)
+                    why += f", which Exact cannot change after create, so Exact's {expected!r} stands on both sides"
                 set_value(ctx, side, crm_id, exact_id, mapping, value)
                 ctx.sync()
-                expect_value(ctx, f"{check} (edited in {side})", crm_id, exact_id, mapping, value,
-                             f"{row.source if side == 'customcrm' else row.target} was set to {value!r} in {side}")
+                expect_value(ctx, f"{check} (edited in {side})", crm_id, exact_id, mapping, expected, why)
             ctx.assert_pair_agrees(f"{check} (edited in {side})", crm_id, exact_id, [row])
 
     return run

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import threading
 from collections.abc import Sequence
@@ -33,12 +34,16 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--flow", action="append", dest="flows", metavar="NAME", help="only this flow (repeatable)")
     run.add_argument("--report-dir", default="reports/latest")
     run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--jobs", default="auto", help="flows run in this many processes (default: one per core)")
 
     flows = sub.add_parser("flows", help="list the parsed checklist")
     flows.add_argument("--doc", help="a dataflow document (default: the project's own)")
 
     sync = sub.add_parser("sync", help="run the reference engine between two configured systems")
-    sync.add_argument("--config", required=True, help="a TOML file naming both systems (see README)")
+    source = sync.add_mutually_exclusive_group(required=True)
+    source.add_argument("--config", help="a TOML file naming both systems (see README)")
+    source.add_argument("--from-env", action="store_true",
+                        help="read both systems from the TALKCHECK_* variables the checklist hands an engine")
     sync.add_argument("--once", action="store_true", help="one pass, then exit (0: no record failed, 1: some did)")
     sync.add_argument("--full", action="store_true",
                       help="re-read both systems from the start (after lost or expired cursors)")
@@ -79,13 +84,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.target == "sandbox":
         print("talkcheck: --target sandbox is not available in this version", file=sys.stderr)
         return EXIT_USAGE
-    if args.engine != "builtin":
-        print(f"talkcheck: --engine {args.engine} is not available in this version; use builtin", file=sys.stderr)
+    if args.engine != "builtin" and not (args.engine.startswith("cmd:") and args.engine[4:].strip()):
+        print(f"talkcheck: --engine {args.engine} is not available; use builtin or cmd:COMMAND", file=sys.stderr)
         return EXIT_USAGE
     try:
         doc = load_dataflow(args.doc) if args.doc else load_dataflow()
     except DataflowError as exc:
         print(f"talkcheck: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        jobs = (os.cpu_count() or 1) if args.jobs == "auto" else int(args.jobs)
+    except ValueError:
+        print(f"talkcheck: --jobs takes a number or 'auto', not {args.jobs!r}", file=sys.stderr)
         return EXIT_USAGE
     known = {f.id for f in doc.flows}
     unknown = [f for f in args.flows or [] if f not in known]
@@ -97,9 +107,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"  {result.status.upper():<7} {flow} / {check}"
               + (f"  ({result.detail[:100]})" if result.status != "passed" else ""), flush=True)
 
-    print(f"talkcheck: {doc.title}, profile {args.profile}, seed {args.seed}, target {args.target}", flush=True)
+    print(f"talkcheck: {doc.title}, profile {args.profile}, seed {args.seed}, target {args.target}, "
+          f"engine {args.engine}", flush=True)
     result = run_checklist(doc, flows=args.flows, profile=args.profile, seed=args.seed, target=args.target,
-                           progress=progress)
+                           engine=args.engine, jobs=jobs, progress=progress)
     files = write_reports(result, args.report_dir)
     print(f"\n{result.count('passed')} passed, {result.count('failed')} failed, {result.count('skipped')} skipped "
           f"in {result.duration_s:.1f}s")
@@ -112,12 +123,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_sync(args: argparse.Namespace) -> int:
-    from sync.config import load_config
+    from sync.config import config_from_env, load_config
     from sync.errors import AuthError, ConfigError
     from sync.service import run_service, scrub
 
     try:
-        config = load_config(args.config)
+        config = config_from_env() if args.from_env else load_config(args.config)
     except ConfigError as exc:
         print(f"talkcheck: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
 import time
+import uuid
+from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
@@ -10,12 +17,12 @@ import httpx
 from conformance.systems import Systems
 from sync.connectors.customcrm import CustomcrmConnector
 from sync.connectors.exact import ExactConnector, ExactTokens
-from sync.dataflow import Dataflow
+from sync.dataflow import Dataflow, render_dataflow
 from sync.engine import Engine, SyncReport
 from sync.http import HttpPolicy
 from sync.store import LinkStore
 
-__all__ = ["BuiltinEngine", "EngineDriver", "EngineKilled", "connect_engine"]
+__all__ = ["BuiltinEngine", "CommandEngine", "EngineDriver", "EngineError", "EngineKilled", "connect_engine"]
 
 
 class EngineKilled(BaseException):
@@ -128,3 +135,76 @@ def connect_engine(doc: Dataflow, systems: Systems, crm_client: httpx.Client, ex
                            ExactTokens(tokens.client_id, tokens.client_secret, tokens.refresh_token,
                                        access_token=tokens.access_token, issued_at=time.time()), policy)
     return engine_class(doc, crm, exact, store if store is not None else LinkStore(":memory:"), **options)
+
+
+class CommandEngine:
+    """An external engine run as a command, once per sync pass (``--engine cmd:COMMAND``).
+
+    The command gets both systems' addresses and credentials in TALKCHECK_* variables (listed in
+    ``sync.config.ENV_VARIABLES`` and the README) and a state directory that is new whenever the
+    checklist resets the systems, so an engine that keeps links on disk starts afresh with them. A pass
+    that exits 0 or 1 (some record failed) counts as run; any other exit is the engine's own error.
+    """
+
+    def __init__(self, command: str, doc: Dataflow, systems: Systems, *, timeout: float = 300.0,
+                 run_id: str = "") -> None:
+        self.name = f"cmd:{command}"
+        self.command = command
+        self.systems = systems
+        self.timeout = timeout
+        self.run_id = run_id or uuid.uuid4().hex[:12]
+        self._root = Path(tempfile.mkdtemp(prefix="talkcheck-engine-"))
+        self.doc_path = str(self._root / "dataflow.rst")  # the document as parsed, in the generator's format
+        Path(self.doc_path).write_text(render_dataflow(doc), encoding="utf-8")
+        self._env: dict[str, str] = {}
+        self.passes = 0
+        self.last_output = ""
+
+    def reset(self) -> None:
+        """After the systems were reset: new Exact tokens (the old ones are gone) and a new state directory."""
+        tokens = self.systems.exact_actor().authorize()
+        state_dir = self._root / f"state-{self.passes:06d}-{uuid.uuid4().hex[:6]}"
+        state_dir.mkdir()
+        self._env = {
+            "TALKCHECK_CUSTOMCRM_BASE_URL": self.systems.customcrm_url,
+            "TALKCHECK_CUSTOMCRM_API_KEY": self.systems.api_key,
+            "TALKCHECK_EXACT_BASE_URL": self.systems.exact_url,
+            "TALKCHECK_EXACT_DIVISION": str(self.systems.division),
+            "TALKCHECK_EXACT_CLIENT_ID": tokens.client_id,
+            "TALKCHECK_EXACT_CLIENT_SECRET": tokens.client_secret,
+            "TALKCHECK_EXACT_REFRESH_TOKEN": tokens.refresh_token,
+            "TALKCHECK_EXACT_ACCESS_TOKEN": tokens.access_token,
+            "TALKCHECK_DOC": self.doc_path,
+            "TALKCHECK_STATE_DIR": str(state_dir),
+            "TALKCHECK_PRIORITY": "customcrm",
+            "TALKCHECK_RUN_ID": self.run_id,
+        }
+
+    def sync(self, flows: list[str] | None = None, *, interrupt_after: int | None = None) -> SyncReport | None:
+        """Run the command once; with `interrupt_after`, kill it after that many tens of milliseconds."""
+        if not self._env:
+            self.reset()
+        env = {**os.environ, **self._env, "TALKCHECK_FLOWS": ",".join(flows or [])}
+        self.passes += 1
+        process = subprocess.Popen(self.command, shell=True, env=env, stdout=subprocess.PIPE,  # noqa: S602
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+        limit = self.timeout if interrupt_after is None else interrupt_after / 100
+        try:
+            output, _ = process.communicate(timeout=limit)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            output, _ = process.communicate()
+            if interrupt_after is None:
+                raise EngineError(f"the engine command ran longer than {self.timeout:.0f} s: {self.command}") from None
+            return None
+        self.last_output = output.decode("utf-8", "replace")[-4000:]
+        if process.returncode not in (0, 1):
+            raise EngineError(f"the engine command exited {process.returncode}: {self.command}\n{self.last_output}")
+        return None
+
+    def close(self) -> None:
+        shutil.rmtree(self._root, ignore_errors=True)
+
+
+class EngineError(RuntimeError):
+    """The engine under test could not run a pass at all."""

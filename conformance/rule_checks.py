@@ -16,14 +16,14 @@ from hypothesis import strategies as st
 from conformance.context import CheckFailure, FlowContext, expect_from_crm, expect_from_exact
 from sync.engine import Mapping
 
-__all__ = ["RULE_CHECKS", "apply_line_edit", "assert_quiet", "build_match", "expect_value", "set_value",
-           "usable_merge_keys"]
+__all__ = ["RULE_CHECKS", "apply_line_edit", "assert_quiet", "build_match", "current_value", "expect_value",
+           "set_value", "usable_merge_keys"]
 
 
 # ---------------------------------------------------------------------------------------------- helpers
 
 
-def _current(ctx: FlowContext, side: str, crm_id: str, exact_id: str, m: Mapping) -> Any:
+def current_value(ctx: FlowContext, side: str, crm_id: str, exact_id: str, m: Mapping) -> Any:
     """A property's value on one side, in Customcrm's terms."""
     if side == "customcrm":
         return expect_from_crm((ctx.crm.get(ctx.crm_path, crm_id) or {}).get(m.crm_field), m.kind)
@@ -49,17 +49,26 @@ def _distinct(ctx: FlowContext, data: st.DataObject, m: Mapping, avoid: list[Any
     for step in range(1, 40):  # a drawn value that collides is nudged deterministically (shrinking-safe)
         if expect_from_crm(value, m.kind) not in seen:
             return value
-        value = _nudge(value, m.kind, step)
+        value = _nudge(value, m, step)
     raise CheckFailure(f"[{ctx.flow.id}] could not find a value of {m.crm_field} unlike {avoid!r}")
 
 
-def _nudge(value: Any, kind: str, step: int) -> Any:
+_CHOICES = {"Currency": ["EUR", "USD", "GBP", "NOK", "SEK", "DKK"], "VatCode": ["1", "2", "3", "5"],
+            "Unit": ["pc", "kg", "m", "h", "box"], "Country": ["NL", "GB", "DE", "FR", "NO", "BE"]}
+
+
+def _nudge(value: Any, m: Mapping, step: int) -> Any:
     """Another valid value close to `value` (same length for strings, so length limits still hold)."""
-    if kind == "date":
+    if m.kind == "date":
         return (date.fromisoformat(value) + timedelta(days=step)).isoformat()
-    if kind in ("double", "int"):
+    if m.kind in ("double", "int"):
         return value + step
+    choices = _CHOICES.get(m.crm_field.split(".")[-1])
+    if choices:
+        return choices[step % len(choices)]
     text = str(value)
+    if "@" in text:
+        return f"{'abcdefghijklmnopqrstuvwxyz'[step % 26]}{text[1:]}"
     return text[:-1] + "abcdefghijklmnopqrstuvwxyz0123456789"[step % 36]
 
 
@@ -74,7 +83,7 @@ def set_value(ctx: FlowContext, side: str, crm_id: str, exact_id: str, m: Mappin
 def expect_value(ctx: FlowContext, check: str, crm_id: str, exact_id: str, m: Mapping, expected: Any,
                   why: str) -> None:
     for side in ("customcrm", "exact"):
-        actual = _current(ctx, side, crm_id, exact_id, m)
+        actual = current_value(ctx, side, crm_id, exact_id, m)
         if actual != expect_from_crm(expected, m.kind):
             where = ctx.label("crm", crm_id) if side == "customcrm" else ctx.label("exact", exact_id)
             field = m.crm_field if side == "customcrm" else m.exact_field
@@ -212,7 +221,7 @@ def _conflict(ctx: FlowContext, data: st.DataObject) -> None:
             m = data.draw(st.sampled_from(candidates), label="property edited on both sides")
             first = data.draw(st.sampled_from(["customcrm", "exact"]), label="edited first")
             second = "exact" if first == "customcrm" else "customcrm"
-            old = _current(ctx, "customcrm", crm_id, exact_id, m)
+            old = current_value(ctx, "customcrm", crm_id, exact_id, m)
             v1 = _distinct(ctx, data, m, [old], "earlier value")
             v2 = _distinct(ctx, data, m, [old, v1], "later value")
             set_value(ctx, first, crm_id, exact_id, m, v1)
@@ -232,8 +241,8 @@ def _conflict(ctx: FlowContext, data: st.DataObject) -> None:
         mutable = _mutable(ctx)
         if len(mutable) >= 2:
             a, b = data.draw(st.permutations(mutable), label="properties (Customcrm's, Exact's)")[:2]
-            va = _distinct(ctx, data, a, [_current(ctx, "customcrm", crm_id, exact_id, a)], "Customcrm's edit")
-            vb = _distinct(ctx, data, b, [_current(ctx, "exact", crm_id, exact_id, b)], "Exact's edit")
+            va = _distinct(ctx, data, a, [current_value(ctx, "customcrm", crm_id, exact_id, a)], "Customcrm's edit")
+            vb = _distinct(ctx, data, b, [current_value(ctx, "exact", crm_id, exact_id, b)], "Exact's edit")
             ctx.advance_clocks(5)
             set_value(ctx, "customcrm", crm_id, exact_id, a, va)
             ctx.advance_clocks(5)
@@ -332,7 +341,7 @@ def _no_echo(ctx: FlowContext, data: st.DataObject) -> None:
         if choices:
             m = data.draw(st.sampled_from(choices), label=f"property edited in {side}")
             set_value(ctx, side, crm_id, exact_id, m,
-                 _distinct(ctx, data, m, [_current(ctx, side, crm_id, exact_id, m)], "value"))
+                 _distinct(ctx, data, m, [current_value(ctx, side, crm_id, exact_id, m)], "value"))
         if ctx.line_mappings:
             apply_line_edit(ctx, data, side, "change", crm_id, exact_id)
     ctx.sync()
@@ -369,7 +378,7 @@ def _delete_not_propagated(ctx: FlowContext, data: st.DataObject) -> None:
         if choices:
             m = data.draw(st.sampled_from(choices), label=f"survivor's property edited in {side}")
             set_value(ctx, side, crm_id, exact_id, m,
-                 _distinct(ctx, data, m, [_current(ctx, side, crm_id, exact_id, m)], "value"))
+                 _distinct(ctx, data, m, [current_value(ctx, side, crm_id, exact_id, m)], "value"))
     ctx.sync()
     final = ctx.versions()
     if len(final["exact"]) != 1 or len(final["customcrm"]) != 1:
@@ -388,7 +397,7 @@ def _references(ctx: FlowContext, data: st.DataObject) -> None:
         ctx.assert_pair_agrees(f"{check} ({m.crm_field} at create)", crm_id, exact_id, [m.row])
         sides = ["customcrm"] if m.exact_field in ctx.plan.entity.immutable else ["customcrm", "exact"]
         for side in sides:
-            current = _current(ctx, side, crm_id, exact_id, m)
+            current = current_value(ctx, side, crm_id, exact_id, m)
             try:
                 target = _distinct(ctx, data, m, [current], f"new {m.crm_field}")
             except CheckFailure:

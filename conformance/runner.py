@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import inspect
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,7 +19,7 @@ from hypothesis.stateful import run_state_machine_as_test
 
 from conformance.checks import Check, checks_for
 from conformance.context import FlowContext, engine_flows
-from conformance.engines import BuiltinEngine, EngineDriver
+from conformance.engines import BuiltinEngine, CommandEngine, EngineDriver
 from conformance.systems import Systems
 from sync.dataflow import Dataflow, Flow
 from sync.engine import Engine, plan_flow
@@ -123,18 +125,80 @@ def run_checklist(
     profile: str = "ci",
     seed: int = 0,
     target: str = "inproc",
+    engine: str = "builtin",
     engine_class: type[Engine] = Engine,
     checks: list[str] | None = None,
     shrink: bool = True,
+    jobs: int = 1,
     progress: Callable[[str, str, CheckResult], None] | None = None,
 ) -> RunResult:
-    """Run the checks of the selected flows against the built-in mocks and the builtin engine."""
+    """Run the checks of the selected flows against the mocks (or a target) and an engine.
+
+    With `jobs` > 1 the flows run in that many worker processes, each with its own mocks and engine, so a
+    flow's results do not depend on how the run was split (a flow is replayed by its seed alone).
+    """
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; choose from {', '.join(PROFILES)}")
+    selected = [f.id for f in doc.flows if flows is None or f.id in flows]
+    options: dict[str, Any] = {"profile": profile, "seed": seed, "target": target, "engine": engine,
+                               "engine_class": engine_class, "checks": checks, "shrink": shrink}
+    if jobs <= 1 or len(selected) <= 1:
+        return _run_flows(doc, flows=selected, progress=progress, **options)
+    started = time.monotonic()
+    by_cost = sorted(selected, key=lambda f: -_cost(doc.flow(f)))
+    done: dict[str, RunResult] = {}
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        futures = {pool.submit(_run_flows, doc, flows=[f], **options): f for f in by_cost}
+        for future in as_completed(futures):
+            part = future.result()
+            done[futures[future]] = part
+            for flow_result in part.flows:
+                for check_result in flow_result.checks:
+                    if progress:
+                        progress(flow_result.id, check_result.id, check_result)
+    parts = [done[f] for f in selected]
+    calls: dict[str, int] = {}
+    for part in parts:
+        for system, count in part.calls.items():
+            calls[system] = calls.get(system, 0) + count
+    first = parts[0]
+    return RunResult([fr for part in parts for fr in part.flows], seed, profile, first.target, first.engine,
+                     doc.name, time.monotonic() - started, calls)
+
+
+def _cost(flow: Flow) -> int:
+    """A rough cost of a flow's checks, to start the heavy ones first."""
+    lines = sum(1 for row in flow.properties if row.source.startswith("Lines."))
+    return len(flow.properties) + 10 * bool(lines)
+
+
+def _run_flows(
+    doc: Dataflow,
+    *,
+    flows: list[str],
+    profile: str,
+    seed: int,
+    target: str,
+    engine: str,
+    engine_class: type[Engine],
+    checks: list[str] | None,
+    shrink: bool,
+    progress: Callable[[str, str, CheckResult], None] | None = None,
+) -> RunResult:
     started = time.monotonic()
     selected: list[Flow] = [f for f in doc.flows if flows is None or f.id in flows]
+    if engine != "builtin" and target == "inproc":
+        target = "server"  # an external engine reaches the mocks over the network
     systems = Systems.start(target)
-    engine: EngineDriver = BuiltinEngine(doc, systems, engine_class, flows=[f.id for f in selected])
+    driver: EngineDriver
+    if engine.startswith("cmd:"):
+        driver = CommandEngine(engine[len("cmd:"):], doc, systems)
+    elif engine == "builtin":
+        driver = BuiltinEngine(doc, systems, engine_class, flows=[f.id for f in selected])
+    else:
+        systems.close()
+        raise ValueError(f"unknown engine {engine!r}: builtin, cmd:COMMAND or poll:SECONDS")
     results: list[FlowResult] = []
     calls: dict[str, int] = {}
     try:
@@ -150,7 +214,7 @@ def run_checklist(
                     if progress:
                         progress(flow.id, check.id, skipped)
                 continue
-            ctx = FlowContext(flow, plan, systems, engine, systems.customcrm_actor(), systems.exact_actor(),
+            ctx = FlowContext(flow, plan, systems, driver, systems.customcrm_actor(), systems.exact_actor(),
                               flows=engine_flows(flow, doc))
             for check in checks_for(flow):
                 if checks is not None and check.id not in checks:
@@ -164,9 +228,9 @@ def run_checklist(
         for system in ("exact", "customcrm"):
             calls[system] = len(systems.journal(system))
     finally:
-        engine.close()
+        driver.close()
         systems.close()
-    return RunResult(results, seed, profile, target, engine.name, doc.name, time.monotonic() - started, calls)
+    return RunResult(results, seed, profile, target, driver.name, doc.name, time.monotonic() - started, calls)
 
 
 def as_json(result: RunResult) -> dict[str, Any]:

@@ -29,7 +29,26 @@ from typing import Any
 
 from sync.errors import ConfigError
 
-__all__ = ["CustomcrmConfig", "EngineConfig", "ExactConfig", "SyncConfig", "load_config"]
+__all__ = ["ENV_VARIABLES", "CustomcrmConfig", "EngineConfig", "ExactConfig", "SyncConfig", "config_from_env",
+           "load_config"]
+
+# The variables an engine under test gets from `talkcheck run --engine cmd:/poll:` (and that
+# `talkcheck sync --from-env` reads): name -> what it holds.
+ENV_VARIABLES: dict[str, str] = {
+    "TALKCHECK_CUSTOMCRM_BASE_URL": "Customcrm's address, e.g. http://127.0.0.1:8766",
+    "TALKCHECK_CUSTOMCRM_API_KEY": "a Customcrm API key (secret)",
+    "TALKCHECK_EXACT_BASE_URL": "Exact Online's address (the part before /api)",
+    "TALKCHECK_EXACT_DIVISION": "the Exact division number",
+    "TALKCHECK_EXACT_CLIENT_ID": "the Exact app's client id",
+    "TALKCHECK_EXACT_CLIENT_SECRET": "the Exact app's client secret (secret)",
+    "TALKCHECK_EXACT_REFRESH_TOKEN": "a refresh token for that app (secret; rotates on use)",
+    "TALKCHECK_EXACT_ACCESS_TOKEN": "a fresh access token that goes with it (secret; valid 10 minutes)",
+    "TALKCHECK_DOC": "the dataflow document the checklist runs",
+    "TALKCHECK_FLOWS": "the flows to sync in this pass, comma-separated",
+    "TALKCHECK_STATE_DIR": "a directory for the engine's state; a new one whenever the systems are reset",
+    "TALKCHECK_PRIORITY": "who wins edits at the same instant: customcrm",
+    "TALKCHECK_RUN_ID": "the checklist run's id",
+}
 
 
 @dataclass(frozen=True)
@@ -48,6 +67,7 @@ class ExactConfig:
     client_id: str
     client_secret: str
     refresh_token: str | None
+    access_token: str | None = None  # a fresh one, handed over with the refresh token (saves a refresh)
 
     def __repr__(self) -> str:
         return f"ExactConfig(base_url={self.base_url!r}, division={self.division}, secrets=***)"
@@ -60,6 +80,7 @@ class EngineConfig:
     interval: float = 60.0
     document: str | None = None
     timeout: float = 30.0
+    flows: tuple[str, ...] | None = None  # only these flows (all of the document's when None)
 
 
 @dataclass(frozen=True)
@@ -71,7 +92,8 @@ class SyncConfig:
     @property
     def secrets(self) -> list[str]:
         """Every secret value, so output can be scrubbed of them."""
-        values = [self.customcrm.api_key, self.exact.client_secret, self.exact.refresh_token or ""]
+        values = [self.customcrm.api_key, self.exact.client_secret, self.exact.refresh_token or "",
+                  self.exact.access_token or ""]
         return [v for v in values if v]
 
 
@@ -132,4 +154,34 @@ def load_config(path: str | Path) -> SyncConfig:
         exact=ExactConfig(_url(exact, "exact", p), division, str(_secret(exact, "client_id", "exact", p)),
                           str(_secret(exact, "client_secret", "exact", p)),
                           _secret(exact, "refresh_token", "exact", p, required=False)),
+    )
+
+
+def config_from_env(environ: dict[str, str] | None = None) -> SyncConfig:
+    """The configuration an engine under test is handed by the checklist, in TALKCHECK_* variables."""
+    env = dict(os.environ if environ is None else environ)
+
+    def need(name: str) -> str:
+        value = env.get(name)
+        if not value:
+            raise ConfigError(f"the environment variable {name} ({ENV_VARIABLES[name]}) is not set")
+        return value
+
+    try:
+        division = int(need("TALKCHECK_EXACT_DIVISION"))
+    except ValueError as exc:
+        raise ConfigError("TALKCHECK_EXACT_DIVISION must be a number") from exc
+    priority = env.get("TALKCHECK_PRIORITY") or "customcrm"
+    if priority not in ("customcrm", "exact"):
+        raise ConfigError(f"TALKCHECK_PRIORITY is 'customcrm' or 'exact', not {priority!r}")
+    state_dir = Path(env.get("TALKCHECK_STATE_DIR") or ".")
+    flows = tuple(f for f in (env.get("TALKCHECK_FLOWS") or "").split(",") if f) or None
+    return SyncConfig(
+        engine=EngineConfig(state=str(state_dir / "talkcheck-sync.sqlite3"), priority=priority,
+                            document=env.get("TALKCHECK_DOC") or None, flows=flows, interval=1.0),
+        customcrm=CustomcrmConfig(need("TALKCHECK_CUSTOMCRM_BASE_URL").rstrip("/"),
+                                  need("TALKCHECK_CUSTOMCRM_API_KEY")),
+        exact=ExactConfig(need("TALKCHECK_EXACT_BASE_URL").rstrip("/"), division, need("TALKCHECK_EXACT_CLIENT_ID"),
+                          need("TALKCHECK_EXACT_CLIENT_SECRET"), env.get("TALKCHECK_EXACT_REFRESH_TOKEN") or None,
+                          env.get("TALKCHECK_EXACT_ACCESS_TOKEN") or None),
     )

@@ -58,8 +58,12 @@ def build_engine(config: SyncConfig, *, policy: HttpPolicy | None = None,
         data = json.loads(saved_now)
         return data.get("access_token"), str(data["refresh_token"]), float(data.get("issued_at", 0))
 
+    if state:
+        access_token, issued_at = state.get("access_token"), float(state.get("issued_at", 0))
+    else:  # first run: a fresh access token handed over with the refresh token is used as it is
+        access_token, issued_at = config.exact.access_token, (time.time() if config.exact.access_token else 0.0)
     tokens = ExactTokens(config.exact.client_id, config.exact.client_secret, refresh_token,
-                         access_token=state.get("access_token"), issued_at=float(state.get("issued_at", 0)))
+                         access_token=access_token, issued_at=issued_at)
     tokens.on_rotate = lambda _token: persist(tokens)
     tokens.exclusive = store.exclusive
     tokens.reload = reload
@@ -70,7 +74,8 @@ def build_engine(config: SyncConfig, *, policy: HttpPolicy | None = None,
     exact_client = httpx.Client(base_url=config.exact.base_url, timeout=timeout, transport=transports.get("exact"))
     crm = CustomcrmConnector(crm_client, config.customcrm.api_key, policy)
     exact = ExactConnector(exact_client, config.exact.division, tokens, policy)
-    return Engine(doc, crm, exact, store, priority=config.engine.priority)
+    flows = list(config.engine.flows) if config.engine.flows else None
+    return Engine(doc, crm, exact, store, priority=config.engine.priority, flows=flows)
 
 
 def run_service(config: SyncConfig, *, once: bool, full: bool = False, out: Callable[[str], None] = print,
