@@ -1,14 +1,15 @@
-"""The QA report: results.json, report.md and junit.xml, in the document's order of flows."""
+"""The QA report: report.html, report.md, junit.xml and results.json, in the document's order of flows."""
 
 from __future__ import annotations
 
+import html
 import json
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
 from conformance.runner import RunResult, as_json
 
-__all__ = ["write_reports"]
+__all__ = ["replay_command", "write_reports"]
 
 _ICON = {"passed": "PASS", "failed": "FAIL", "skipped": "SKIP"}
 
@@ -24,8 +25,10 @@ def _markdown(result: RunResult) -> str:
         "",
         f"**{s['passed']} passed, {s['failed']} failed, {s['skipped']} skipped** in {s['duration_s']} s.",
         "",
-        f"Replay: `talkcheck run --profile {result.profile} --seed {result.seed}"
-        + (f" --target {result.target}" if result.target != "inproc" else "") + "`",
+        f"Replay: `{replay_command(result)}`",
+        "",
+        "Calls made to each system: " + (", ".join(f"{system} {count}" for system, count in result.calls.items())
+                                         or "not counted for this target"),
         "",
     ]
     for flow in result.flows:
@@ -41,6 +44,86 @@ def _markdown(result: RunResult) -> str:
             if check.status == "failed" and check.evidence:
                 lines += [f"### {flow.id} / {check.id}: evidence", "", "```", check.evidence, "```", ""]
     return "\n".join(lines)
+
+
+def replay_command(result: RunResult, flow: str | None = None) -> str:
+    """The command that replays this run (or one flow of it) exactly."""
+    parts = ["talkcheck run", f"--profile {result.profile}", f"--seed {result.seed}"]
+    if result.document != "customcrm-exact.rst":
+        parts.append(f"--doc {result.document}")
+    if result.target != "inproc":
+        parts.append(f"--target {result.target}")
+    if result.engine != "builtin":
+        parts.append(f"--engine '{result.engine}'")
+    if flow:
+        parts.append(f"--flow {flow}")
+    return " ".join(parts)
+
+
+_CSS = """
+body{font:15px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1d2433;background:#f6f7f9}
+header{background:#1d2433;color:#fff;padding:20px 32px}header h1{margin:0 0 4px;font-size:22px}
+header p{margin:2px 0;color:#c9d1e0}main{padding:20px 32px;max-width:1100px}
+.summary{display:flex;gap:12px;margin:0 0 18px}.tile{background:#fff;border-radius:8px;padding:12px 18px;
+box-shadow:0 1px 2px #0002;min-width:110px}.tile b{display:block;font-size:26px}
+.passed{color:#17813c}.failed{color:#c62828}.skipped{color:#8a6d00}
+section{background:#fff;border-radius:8px;box-shadow:0 1px 2px #0002;margin:0 0 18px;padding:4px 18px 14px}
+section h2{font-size:18px;margin:14px 0 4px}.note{background:#fff8e1;padding:6px 10px;border-radius:4px}
+table{border-collapse:collapse;width:100%}td,th{text-align:left;padding:6px 8px;border-bottom:1px solid #e6e8ee;
+vertical-align:top}th{font-size:12px;text-transform:uppercase;color:#5b6478}
+.badge{display:inline-block;border-radius:10px;padding:1px 9px;font-size:12px;font-weight:600;color:#fff}
+.badge.passed{background:#17813c}.badge.failed{background:#c62828}.badge.skipped{background:#b08a00}
+code,pre{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:13px}
+pre{white-space:pre-wrap;background:#f3f4f7;padding:8px;border-radius:4px;max-height:420px;overflow:auto}
+details summary{cursor:pointer;color:#3451b2}
+"""
+
+
+def _html(result: RunResult) -> str:
+    """One self-contained page: no scripts, no external styles, fonts or images."""
+    data = as_json(result)
+    s = data["summary"]
+    e = html.escape
+    out = [
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>talkcheck QA report: {e(result.document)}</title><style>{_CSS}</style></head><body>",
+        "<header><h1>talkcheck QA report</h1>",
+        f"<p>Document <code>{e(result.document)}</code> · target <code>{e(result.target)}</code> · engine "
+        f"<code>{e(result.engine)}</code> · profile <code>{e(result.profile)}</code> · seed "
+        f"<code>{result.seed}</code></p>",
+        f"<p>Replay: <code>{e(replay_command(result))}</code></p></header><main>",
+        '<div class="summary" id="summary">',
+        f'<div class="tile"><b class="passed">{s["passed"]}</b>passed</div>',
+        f'<div class="tile"><b class="failed">{s["failed"]}</b>failed</div>',
+        f'<div class="tile"><b class="skipped">{s["skipped"]}</b>skipped</div>',
+        f'<div class="tile"><b>{s["duration_s"]:.0f} s</b>duration</div>',
+        *(f'<div class="tile"><b>{count}</b>calls to {e(system)}</div>' for system, count in result.calls.items()),
+        "</div>",
+    ]
+    for flow in result.flows:
+        failed = sum(c.status == "failed" for c in flow.checks)
+        state = "failed" if failed else ("skipped" if flow.note else "passed")
+        out.append(f'<section id="flow-{e(flow.id)}"><h2>{e(flow.title)} '
+                   f'<span class="badge {state}">{"FAILED" if failed else state.upper()}</span></h2>')
+        if flow.note:
+            out.append(f'<p class="note">{e(flow.note)}</p>')
+        out.append("<table><thead><tr><th>check</th><th>status</th><th>what it checks / what went wrong</th>"
+                   "</tr></thead><tbody>")
+        for check in flow.checks:
+            body = e(check.title)
+            if check.status != "passed" and check.detail:
+                body = f"<div>{e(check.title)}</div><div class=\"{check.status}\">{e(check.detail)}</div>"
+            if check.status == "failed":
+                body += (f"<details><summary>evidence and replay</summary><p>Replay: <code>"
+                         f"{e(replay_command(result, flow.id))}</code></p>"
+                         + (f"<pre>{e(check.evidence)}</pre>" if check.evidence else "") + "</details>")
+            out.append(f'<tr class="check {check.status}" data-check="{e(check.id)}"><td><code>{e(check.id)}'
+                       f'</code></td><td><span class="badge {check.status}">{check.status}</span></td>'
+                       f"<td>{body}</td></tr>")
+        out.append("</tbody></table></section>")
+    out.append("</main></body></html>")
+    return "\n".join(out)
 
 
 def _junit(result: RunResult) -> bytes:
@@ -66,6 +149,7 @@ def write_reports(result: RunResult, directory: str | Path) -> list[Path]:
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     files = {
+        "report.html": _html(result).encode("utf-8"),
         "results.json": json.dumps(as_json(result), indent=2).encode("utf-8"),
         "report.md": _markdown(result).encode("utf-8"),
         "junit.xml": _junit(result),

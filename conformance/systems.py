@@ -251,7 +251,7 @@ class Systems:
         client = self._admin_clients.get(system)
         if client is None:
             client = self._admin_clients[system] = self.client(system)
-        if payload is None and action in ("state", "journal"):
+        if payload is None and action in ("state", "journal", "stats"):
             response = client.get(f"/_admin/{action}")
         else:
             response = client.post(f"/_admin/{action}", json=payload or {})

@@ -39,10 +39,14 @@ class Journal:
 
     limit: int = 10_000
     entries: deque[JournalEntry] = field(default_factory=deque)
+    # Every request since the mock started, by method; a reset clears the entries but not these counts,
+    # so a run that resets the mock between examples can still report the calls it made.
+    totals: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, entry: JournalEntry) -> None:
         with self._lock:
+            self.totals[entry.method] = self.totals.get(entry.method, 0) + 1
             self.entries.append(entry)
             while len(self.entries) > self.limit:
                 self.entries.popleft()
@@ -119,6 +123,12 @@ def admin_router(target: Callable[[], AdminTarget]) -> APIRouter:
     @router.get("/journal")
     async def journal() -> list[dict[str, Any]]:
         return [e.__dict__ for e in target().journal.snapshot()]
+
+    @router.get("/stats")
+    async def stats() -> dict[str, Any]:
+        """Requests answered since the mock started (not cleared by a reset), by method."""
+        totals = dict(target().journal.totals)
+        return {"requests": sum(totals.values()), "by_method": totals}
 
     @router.delete("/journal", status_code=204)
     async def clear_journal() -> Response:

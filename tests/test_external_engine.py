@@ -1,0 +1,63 @@
+"""An external engine driven as a command (``--engine cmd:COMMAND``): the checklist hands it the systems in
+TALKCHECK_* variables and runs it once per sync pass. talkcheck's own engine, run that way, passes."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from conformance.cli import main
+from sync.config import ENV_VARIABLES, config_from_env
+from sync.errors import ConfigError
+
+OWN_ENGINE = f"cmd:{sys.executable} -m conformance.cli sync --from-env --once"
+
+
+def test_checklist_passes_with_the_builtin_engine_as_a_command(tmp_path: Path) -> None:
+    """Every check of two flows (one with references and lines, which pulls in three flows' passes)."""
+    code = main(["run", "--flow", "customer-accounts", "--flow", "order-salesorders", "--profile", "smoke",
+                 "--engine", OWN_ENGINE, "--report-dir", str(tmp_path)])
+    results = json.loads((tmp_path / "results.json").read_text())
+    failed = [(c["id"], c["detail"]) for f in results["flows"] for c in f["checks"] if c["status"] == "failed"]
+    assert code == 0 and not failed, failed
+    assert results["run"]["engine"] == OWN_ENGINE
+    assert results["run"]["target"] == "server"  # an external engine reaches the mocks over the network
+    assert results["summary"]["passed"] >= 40 and results["run"]["calls"]["exact"] > 100
+
+
+def test_a_command_that_syncs_nothing_fails_the_checklist(tmp_path: Path) -> None:
+    code = main(["run", "--flow", "product-items", "--profile", "smoke", "--engine", "cmd:true",
+                 "--report-dir", str(tmp_path)])
+    results = json.loads((tmp_path / "results.json").read_text())
+    statuses = {c["id"]: c["status"] for c in results["flows"][0]["checks"]}
+    assert code == 1 and statuses["create"] == "failed" and statuses["property:Code"] == "failed"
+
+
+def test_a_command_that_cannot_run_is_reported_with_its_output(tmp_path: Path) -> None:
+    code = main(["run", "--flow", "product-items", "--profile", "smoke", "--engine",
+                 "cmd:echo engine broke >&2; exit 3", "--report-dir", str(tmp_path)])
+    results = json.loads((tmp_path / "results.json").read_text())
+    create = next(c for c in results["flows"][0]["checks"] if c["id"] == "create")
+    assert code == 1 and "exited 3" in create["detail"] and "engine broke" in create["detail"]
+
+
+def test_sync_from_env_names_a_missing_variable_and_never_prints_secrets(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ENV_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TALKCHECK_CUSTOMCRM_API_KEY", "sekret-key-123")
+    assert main(["sync", "--from-env", "--once"]) == 2
+    err = capsys.readouterr().err
+    assert "TALKCHECK_EXACT_DIVISION" in err and "is not set" in err and "sekret-key-123" not in err
+    with pytest.raises(ConfigError, match="TALKCHECK_EXACT_DIVISION must be a number"):
+        config_from_env({"TALKCHECK_CUSTOMCRM_BASE_URL": "http://127.0.0.1:1", "TALKCHECK_CUSTOMCRM_API_KEY": "k",
+                         "TALKCHECK_EXACT_BASE_URL": "http://127.0.0.1:2", "TALKCHECK_EXACT_DIVISION": "x"})
+
+
+def test_every_variable_is_documented_in_the_readme() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    missing = [name for name in ENV_VARIABLES if name not in readme]
+    assert not missing, f"undocumented in README: {missing}"

@@ -1,0 +1,93 @@
+"""The QA report: report.html (self-contained, rendered in headless Chromium where one is installed),
+report.md, junit.xml and results.json, all in the document's order of flows."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+import pytest
+
+from conformance.report import write_reports
+from conformance.runner import CheckResult, FlowResult, RunResult
+
+HOSTILE = "<script>alert('x')</script> & \"quotes\""
+
+
+def sample() -> RunResult:
+    flows = [
+        FlowResult("customer-accounts", "Customcrm Customer to Exact Accounts", [
+            CheckResult("create", "A new record yields one new record", "passed", duration_s=0.5),
+            CheckResult("conflict", "The later edit wins", "failed",
+                        f"[customer-accounts / conflict] Name expected 'b', found 'a' {HOSTILE}",
+                        "Falsifying example: data(...)\nDraw 1 (Name): 'a'", 1.5),
+            CheckResult("lines", "Lines reach the other side", "skipped", "the flow has no line collection"),
+        ]),
+        FlowResult("order-salesorders", "Customcrm Order to Exact Salesorders", [
+            CheckResult("create", "A new record yields one new record", "passed"),
+        ]),
+        FlowResult("product-contacts", "Customcrm Product to Exact Contacts", [
+            CheckResult("create", "x", "skipped", "not satisfiable: Exact Contacts need an Account"),
+        ], note="not satisfiable: Exact Contacts need an Account"),
+    ]
+    return RunResult(flows, seed=7, profile="smoke", target="inproc", engine="builtin",
+                     document="customcrm-exact.rst", duration_s=3.25, calls={"exact": 120, "customcrm": 80})
+
+
+def test_all_four_files_follow_the_document(tmp_path: Path) -> None:
+    files = {p.name for p in write_reports(sample(), tmp_path)}
+    assert files == {"report.html", "report.md", "junit.xml", "results.json"}
+    page = (tmp_path / "report.html").read_text()
+    sections = re.findall(r'<section id="flow-([a-z-]+)"', page)
+    assert sections == ["customer-accounts", "order-salesorders", "product-contacts"]
+    assert page.count('class="check ') == 5
+    assert "talkcheck run --profile smoke --seed 7 --flow customer-accounts" in page  # replay of the failure
+    assert "Draw 1 (Name)" in page and "calls to exact" in page
+    markdown = (tmp_path / "report.md").read_text()
+    assert markdown.index("Customer to Exact Accounts") < markdown.index("Order to Exact Salesorders")
+    assert "exact 120, customcrm 80" in markdown
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["summary"] == {"passed": 2, "failed": 1, "skipped": 2, "duration_s": 3.25}
+    assert [c["status"] for c in results["flows"][0]["checks"]] == ["passed", "failed", "skipped"]
+    cases = ET.parse(tmp_path / "junit.xml").getroot().findall(".//testcase")
+    assert len(cases) == 5 and cases[1].find("failure") is not None and cases[2].find("skipped") is not None
+
+
+def test_html_is_self_contained_and_escapes_what_it_shows(tmp_path: Path) -> None:
+    write_reports(sample(), tmp_path)
+    page = (tmp_path / "report.html").read_text()
+    assert "<script" not in page  # the hostile detail is shown as text, and the page runs no script
+    assert "&lt;script&gt;alert(" in page
+    assert not re.search(r'(src|href)\s*=\s*"(https?:)?//', page)  # nothing fetched from elsewhere
+    assert "<link" not in page and "@import" not in page
+
+
+def _chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome", "chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+@pytest.mark.skipif(_chromium() is None, reason="no Chromium on this machine (apt install chromium to run it)")
+def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
+    write_reports(sample(), tmp_path)
+    browser = _chromium()
+    assert browser is not None
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}"]
+    url = (tmp_path / "report.html").as_uri()
+    dom = subprocess.run([browser, *flags, "--dump-dom", url], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert 'id="summary"' in dom.stdout and dom.stdout.count('class="check ') == 5
+    assert "Customcrm Order to Exact Salesorders" in dom.stdout
+    shot = tmp_path / "report.png"
+    subprocess.run([browser, *flags, "--window-size=1200,1600", f"--screenshot={shot}", url],
+                   capture_output=True, timeout=120, check=True)
+    assert shot.stat().st_size > 20_000  # a rendered page, not a blank one
