@@ -1,0 +1,60 @@
+"""Wall time of the checklist as a user runs it: `talkcheck run` for the smoke and ci profiles.
+
+Each round is a fresh `talkcheck run` process (start-up included) against the built-in mocks, all seven
+flows of the project's document. Reported: the median and spread of the rounds, and the ratio of one
+process to `--jobs 2` (the flows spread over both cores). Timings are medians on a shared machine, never
+assertions.
+
+    python bench/checklist_bench.py --rounds 3 --json bench/checklist.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def one_run(profile: str, jobs: int) -> tuple[float, dict[str, int]]:
+    with tempfile.TemporaryDirectory() as report:
+        started = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "conformance.cli", "run", "--profile", profile,
+                               "--jobs", str(jobs), "--report-dir", report], capture_output=True, text=True)
+        elapsed = time.perf_counter() - started
+        if done.returncode != 0:
+            raise SystemExit(f"talkcheck run --profile {profile} failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
+        summary = json.loads((Path(report) / "results.json").read_text())["summary"]
+    return elapsed, {k: summary[k] for k in ("passed", "failed", "skipped")}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--json", help="write the figures here")
+    args = parser.parse_args()
+    figures: dict[str, object] = {}
+    for profile, jobs in (("smoke", 2), ("ci", 2), ("ci", 1)):
+        rounds = args.rounds if jobs == 2 else 1
+        times = []
+        counts: dict[str, int] = {}
+        for _ in range(rounds):
+            elapsed, counts = one_run(profile, jobs)
+            times.append(elapsed)
+        key = f"{profile}_jobs{jobs}"
+        figures[key] = {"median_s": round(statistics.median(times), 1), "min_s": round(min(times), 1),
+                        "max_s": round(max(times), 1), "rounds": rounds, **counts}
+        print(key, figures[key], flush=True)
+    ci2, ci1 = figures["ci_jobs2"], figures["ci_jobs1"]
+    figures["ci_speedup_jobs2"] = round(ci1["median_s"] / ci2["median_s"], 2)  # type: ignore[index]
+    print("ci speed-up with --jobs 2:", figures["ci_speedup_jobs2"])
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

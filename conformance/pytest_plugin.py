@@ -1,0 +1,110 @@
+"""The checklist as plain pytest: ``pytest conformance/ [--doc PATH] [--target ...] [--engine ...]
+[--profile ...] [--seed N] [--flow NAME ...]``, one test per checklist row, so it fits an existing CI and
+its reporting (``--junitxml``, ``-k``, ``-n auto`` with pytest-xdist).
+
+Under xdist every worker process starts its own mocks and engine, so rows spread over cores (or machines)
+without sharing state. A row's outcome is the same as in ``talkcheck run`` with the same options.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from conformance.checks import checks_for
+from conformance.context import FlowContext, engine_flows
+from conformance.engines import BuiltinEngine, CommandEngine, EngineDriver
+from conformance.runner import PROFILES, CheckResult, _run_one
+from conformance.systems import Systems
+from sync.dataflow import Dataflow, load_dataflow
+from sync.engine import plan_flow
+
+__all__ = ["ChecklistSession"]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("talkcheck", "the talkcheck checklist")
+    group.addoption("--doc", default=None, help="a dataflow document (default: the project's own)")
+    group.addoption("--target", default="inproc", choices=["inproc", "server"])
+    group.addoption("--engine", default="builtin", help="builtin or cmd:COMMAND")
+    group.addoption("--profile", default="ci", choices=sorted(PROFILES))
+    group.addoption("--seed", type=int, default=0)
+    group.addoption("--flow", action="append", dest="talkcheck_flows", metavar="NAME", help="only this flow")
+
+
+def _document(config: pytest.Config) -> Dataflow:
+    path = config.getoption("--doc")
+    return load_dataflow(path) if path else load_dataflow()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """One test per row of the checklist: every check of every selected flow, in the document's order."""
+    if "talkcheck_row" not in metafunc.fixturenames:
+        return
+    doc = _document(metafunc.config)
+    wanted = metafunc.config.getoption("talkcheck_flows")
+    unknown = [f for f in wanted or [] if f not in {flow.id for flow in doc.flows}]
+    if unknown:
+        raise pytest.UsageError(f"no flow {unknown[0]!r} in {doc.name}")
+    rows = [(flow.id, check.id) for flow in doc.flows if not wanted or flow.id in wanted
+            for check in checks_for(flow)]
+    metafunc.parametrize("talkcheck_row", rows, ids=[f"{f}/{c}" for f, c in rows])
+
+
+@dataclass
+class ChecklistSession:
+    """The mocks and the engine of one pytest process, and a context per flow (made when first needed)."""
+
+    doc: Dataflow
+    profile: str
+    seed: int
+    systems: Systems
+    driver: EngineDriver
+    contexts: dict[str, FlowContext | str] = field(default_factory=dict)
+
+    def context(self, flow_id: str) -> FlowContext | str:
+        if flow_id not in self.contexts:
+            flow = self.doc.flow(flow_id)
+            plan = plan_flow(flow, self.doc)
+            self.contexts[flow_id] = plan if isinstance(plan, str) else FlowContext(
+                flow, plan, self.systems, self.driver, self.systems.customcrm_actor(), self.systems.exact_actor(),
+                flows=engine_flows(flow, self.doc))
+        return self.contexts[flow_id]
+
+    def run(self, flow_id: str, check_id: str) -> CheckResult:
+        check = next(c for c in checks_for(self.doc.flow(flow_id)) if c.id == check_id)
+        ctx = self.context(flow_id)
+        if isinstance(ctx, str):
+            return CheckResult(check.id, check.title, "skipped", ctx)
+        reason = check.skip_reason(ctx)
+        if reason:
+            return CheckResult(check.id, check.title, "skipped", reason)
+        return _run_one(check, ctx, self.profile, self.seed)
+
+
+@pytest.fixture(scope="session")
+def talkcheck_session(request: pytest.FixtureRequest) -> Iterator[ChecklistSession]:
+    config = request.config
+    doc = _document(config)
+    engine: str = config.getoption("--engine")
+    target: str = config.getoption("--target")
+    if engine != "builtin" and target == "inproc":
+        target = "server"
+    systems = Systems.start(target)
+    driver: Any
+    if engine.startswith("cmd:"):
+        driver = CommandEngine(engine[len("cmd:"):], doc, systems)
+    elif engine == "builtin":
+        driver = BuiltinEngine(doc, systems)
+    else:
+        systems.close()
+        raise pytest.UsageError(f"unknown engine {engine!r}: builtin or cmd:COMMAND")
+    session = ChecklistSession(doc, config.getoption("--profile"), config.getoption("--seed"), systems, driver)
+    try:
+        yield session
+    finally:
+        driver.close()
+        systems.close()
