@@ -119,20 +119,16 @@ def stays_in_sync_machine(ctx: FlowContext, *, faults: bool) -> type[RuleBasedSt
         def _check_world(self) -> None:
             crm = {str(r["Id"]): r for r in ctx.crm.all(ctx.crm_path)}
             exact = ctx.exact_records()
-            for exact_id, version in self.kept_exact.items():
-                if exact_id not in exact:
-                    raise CheckFailure(f"[{ctx.flow.id} / {check}] {ctx.label('exact', exact_id)} was left when "
-                                       "its Customcrm record was deleted, and then the sync deleted it")
-                if exact[exact_id].get("Timestamp") != version:
-                    raise CheckFailure(f"[{ctx.flow.id} / {check}] the sync wrote to "
-                                       f"{ctx.label('exact', exact_id)}, whose Customcrm record was deleted")
-            for crm_id, version in self.kept_crm.items():
-                if crm_id not in crm:
-                    raise CheckFailure(f"[{ctx.flow.id} / {check}] {ctx.label('crm', crm_id)} was left when its "
-                                       "Exact record was deleted, and then the sync deleted it")
-                if crm[crm_id].get("Version") != version:
-                    raise CheckFailure(f"[{ctx.flow.id} / {check}] the sync wrote to {ctx.label('crm', crm_id)}, "
-                                       "whose Exact record was deleted")
+            survivors = [("exact", "Customcrm", exact, "Timestamp", self.kept_exact),
+                         ("crm", "Exact", crm, "Version", self.kept_crm)]
+            for side, other, records, version_field, kept in survivors:
+                for record_id, version in kept.items():
+                    if record_id not in records:
+                        raise CheckFailure(f"[{ctx.flow.id} / {check}] {ctx.label(side, record_id)} was left when "
+                                           f"its {other} record was deleted, and then the sync deleted it")
+                    if records[record_id].get(version_field) != version:
+                        raise CheckFailure(f"[{ctx.flow.id} / {check}] the sync wrote to "
+                                           f"{ctx.label(side, record_id)}, whose {other} record was deleted")
             known = {e for _c, e in self.pairs} | set(self.kept_exact)
             new_exact = {k: v for k, v in exact.items() if k not in known}
             for crm_id, exact_id in self.pairs:
