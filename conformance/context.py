@@ -157,10 +157,10 @@ class FlowContext:
             self.systems.admin(system, "clock", {"advance": seconds})
 
     def release_clocks(self) -> None:
-        """Back to real time, continuing from where the frozen clocks stood (time never runs backwards)."""
+        """Back to real time on both mocks alike (a shared offset would drift by the time between the two
+        calls, and "which edit is later" across the systems would then depend on it)."""
         for system in ("exact", "customcrm"):
-            frozen = self.systems.admin(system, "clock", {"advance": 0})
-            self.systems.admin(system, "clock", {"set": frozen["now"], "frozen": False})
+            self.systems.admin(system, "clock", {"reset": True})
 
     def exact_records(self, sync_path: str | None = None) -> dict[str, dict[str, Any]]:
         rows = self.exact.all(sync_path or self.plan.entity.sync_path)
