@@ -25,7 +25,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from conformance.dataset import Sizes, make_dataset  # noqa: E402
+from conformance.dataset import Sizes, edit_one_record_each_side, make_dataset  # noqa: E402
 from conformance.engines import connect_engine  # noqa: E402
 from conformance.systems import Systems  # noqa: E402
 from mocks.customcrm.models import RESOURCES  # noqa: E402
@@ -136,11 +136,7 @@ def edits() -> dict[str, Any]:
         engine = _engine(systems)
         while engine.run_pass().writes:
             pass
-        crm, exact = systems.customcrm_actor(), systems.exact_actor()
-        customer = crm.all("customers")[0]
-        crm.update("customers", customer["Id"], {"City": "Zierikzee"})
-        account = next(a for a in exact.all("sync/CRM/Accounts") if a["Name"] != customer["Name"])
-        exact.update("crm/Accounts", account["ID"], {"Phone": "+31 111 222 333"})
+        edit_one_record_each_side(systems.customcrm_actor(), systems.exact_actor())
         report = engine.run_pass()
         after = engine.run_pass()
     finally:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
 from hypothesis import strategies as st
@@ -18,7 +17,7 @@ from conformance.context import CheckFailure, FlowContext
 from conformance.machine import stays_in_sync_machine
 from conformance.rule_checks import (
     RULE_CHECKS,
-    apply_line_edit,
+    apply_edits,
     build_match,
     current_value,
     expect_value,
@@ -26,7 +25,6 @@ from conformance.rule_checks import (
     usable_merge_keys,
 )
 from sync.dataflow import Flow, PropertyRow
-from sync.engine import Mapping
 
 __all__ = ["CHECKS", "Check", "CheckFailure", "FlowContext", "checks_for"]
 
@@ -78,32 +76,6 @@ def _link(ctx: FlowContext, data: st.DataObject) -> None:
             f"created {len(after - before)} new one(s)")
     if not ambiguous:
         ctx.assert_pair_agrees("link", str(crm_record["Id"]), str(first[ctx.exact_key]).lower())
-
-
-def apply_edits(ctx: FlowContext, data: st.DataObject, side: str, crm_id: str, exact_id: str,
-                mappings: list[Mapping]) -> None:
-    """Change the given properties on one side, as a user would there."""
-    crm_record = ctx.crm.get(ctx.crm_path, crm_id) or {}
-    crm_body: dict[str, Any] = {}
-    exact_body: dict[str, Any] = {}
-    for m in mappings:
-        if m.is_line:
-            continue
-        if side == "exact" and m.exact_field in ctx.plan.entity.immutable:
-            continue
-        value = ctx.draw_value(data, m, allow_empty=not ctx.exact_mandatory(m),
-                               not_equal=crm_record.get(m.crm_field))
-        if side == "customcrm":
-            crm_body[m.crm_field] = value
-        else:
-            exact_body[m.exact_field] = ctx.to_exact_wire(m, value)
-    if crm_body:
-        ctx.crm.update(ctx.crm_path, crm_id, crm_body)
-    if any(m.is_line for m in mappings):
-        action = data.draw(st.sampled_from(["change", "add", "remove"]), label="line action")
-        apply_line_edit(ctx, data, side, action, crm_id, exact_id)
-    if exact_body:
-        ctx.exact.update(ctx.exact_path, exact_id, exact_body)
 
 
 def _edit(side: str) -> Callable[[FlowContext, st.DataObject], None]:

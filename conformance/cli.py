@@ -84,8 +84,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.target == "sandbox":
         print("talkcheck: --target sandbox is not available in this version", file=sys.stderr)
         return EXIT_USAGE
-    if args.engine != "builtin" and not (args.engine.startswith("cmd:") and args.engine[4:].strip()):
-        print(f"talkcheck: --engine {args.engine} is not available; use builtin or cmd:COMMAND", file=sys.stderr)
+    from conformance.engines import validate_engine
+
+    try:
+        validate_engine(args.engine)
+    except ValueError as exc:
+        print(f"talkcheck: --engine: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
         doc = load_dataflow(args.doc) if args.doc else load_dataflow()

@@ -17,8 +17,9 @@ from zoneinfo import ZoneInfo
 from hypothesis import strategies as st
 
 from conformance.engines import EngineDriver
-from conformance.strategies import value_strategy
+from conformance.strategies import field_limits, value_strategy
 from conformance.systems import CustomcrmActor, ExactActor, Systems
+from mocks.customcrm.models import RESOURCES as CRM_RESOURCES
 from mocks.exact.properties import TABLES as EXACT_TABLES
 from sync.dataflow import Dataflow, Flow, PropertyRow
 from sync.engine import FlowPlan, Mapping, plan_flow
@@ -91,6 +92,15 @@ class FlowContext:
     flows: list[str] = field(default_factory=list)  # the flows the engine must run for this one
     pools: dict[str, dict[str, str]] = field(default_factory=dict)  # ref type -> {crm id: exact id}
     names: dict[str, str] = field(default_factory=dict)  # Exact user id -> full name
+
+    @classmethod
+    def for_flow(cls, flow: Flow, doc: Dataflow, systems: Systems, engine: EngineDriver) -> FlowContext | str:
+        """The context of one flow of `doc`, or why the flow cannot be satisfied."""
+        plan = plan_flow(flow, doc)
+        if isinstance(plan, str):
+            return plan
+        return cls(flow, plan, systems, engine, systems.customcrm_actor(), systems.exact_actor(),
+                   flows=engine_flows(flow, doc))
 
     # ------------------------------------------------------------------ the flow
 
@@ -232,32 +242,30 @@ class FlowContext:
         if mapping.kind == "ref":
             pool = sorted(self.pools.get(self.ref_type(mapping), {}))
             choices = [p for p in pool if p != not_equal] or pool
-            required = not allow_empty or self._crm_required(mapping)
+            required = not allow_empty or self.crm_required(mapping)
             options = choices if required else [*choices, None]
             return data.draw(st.sampled_from(options), label=f"{mapping.id}")
         return data.draw(value_strategy(self.flow, mapping.row, mapping.kind, allow_empty=allow_empty),
                          label=mapping.id)
 
-    def _crm_required(self, mapping: Mapping) -> bool:
-        from conformance.strategies import field_limits
+    @property
+    def crm_model(self) -> Any:
+        """The Customcrm contract's model of this flow's records."""
+        return CRM_RESOURCES[self.plan.resource.path].model
 
+    def crm_required(self, mapping: Mapping) -> bool:
         return field_limits(self.flow, mapping.row)[1]
 
     def crm_default(self, mapping: Mapping) -> Any:
         """The value Customcrm gives a property left out of a create (such a property is never empty)."""
-        from mocks.customcrm.models import RESOURCES as CRM_RESOURCES
-
-        info = CRM_RESOURCES[self.plan.resource.path].model.model_fields.get(mapping.crm_field)
-        default = getattr(info, "default", None) if info is not None else None
-        return None if default is None or repr(default) == "PydanticUndefined" else default
+        info = self.crm_model.model_fields.get(mapping.crm_field)
+        return None if info is None or info.is_required() else info.get_default(call_default_factory=True)
 
     def _unmapped_required(self) -> list[str]:
         """Customcrm fields a record cannot be created without, though this flow's table does not map them."""
-        from mocks.customcrm.models import RESOURCES as CRM_RESOURCES
-
-        model = CRM_RESOURCES[self.plan.resource.path].model
         mapped = {m.crm_field for m in self.header}
-        return [name for name, info in model.model_fields.items() if info.is_required() and name not in mapped]
+        return [name for name, info in self.crm_model.model_fields.items()
+                if info.is_required() and name not in mapped]
 
     def draw_line(self, data: st.DataObject) -> dict[str, Any]:
         line: dict[str, Any] = {}
@@ -345,8 +353,13 @@ class FlowContext:
         if crm_record is None or exact_record is None:
             missing = self.label("crm", crm_id) if crm_record is None else self.label("exact", exact_id)
             raise CheckFailure(f"[{self.flow.id} / {check}] {missing} is gone")
+        self.assert_records_agree(check, crm_record, exact_record, rows)
+
+    def assert_records_agree(self, check: str, crm_record: dict[str, Any], exact_record: dict[str, Any],
+                             rows: list[PropertyRow] | None = None) -> None:
         problems = self.mismatches(crm_record, exact_record, rows)
         if problems:
+            crm_id, exact_id = str(crm_record["Id"]), str(exact_record[self.exact_key]).lower()
             raise CheckFailure(
                 f"[{self.flow.id} / {check}] {self.label('crm', crm_id)} and {self.label('exact', exact_id)} "
                 "disagree: " + "; ".join(problems))

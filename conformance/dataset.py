@@ -15,7 +15,7 @@ from typing import Any
 
 from faker import Faker
 
-__all__ = ["Sizes", "end_state", "make_dataset"]
+__all__ = ["Sizes", "edit_one_record_each_side", "end_state", "make_dataset"]
 
 
 @dataclass(frozen=True)
@@ -110,3 +110,12 @@ def end_state(exact: Any) -> dict[str, Any]:
         "quotes": sorted(str((q["YourRef"], by_account.get(q["OrderAccount"]), quote_lines.get(q["QuotationID"], [])))
                          for q in exact.all("sync/CRM/QuotationHeaders")),
     }
+
+
+def edit_one_record_each_side(crm: Any, exact: Any) -> None:
+    """A user edits one customer in Customcrm and another one's account in Exact: the smallest change of
+    both sides, after which an engine should write once to each side and never back."""
+    customer = crm.all("customers")[0]
+    crm.update("customers", customer["Id"], {"City": "Zierikzee"})
+    account = next(a for a in exact.all("sync/CRM/Accounts") if a["Name"] != customer["Name"])
+    exact.update("crm/Accounts", account["ID"], {"Phone": "+31 111 222 333"})

@@ -22,7 +22,8 @@ from sync.engine import Engine, SyncReport
 from sync.http import HttpPolicy
 from sync.store import LinkStore
 
-__all__ = ["BuiltinEngine", "CommandEngine", "EngineDriver", "EngineError", "EngineKilled", "connect_engine"]
+__all__ = ["BuiltinEngine", "CommandEngine", "EngineDriver", "EngineError", "EngineKilled", "connect_engine",
+           "make_driver", "target_for", "validate_engine"]
 
 
 class EngineKilled(BaseException):
@@ -137,6 +138,10 @@ def connect_engine(doc: Dataflow, systems: Systems, crm_client: httpx.Client, ex
     return engine_class(doc, crm, exact, store if store is not None else LinkStore(":memory:"), **options)
 
 
+class EngineError(RuntimeError):
+    """The engine under test could not run a pass at all."""
+
+
 class CommandEngine:
     """An external engine run as a command, once per sync pass (``--engine cmd:COMMAND``).
 
@@ -157,14 +162,12 @@ class CommandEngine:
         self.doc_path = str(self._root / "dataflow.rst")  # the document as parsed, in the generator's format
         Path(self.doc_path).write_text(render_dataflow(doc), encoding="utf-8")
         self._env: dict[str, str] = {}
-        self.passes = 0
         self.last_output = ""
 
     def reset(self) -> None:
         """After the systems were reset: new Exact tokens (the old ones are gone) and a new state directory."""
         tokens = self.systems.exact_actor().authorize()
-        state_dir = self._root / f"state-{self.passes:06d}-{uuid.uuid4().hex[:6]}"
-        state_dir.mkdir()
+        state_dir = Path(tempfile.mkdtemp(prefix="state-", dir=self._root))
         self._env = {
             "TALKCHECK_CUSTOMCRM_BASE_URL": self.systems.customcrm_url,
             "TALKCHECK_CUSTOMCRM_API_KEY": self.systems.api_key,
@@ -185,7 +188,6 @@ class CommandEngine:
         if not self._env:
             self.reset()
         env = {**os.environ, **self._env, "TALKCHECK_FLOWS": ",".join(flows or [])}
-        self.passes += 1
         process = subprocess.Popen(self.command, shell=True, env=env, stdout=subprocess.PIPE,  # noqa: S602
                                    stderr=subprocess.STDOUT, start_new_session=True)
         limit = self.timeout if interrupt_after is None else interrupt_after / 100
@@ -206,5 +208,20 @@ class CommandEngine:
         shutil.rmtree(self._root, ignore_errors=True)
 
 
-class EngineError(RuntimeError):
-    """The engine under test could not run a pass at all."""
+def validate_engine(spec: str) -> None:
+    """Refuse an engine the checklist cannot drive, before anything is started."""
+    if spec != "builtin" and not (spec.startswith("cmd:") and spec[len("cmd:"):].strip()):
+        raise ValueError(f"unknown engine {spec!r}: use builtin or cmd:COMMAND")
+
+
+def target_for(engine: str, target: str) -> str:
+    """An external engine reaches the mocks over the network: in-process mocks are served instead."""
+    return "server" if engine != "builtin" and target == "inproc" else target
+
+
+def make_driver(engine: str, doc: Dataflow, systems: Systems, *, engine_class: type[Engine] = Engine,
+                flows: list[str] | None = None) -> EngineDriver:
+    validate_engine(engine)
+    if engine.startswith("cmd:"):
+        return CommandEngine(engine[len("cmd:"):], doc, systems)
+    return BuiltinEngine(doc, systems, engine_class, flows=flows)

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from conformance.context import CheckFailure, FlowContext
+from conformance.rule_checks import apply_edits, apply_line_edit, assert_quiet
 
 __all__ = ["FAULT_RULES", "stays_in_sync_machine"]
 
@@ -65,8 +66,6 @@ def stays_in_sync_machine(ctx: FlowContext, *, faults: bool) -> type[RuleBasedSt
         @precondition(lambda self: bool(self.pairs))
         @rule(data=st.data(), side=sides)
         def edit(self, data: st.DataObject, side: str) -> None:
-            from conformance.checks import apply_edits
-
             crm_id, exact_id = data.draw(st.sampled_from(self.pairs), label="pair")
             chosen = data.draw(st.lists(st.sampled_from(list(ctx.mappings)), min_size=1, max_size=3, unique=True),
                                label="properties (edited or cleared)")
@@ -75,8 +74,6 @@ def stays_in_sync_machine(ctx: FlowContext, *, faults: bool) -> type[RuleBasedSt
         @precondition(lambda self: bool(self.pairs) and bool(ctx.line_mappings))
         @rule(data=st.data(), side=sides, action=st.sampled_from(["add", "change", "remove"]))
         def change_lines(self, data: st.DataObject, side: str, action: str) -> None:
-            from conformance.rule_checks import apply_line_edit
-
             crm_id, exact_id = data.draw(st.sampled_from(self.pairs), label="pair")
             apply_line_edit(ctx, data, side, action, crm_id, exact_id)
 
@@ -148,8 +145,8 @@ def stays_in_sync_machine(ctx: FlowContext, *, faults: bool) -> type[RuleBasedSt
             if new_exact:
                 raise CheckFailure(f"[{ctx.flow.id} / {check}] the sync created {len(new_exact)} Exact record(s) no "
                                    f"Customcrm record accounts for (duplicates): {sorted(new_exact)}")
-            for crm_id, exact_id in self.pairs:
-                ctx.assert_pair_agrees(check, crm_id, exact_id)
+            for crm_id, exact_id in self.pairs:  # the records read above: no second read per pair
+                ctx.assert_records_agree(check, crm[crm_id], exact[exact_id])
 
         @invariant()
         def links_are_one_to_one(self) -> None:
@@ -161,8 +158,6 @@ def stays_in_sync_machine(ctx: FlowContext, *, faults: bool) -> type[RuleBasedSt
         def teardown(self) -> None:
             """The end state: one more clean pass settles the last steps, then a pass writes nothing."""
             if self.passes:
-                from conformance.rule_checks import assert_quiet
-
                 ctx.sync()
                 self._check_world()
                 assert_quiet(ctx, check)

@@ -72,11 +72,12 @@ class OverwritingEngine(Engine):
     def merge(self, plan: FlowPlan, snapshot: dict[str, Any], crm_values: dict[str, Any],
               exact_values: dict[str, Any], crm_first: bool, changed: set[str]
               ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-        blind = {m.id: _MISSING for m in plan.header}  # as if nothing had been synced before
+        # A snapshot that matches neither side: every differing property goes to the side edited last.
+        blind = {m.id: _NEITHER for m in plan.header}
         return super().merge(plan, {**snapshot, **blind}, crm_values, exact_values, crm_first, changed)
 
 
-_MISSING = object()
+_NEITHER = object()
 
 
 class DeletePropagatingEngine(Engine):

@@ -10,17 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 import pytest
 
 from conformance.checks import checks_for
-from conformance.context import FlowContext, engine_flows
-from conformance.engines import BuiltinEngine, CommandEngine, EngineDriver
-from conformance.runner import PROFILES, CheckResult, _run_one
+from conformance.context import FlowContext
+from conformance.engines import EngineDriver, make_driver, target_for, validate_engine
+from conformance.runner import PROFILES, CheckResult, run_check
 from conformance.systems import Systems
 from sync.dataflow import Dataflow, load_dataflow
-from sync.engine import plan_flow
 
 __all__ = ["ChecklistSession"]
 
@@ -67,22 +65,12 @@ class ChecklistSession:
 
     def context(self, flow_id: str) -> FlowContext | str:
         if flow_id not in self.contexts:
-            flow = self.doc.flow(flow_id)
-            plan = plan_flow(flow, self.doc)
-            self.contexts[flow_id] = plan if isinstance(plan, str) else FlowContext(
-                flow, plan, self.systems, self.driver, self.systems.customcrm_actor(), self.systems.exact_actor(),
-                flows=engine_flows(flow, self.doc))
+            self.contexts[flow_id] = FlowContext.for_flow(self.doc.flow(flow_id), self.doc, self.systems, self.driver)
         return self.contexts[flow_id]
 
     def run(self, flow_id: str, check_id: str) -> CheckResult:
         check = next(c for c in checks_for(self.doc.flow(flow_id)) if c.id == check_id)
-        ctx = self.context(flow_id)
-        if isinstance(ctx, str):
-            return CheckResult(check.id, check.title, "skipped", ctx)
-        reason = check.skip_reason(ctx)
-        if reason:
-            return CheckResult(check.id, check.title, "skipped", reason)
-        return _run_one(check, ctx, self.profile, self.seed)
+        return run_check(check, self.context(flow_id), self.profile, self.seed)
 
 
 @pytest.fixture(scope="session")
@@ -90,18 +78,12 @@ def talkcheck_session(request: pytest.FixtureRequest) -> Iterator[ChecklistSessi
     config = request.config
     doc = _document(config)
     engine: str = config.getoption("--engine")
-    target: str = config.getoption("--target")
-    if engine != "builtin" and target == "inproc":
-        target = "server"
-    systems = Systems.start(target)
-    driver: Any
-    if engine.startswith("cmd:"):
-        driver = CommandEngine(engine[len("cmd:"):], doc, systems)
-    elif engine == "builtin":
-        driver = BuiltinEngine(doc, systems)
-    else:
-        systems.close()
-        raise pytest.UsageError(f"unknown engine {engine!r}: builtin or cmd:COMMAND")
+    try:
+        validate_engine(engine)
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    systems = Systems.start(target_for(engine, config.getoption("--target")))
+    driver = make_driver(engine, doc, systems)
     session = ChecklistSession(doc, config.getoption("--profile"), config.getoption("--seed"), systems, driver)
     try:
         yield session

@@ -14,10 +14,11 @@ from typing import Any
 from hypothesis import strategies as st
 
 from conformance.context import CheckFailure, FlowContext, expect_from_crm, expect_from_exact
+from conformance.strategies import ENUMERATED
 from sync.engine import Mapping
 
-__all__ = ["RULE_CHECKS", "apply_line_edit", "assert_quiet", "build_match", "current_value", "expect_value",
-           "set_value", "usable_merge_keys"]
+__all__ = ["RULE_CHECKS", "apply_edits", "apply_line_edit", "assert_quiet", "build_match", "current_value",
+           "expect_value", "set_value", "usable_merge_keys"]
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -53,17 +54,13 @@ def _distinct(ctx: FlowContext, data: st.DataObject, m: Mapping, avoid: list[Any
     raise CheckFailure(f"[{ctx.flow.id}] could not find a value of {m.crm_field} unlike {avoid!r}")
 
 
-_CHOICES = {"Currency": ["EUR", "USD", "GBP", "NOK", "SEK", "DKK"], "VatCode": ["1", "2", "3", "5"],
-            "Unit": ["pc", "kg", "m", "h", "box"], "Country": ["NL", "GB", "DE", "FR", "NO", "BE"]}
-
-
 def _nudge(value: Any, m: Mapping, step: int) -> Any:
     """Another valid value close to `value` (same length for strings, so length limits still hold)."""
     if m.kind == "date":
         return (date.fromisoformat(value) + timedelta(days=step)).isoformat()
     if m.kind in ("double", "int"):
         return value + step
-    choices = _CHOICES.get(m.crm_field.split(".")[-1])
+    choices = ENUMERATED.get(m.crm_field.split(".")[-1])
     if choices:
         return choices[step % len(choices)]
     text = str(value)
@@ -96,22 +93,24 @@ def _mutable(ctx: FlowContext) -> list[Mapping]:
     return [m for m in ctx.header if m.exact_field not in ctx.plan.entity.immutable]
 
 
+def _key_fields(ctx: FlowContext) -> set[str]:
+    """Exact properties a record is found by (merge keys and their scope)."""
+    return {name for alt in ctx.plan.entity.merge_keys for name in alt} | set(ctx.plan.entity.merge_scope)
+
+
 def _conflict_candidates(ctx: FlowContext) -> list[Mapping]:
     """Properties with room for three different values, not keys a record is found by."""
-    keys = {name for alt in ctx.plan.entity.merge_keys for name in alt} | set(ctx.plan.entity.merge_scope)
+    keys = _key_fields(ctx)
     return [m for m in _mutable(ctx) if m.kind in ("string", "double", "int", "date", "datetime")
-            and m.exact_field not in keys and m.crm_field not in _ENUMS]
-
-
-_ENUMS = {"Currency", "VatCode", "Unit", "Country"}
+            and m.exact_field not in keys and m.crm_field not in ENUMERATED]
 
 
 def _optional(ctx: FlowContext, m: Mapping) -> bool:
     """Either side may leave this property empty, and emptying it keeps the record in the flow."""
     groups = [*ctx.plan.entity.mandatory]
     crm_groups = ctx.plan.resource.counterpart_when.get(ctx.flow.target_type.lower(), ())
-    keys = {name for alt in ctx.plan.entity.merge_keys for name in alt} | set(ctx.plan.entity.merge_scope)
-    return (m.kind != "bool" and not ctx.exact_mandatory(m) and ctx.crm_default(m) is None and not ctx._crm_required(m)
+    keys = _key_fields(ctx)
+    return (m.kind != "bool" and not ctx.exact_mandatory(m) and ctx.crm_default(m) is None and not ctx.crm_required(m)
             and not any(m.exact_field in g for g in groups) and not any(m.crm_field in g for g in crm_groups)
             and m.exact_field not in keys)
 
@@ -169,6 +168,32 @@ def usable_merge_keys(ctx: FlowContext) -> list[tuple[str, ...]]:
     by_target = {m.exact_field for m in ctx.header}
     return [alt for alt in ctx.plan.entity.merge_keys
             if all(name in by_target for name in (*alt, *ctx.plan.entity.merge_scope))]
+
+
+def apply_edits(ctx: FlowContext, data: st.DataObject, side: str, crm_id: str, exact_id: str,
+                mappings: list[Mapping]) -> None:
+    """Change the given properties on one side, as a user would there."""
+    crm_record = ctx.crm.get(ctx.crm_path, crm_id) or {}
+    crm_body: dict[str, Any] = {}
+    exact_body: dict[str, Any] = {}
+    for m in mappings:
+        if m.is_line:
+            continue
+        if side == "exact" and m.exact_field in ctx.plan.entity.immutable:
+            continue
+        value = ctx.draw_value(data, m, allow_empty=not ctx.exact_mandatory(m),
+                               not_equal=crm_record.get(m.crm_field))
+        if side == "customcrm":
+            crm_body[m.crm_field] = value
+        else:
+            exact_body[m.exact_field] = ctx.to_exact_wire(m, value)
+    if crm_body:
+        ctx.crm.update(ctx.crm_path, crm_id, crm_body)
+    if any(m.is_line for m in mappings):
+        action = data.draw(st.sampled_from(["change", "add", "remove"]), label="line action")
+        apply_line_edit(ctx, data, side, action, crm_id, exact_id)
+    if exact_body:
+        ctx.exact.update(ctx.exact_path, exact_id, exact_body)
 
 
 def apply_line_edit(ctx: FlowContext, data: st.DataObject, side: str, action: str, crm_id: str,

@@ -18,13 +18,13 @@ from hypothesis.reporting import with_reporter
 from hypothesis.stateful import run_state_machine_as_test
 
 from conformance.checks import Check, checks_for
-from conformance.context import FlowContext, engine_flows
-from conformance.engines import BuiltinEngine, CommandEngine, EngineDriver
+from conformance.context import FlowContext
+from conformance.engines import make_driver, target_for, validate_engine
 from conformance.systems import Systems
 from sync.dataflow import Dataflow, Flow
-from sync.engine import Engine, plan_flow
+from sync.engine import Engine
 
-__all__ = ["PROFILES", "CheckResult", "FlowResult", "RunResult", "run_checklist"]
+__all__ = ["PROFILES", "CheckResult", "FlowResult", "RunResult", "run_check", "run_checklist"]
 
 PROFILES: dict[str, int] = {"smoke": 2, "ci": 8, "thorough": 60}
 # Steps per state-machine example (creates, edits, deletes, passes) by profile.
@@ -84,6 +84,16 @@ def _min_steps(profile: str) -> dict[str, int]:
     if "_min_steps" in inspect.signature(run_state_machine_as_test).parameters:
         return {"_min_steps": STEPS[profile] // 2}
     return {}
+
+
+def run_check(check: Check, ctx: FlowContext | str, profile: str, seed: int, shrink: bool = True) -> CheckResult:
+    """One checklist row: skipped with the reason when it does not apply (or its flow cannot be satisfied,
+    when `ctx` is that reason), else run as a Hypothesis property or state machine."""
+    reason = ctx if isinstance(ctx, str) else check.skip_reason(ctx)
+    if reason:
+        return CheckResult(check.id, check.title, "skipped", reason)
+    assert not isinstance(ctx, str)
+    return _run_one(check, ctx, profile, seed, shrink)
 
 
 def _run_one(check: Check, ctx: FlowContext, profile: str, seed: int, shrink: bool = True) -> CheckResult:
@@ -188,40 +198,23 @@ def _run_flows(
 ) -> RunResult:
     started = time.monotonic()
     selected: list[Flow] = [f for f in doc.flows if flows is None or f.id in flows]
-    if engine != "builtin" and target == "inproc":
-        target = "server"  # an external engine reaches the mocks over the network
+    validate_engine(engine)
+    target = target_for(engine, target)
     systems = Systems.start(target)
-    driver: EngineDriver
-    if engine.startswith("cmd:"):
-        driver = CommandEngine(engine[len("cmd:"):], doc, systems)
-    elif engine == "builtin":
-        driver = BuiltinEngine(doc, systems, engine_class, flows=[f.id for f in selected])
-    else:
-        systems.close()
-        raise ValueError(f"unknown engine {engine!r}: builtin, cmd:COMMAND or poll:SECONDS")
+    driver = make_driver(engine, doc, systems, engine_class=engine_class, flows=[f.id for f in selected])
     results: list[FlowResult] = []
     calls: dict[str, int] = {}
     try:
         for flow in selected:
             result = FlowResult(flow.id, flow.title)
             results.append(result)
-            plan = plan_flow(flow, doc)
-            if isinstance(plan, str):
-                result.note = plan
-                for check in checks_for(flow):
-                    skipped = CheckResult(check.id, check.title, "skipped", plan)
-                    result.checks.append(skipped)
-                    if progress:
-                        progress(flow.id, check.id, skipped)
-                continue
-            ctx = FlowContext(flow, plan, systems, driver, systems.customcrm_actor(), systems.exact_actor(),
-                              flows=engine_flows(flow, doc))
+            ctx = FlowContext.for_flow(flow, doc, systems, driver)
+            if isinstance(ctx, str):
+                result.note = ctx
             for check in checks_for(flow):
                 if checks is not None and check.id not in checks:
                     continue
-                reason = check.skip_reason(ctx)
-                outcome = CheckResult(check.id, check.title, "skipped", reason) if reason else \
-                    _run_one(check, ctx, profile, seed, shrink)
+                outcome = run_check(check, ctx, profile, seed, shrink)
                 result.checks.append(outcome)
                 if progress:
                     progress(flow.id, check.id, outcome)

@@ -21,10 +21,15 @@ from mocks.customcrm.models import LineFields
 from mocks.exact.properties import TABLES as EXACT_TABLES
 from sync.dataflow import Flow, PropertyRow
 
-__all__ = ["LOCALES", "field_limits", "value_strategy"]
+__all__ = ["ENUMERATED", "LOCALES", "field_limits", "value_strategy"]
 
 LOCALES = ("nl_NL", "en_GB", "de_DE", "fr_FR", "no_NO")
 _fakers = {locale: Faker(locale) for locale in LOCALES}
+# Fields whose values come from a short list both systems accept (Country draws from Faker's codes, but a
+# check needing another valid code takes one of these).
+ENUMERATED: dict[str, list[str]] = {"Currency": ["EUR", "USD", "GBP", "NOK", "SEK", "DKK"],
+                                    "VatCode": ["1", "2", "3", "5"], "Unit": ["pc", "kg", "m", "h", "box"],
+                                    "Country": ["NL", "GB", "DE", "FR", "NO", "BE"]}
 _unique = itertools.count(1)
 _TEXT = st.characters(blacklist_categories=("Cs", "Cc"))
 _EXACT_TABLE = {"salesorders": "SalesOrders", "accounts": "Accounts", "contacts": "Contacts", "items": "Items",
@@ -97,10 +102,10 @@ def _makers(fake: Faker) -> dict[str, Callable[[], Any]]:
         "Code": lambda: f"P-{next(_unique):05d}",
         "OrderNumber": lambda: f"SO-{next(_unique):06d}",
         "QuoteNumber": lambda: f"Q-{next(_unique):06d}",
-        "Unit": lambda: fake.random_element(["pc", "kg", "m", "h", "box"]),
+        "Unit": lambda: fake.random_element(ENUMERATED["Unit"]),
         "Barcode": lambda: fake.ean13(),
-        "VatCode": lambda: fake.random_element(["1", "2", "3", "5"]),
-        "Currency": lambda: fake.random_element(["EUR", "USD", "GBP", "NOK"]),
+        "VatCode": lambda: fake.random_element(ENUMERATED["VatCode"]),
+        "Currency": lambda: fake.random_element(ENUMERATED["Currency"]),
         "FullName": fake.name,
     }
 

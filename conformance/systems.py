@@ -246,11 +246,16 @@ class Systems:
     def customcrm_actor(self) -> CustomcrmActor:
         return CustomcrmActor(self.client("customcrm"), self.api_key)
 
-    def admin(self, system: str, action: str, payload: dict[str, Any] | None = None) -> Any:
-        """Call a mock's admin plane (one cached client per system; closing it would close the transport)."""
+    def _admin_client(self, system: str) -> httpx.Client:
+        """One cached client per system for the admin plane (closing it would close the transport)."""
         client = self._admin_clients.get(system)
         if client is None:
             client = self._admin_clients[system] = self.client(system)
+        return client
+
+    def admin(self, system: str, action: str, payload: dict[str, Any] | None = None) -> Any:
+        """Call a mock's admin plane."""
+        client = self._admin_client(system)
         if payload is None and action in ("state", "journal", "stats"):
             response = client.get(f"/_admin/{action}")
         else:
@@ -265,9 +270,7 @@ class Systems:
 
     def clear_faults(self) -> None:
         for system in ("exact", "customcrm"):
-            client = self._admin_clients.get(system) or self.client(system)
-            self._admin_clients[system] = client
-            client.delete("/_admin/faults").raise_for_status()
+            self._admin_client(system).delete("/_admin/faults").raise_for_status()
 
     def reset(self) -> None:
         self.admin("exact", "reset")

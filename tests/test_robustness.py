@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conformance.dataset import Sizes, create_all, end_state, make_dataset
+from conformance.dataset import Sizes, create_all, edit_one_record_each_side, end_state, make_dataset
 from conformance.engines import connect_engine
 from conformance.systems import Systems
 from sync.dataflow import load_dataflow
@@ -114,11 +114,7 @@ def test_one_edit_on_each_side_costs_exactly_one_write_and_none_back() -> None:
         populate(systems)
         engine = engine_for(systems)
         converge(engine, 4)
-        crm, exact = systems.customcrm_actor(), systems.exact_actor()
-        customer = crm.all("customers")[0]
-        crm.update("customers", customer["Id"], {"City": "Zierikzee"})
-        account = next(a for a in exact.all("sync/CRM/Accounts") if a["Name"] != customer["Name"])
-        exact.update("crm/Accounts", account["ID"], {"Phone": "+31 111 222 333"})
+        edit_one_record_each_side(systems.customcrm_actor(), systems.exact_actor())
         report = engine.run_pass()
         writes = {m: n for m, n in report.calls["exact"].items() if m in ("POST", "PUT", "DELETE")}
         crm_writes = {m: n for m, n in report.calls["customcrm"].items() if m in ("POST", "PATCH", "DELETE")}
