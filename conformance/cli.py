@@ -35,6 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--report-dir", default="reports/latest")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--jobs", default="auto", help="flows run in this many processes (default: one per core)")
+    run.add_argument("--config", help="with --target sandbox: the TOML file naming both systems (see README)")
 
     flows = sub.add_parser("flows", help="list the parsed checklist")
     flows.add_argument("--doc", help="a dataflow document (default: the project's own)")
@@ -78,19 +79,27 @@ def _cmd_flows(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from conformance.engines import validate_engine
     from conformance.report import write_reports
     from conformance.runner import CheckResult, run_checklist
-
-    if args.target == "sandbox":
-        print("talkcheck: --target sandbox is not available in this version", file=sys.stderr)
-        return EXIT_USAGE
-    from conformance.engines import validate_engine
+    from conformance.sandbox import SandboxSettings, load_sandbox
+    from sync.errors import ConfigError
 
     try:
-        validate_engine(args.engine)
+        validate_engine(args.engine, args.target)
     except ValueError as exc:
         print(f"talkcheck: --engine: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    sandbox: SandboxSettings | None = None
+    if (args.target == "sandbox") != bool(args.config):
+        print("talkcheck: --target sandbox needs --config FILE (and --config is only for a sandbox)", file=sys.stderr)
+        return EXIT_USAGE
+    if args.config:
+        try:
+            sandbox = load_sandbox(args.config)
+        except ConfigError as exc:
+            print(f"talkcheck: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     try:
         doc = load_dataflow(args.doc) if args.doc else load_dataflow()
     except DataflowError as exc:
@@ -114,7 +123,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print(f"talkcheck: {doc.title}, profile {args.profile}, seed {args.seed}, target {args.target}, "
           f"engine {args.engine}", flush=True)
     result = run_checklist(doc, flows=args.flows, profile=args.profile, seed=args.seed, target=args.target,
-                           engine=args.engine, jobs=jobs, progress=progress)
+                           engine=args.engine, jobs=jobs, progress=progress, sandbox=sandbox)
     files = write_reports(result, args.report_dir)
     print(f"\n{result.count('passed')} passed, {result.count('failed')} failed, {result.count('skipped')} skipped "
           f"in {result.duration_s:.1f}s")
@@ -122,6 +131,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
         failed = [c.id for c in flow.checks if c.status == "failed"]
         state = "FAILED " + ", ".join(failed) if failed else ("skipped" if flow.note else "ok")
         print(f"  {flow.id:<20} {state}")
+    if result.sandbox:
+        info = result.sandbox
+        print(f"sandbox: run id {info['run_id']}, {sum(result.calls.values())} of {info['call_budget']} calls "
+              f"({', '.join(f'{k} {v}' for k, v in sorted(result.calls.items()))}), {info['removed']} records "
+              f"removed, {len(info['left'])} left behind")
+        for text in info["left"]:
+            print(f"  left: {text}")
     print("report: " + ", ".join(str(p) for p in files))
     return EXIT_OK if result.ok else EXIT_FAILED
 

@@ -8,6 +8,7 @@ created and saw linked (``pools``), never through the engine's link store.
 from __future__ import annotations
 
 import itertools
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -142,9 +143,19 @@ class FlowContext:
 
     # ------------------------------------------------------------------ lifecycle
 
+    @property
+    def safe(self) -> bool:
+        """Safe mode (a sandbox): no resets, no admin plane, no faults, no calls meant to be refused."""
+        return self.systems.safe
+
     def reset(self) -> None:
-        self.systems.reset()
-        self.exact.forget_token()
+        """A clean start for the next example: the mocks are reset; a sandbox has what the last example
+        created deleted again instead (the engine keeps its links, as a running engine would)."""
+        if self.safe:
+            self.systems.cleanup()
+        else:
+            self.systems.reset()
+            self.exact.forget_token()
         self.engine.reset()
         self.pools = {}
         self.names = {}
@@ -158,17 +169,31 @@ class FlowContext:
         """Stop both mocks' clocks at one instant, so a check can stage "this edit is later than that one"
         (or "at the same time") exactly; Exact's modification times have millisecond precision."""
         now = datetime.now(UTC).replace(microsecond=0)
+        if self.safe:  # a sandbox keeps real time: later edits are staged by waiting (advance_clocks)
+            return now
         for system in ("exact", "customcrm"):
             self.systems.admin(system, "clock", {"set": now.isoformat(), "frozen": True})
         return now
 
+    @property
+    def can_stage_same_instant(self) -> bool:
+        """Edits at the very same instant on both sides can be staged only with the mocks' clocks."""
+        return not self.safe
+
     def advance_clocks(self, seconds: float) -> None:
+        """Let time pass between two edits: the mocks' clocks jump; against a sandbox, a real wait long
+        enough for both systems' modification times to tell the edits apart."""
+        if self.safe:
+            time.sleep(1.1)
+            return
         for system in ("exact", "customcrm"):
             self.systems.admin(system, "clock", {"advance": seconds})
 
     def release_clocks(self) -> None:
         """Back to real time on both mocks alike (a shared offset would drift by the time between the two
         calls, and "which edit is later" across the systems would then depend on it)."""
+        if self.safe:
+            return
         for system in ("exact", "customcrm"):
             self.systems.admin(system, "clock", {"reset": True})
 
@@ -190,13 +215,13 @@ class FlowContext:
         if "User" in needed:
             self.add_users(data, 2, matched=True)
         if "Customer" in needed or "Product" in needed:
-            customers = [self.crm.create("customers", {"Name": f"Customer {i}",
-                                                        "Email": f"c{i}.{next(_user_numbers)}@example.com"})
-                         for i in range(2)]
+            customers = [self.crm.create("customers", {
+                "Name": f"Customer {i}", "Email": self.unique(f"c{i}.{next(_user_numbers)}@example.com")})
+                for i in range(2)]
         if "Product" in needed:
             for i in range(2):
-                self.crm.create("products", {"Code": f"PRE-{i}-{id(self) % 10_000}", "Name": f"Product {i}",
-                                             "Price": 10.0 + i})
+                self.crm.create("products", {"Code": self.unique(f"PRE-{i}-{id(self) % 10_000}"),
+                                             "Name": f"Product {i}", "Price": 10.0 + i})
         if needed - {"User"}:
             self.engine.sync(self.flows)
         if "Customer" in needed or "Product" in needed:
@@ -211,8 +236,14 @@ class FlowContext:
                 raise CheckFailure(f"[{self.flow.id}] the prerequisite {kind} records were not linked by the engine; "
                                    "check the flows they depend on first")
 
+    def unique(self, value: str) -> str:
+        """A merge-key value as the check wrote it; in a sandbox, made unique to the run (tagged)."""
+        return str(self.systems.scope.tag(value)) if self.systems.scope is not None else value
+
     def add_users(self, data: st.DataObject, count: int, *, matched: bool) -> list[str]:
         """Customcrm users; `matched` ones get an Exact user with the same e-mail (seeded: the API cannot)."""
+        if self.safe:
+            return self._sandbox_users(count, matched=matched)
         created = []
         for _ in range(count):
             n = next(_user_numbers)
@@ -228,6 +259,32 @@ class FlowContext:
                 self.names[exact_id] = name
                 assert seeded is not None
         return created
+
+    def _sandbox_users(self, count: int, *, matched: bool) -> list[str]:
+        """In a sandbox, matched users are the Exact users already there (the API cannot create any), with
+        the Customcrm user of the same e-mail (created if there is none); unmatched ones are new and tagged."""
+        out: list[str] = []
+        if not matched:
+            for _ in range(count):
+                out.append(str(self.crm.create("users", {"FullName": "Una Matched",
+                                                         "Email": self.unique("user@example.com")})["Id"]))
+            return out
+        taken = set(self.pools.get("User", {}).values())
+        for exact_user in self.exact_users():
+            exact_id = str(exact_user["UserID"]).lower()
+            email = exact_user.get("Email")
+            if len(out) == count or not email or exact_id in taken:
+                continue
+            found = self.crm.find("users", Email=email)
+            crm_user = found[0] if found else self.crm.create("users", {"FullName": exact_user.get("FullName")
+                                                                        or email, "Email": email})
+            out.append(str(crm_user["Id"]))
+            self.pools.setdefault("User", {})[str(crm_user["Id"])] = exact_id
+            self.names[exact_id] = str(exact_user.get("FullName") or "")
+        if not out:
+            raise CheckFailure(f"[{self.flow.id}] the sandbox's Exact division has no user with an e-mail address "
+                               "to match a Customcrm user with")
+        return out
 
     def exact_users(self) -> list[dict[str, Any]]:
         response = self.exact.client.get(self.exact.url("users/Users"), headers=self.exact._headers())
@@ -245,8 +302,16 @@ class FlowContext:
             required = not allow_empty or self.crm_required(mapping)
             options = choices if required else [*choices, None]
             return data.draw(st.sampled_from(options), label=f"{mapping.id}")
-        return data.draw(value_strategy(self.flow, mapping.row, mapping.kind, allow_empty=allow_empty),
-                         label=mapping.id)
+        value = data.draw(value_strategy(self.flow, mapping.row, mapping.kind, allow_empty=allow_empty),
+                          label=mapping.id)
+        if self.systems.scope is not None and not mapping.is_line and mapping.exact_field in self._merge_fields:
+            # In a sandbox a merge key must never match a record that was there before the run.
+            value = self.systems.scope.tag(value, field_limits(self.flow, mapping.row)[0])
+        return value
+
+    @property
+    def _merge_fields(self) -> set[str]:
+        return {name for alt in self.plan.entity.merge_keys for name in alt}
 
     @property
     def crm_model(self) -> Any:

@@ -14,16 +14,17 @@ from typing import Any, Protocol
 
 import httpx
 
+from conformance.sandbox import wait_quiet
 from conformance.systems import Systems
 from sync.connectors.customcrm import CustomcrmConnector
 from sync.connectors.exact import ExactConnector, ExactTokens
 from sync.dataflow import Dataflow, render_dataflow
-from sync.engine import Engine, SyncReport
+from sync.engine import Engine, SyncReport, plan_flow
 from sync.http import HttpPolicy
 from sync.store import LinkStore
 
-__all__ = ["BuiltinEngine", "CommandEngine", "EngineDriver", "EngineError", "EngineKilled", "connect_engine",
-           "make_driver", "target_for", "validate_engine"]
+__all__ = ["BuiltinEngine", "CommandEngine", "EngineDriver", "EngineError", "EngineKilled", "PollEngine",
+           "connect_engine", "make_driver", "poll_seconds", "target_for", "validate_engine"]
 
 
 class EngineKilled(BaseException):
@@ -165,8 +166,11 @@ class CommandEngine:
         self.last_output = ""
 
     def reset(self) -> None:
-        """After the systems were reset: new Exact tokens (the old ones are gone) and a new state directory."""
-        tokens = self.systems.exact_actor().authorize()
+        """After the systems were reset: new Exact tokens (the old ones are gone) and a new state directory.
+        A sandbox is never reset, so there the engine keeps its state directory for the whole run."""
+        if self.systems.safe and self._env:
+            return
+        tokens = self.systems.exact_tokens()
         state_dir = Path(tempfile.mkdtemp(prefix="state-", dir=self._root))
         self._env = {
             "TALKCHECK_CUSTOMCRM_BASE_URL": self.systems.customcrm_url,
@@ -208,10 +212,92 @@ class CommandEngine:
         shutil.rmtree(self._root, ignore_errors=True)
 
 
-def validate_engine(spec: str) -> None:
-    """Refuse an engine the checklist cannot drive, before anything is started."""
+class PollEngine:
+    """An engine that runs by itself, such as Sesam Talk (``--engine poll:SECONDS``).
+
+    A "pass" is waiting for the engine to have done its work: both systems' collections of the flows
+    (read through the Exact sync API and the Customcrm change feed, from where they stood) must stay
+    unchanged for a quarter of SECONDS, and the wait ends after SECONDS at most. The engine must therefore
+    react to a change within a quarter of SECONDS. Only a sandbox can be polled: the mocks are reset
+    between examples, which an engine running on its own could not follow.
+    """
+
+    def __init__(self, seconds: float, doc: Dataflow, systems: Systems) -> None:
+        self.name = f"poll:{seconds:g}"
+        self.seconds = seconds
+        self.quiet = max(0.5, seconds / 4)
+        self.interval = min(max(0.1, self.quiet / 3), 10.0)
+        self.doc = doc
+        self.systems = systems
+        self._marks: dict[str, int] | None = None
+        self._cursor = [""]
+        self.last_output = ""
+
+    def reset(self) -> None:
+        """A running engine keeps its links; nothing to do."""
+
+    def _paths(self, flows: list[str] | None) -> list[str]:
+        paths: list[str] = []
+        for flow in self.doc.flows:
+            plan = plan_flow(flow, self.doc)
+            if (flows is None or flow.id in flows) and not isinstance(plan, str):
+                for path in (plan.entity.sync_path, plan.entity.lines.sync_path if plan.entity.lines else None):
+                    if path and path not in paths:
+                        paths.append(path)
+        return paths
+
+    def sync(self, flows: list[str] | None = None, *, interrupt_after: int | None = None) -> SyncReport | None:
+        scope = self.systems.scope
+        assert scope is not None, "poll: needs a sandbox"
+        if self._marks is None:
+            self._marks, self._cursor = dict(scope.exact_marks), [scope.crm_cursor]
+        marks = self._marks
+        paths = self._paths(flows)
+
+        def changed() -> bool:
+            chosen = {p: marks.get(p, 0) for p in paths}
+            moved = scope.changed(chosen, self._cursor)
+            marks.update(chosen)
+            return moved
+
+        started = time.monotonic()
+        quiet = wait_quiet(changed, quiet=self.quiet, deadline=started + self.seconds, interval=self.interval)
+        self.last_output = (f"quiet after {time.monotonic() - started:.1f} s" if quiet else
+                            f"still changing after {self.seconds:g} s")
+        return None
+
+    def close(self) -> None:
+        pass
+
+
+def poll_seconds(spec: str) -> float | None:
+    """SECONDS of ``poll:SECONDS`` (None for another engine); a bad number is a ValueError."""
+    if not spec.startswith("poll:"):
+        return None
+    try:
+        seconds = float(spec[len("poll:"):])
+    except ValueError:
+        raise ValueError(f"poll: takes a number of seconds, not {spec[len('poll:'):]!r}") from None
+    if not 0 < seconds <= 86_400:
+        raise ValueError("poll: takes a number of seconds above 0 (and at most a day)")
+    return seconds
+
+
+def validate_engine(spec: str, target: str | None = None) -> None:
+    """Refuse an engine the checklist cannot drive (or drive against this target), before anything starts."""
+    if spec.startswith("poll:"):
+        poll_seconds(spec)
+        if target is not None and target != "sandbox":
+            raise ValueError("poll: waits for an engine that runs by itself, which the mocks' resets would "
+                             "confuse: point it and talkcheck at the same systems with --target sandbox "
+                             "(the mocks can be such a sandbox: talkcheck serve)")
+        return
     if spec != "builtin" and not (spec.startswith("cmd:") and spec[len("cmd:"):].strip()):
-        raise ValueError(f"unknown engine {spec!r}: use builtin or cmd:COMMAND")
+        raise ValueError(f"unknown engine {spec!r}: use builtin, cmd:COMMAND or poll:SECONDS")
+    if spec == "builtin" and target == "sandbox":
+        raise ValueError("against a sandbox, name the engine under test: cmd:COMMAND or poll:SECONDS (talkcheck's "
+                         "own engine is cmd:'talkcheck sync --from-env --once'; run in-process it would sync every "
+                         "record of the sandbox)")
 
 
 def target_for(engine: str, target: str) -> str:
@@ -221,7 +307,10 @@ def target_for(engine: str, target: str) -> str:
 
 def make_driver(engine: str, doc: Dataflow, systems: Systems, *, engine_class: type[Engine] = Engine,
                 flows: list[str] | None = None) -> EngineDriver:
-    validate_engine(engine)
+    validate_engine(engine, systems.target)
+    seconds = poll_seconds(engine)
+    if seconds is not None:
+        return PollEngine(seconds, doc, systems)
     if engine.startswith("cmd:"):
-        return CommandEngine(engine[len("cmd:"):], doc, systems)
+        return CommandEngine(engine[len("cmd:"):], doc, systems, run_id=systems.scope.run_id if systems.scope else "")
     return BuiltinEngine(doc, systems, engine_class, flows=flows)

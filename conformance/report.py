@@ -30,6 +30,9 @@ def _markdown(result: RunResult) -> str:
         "Calls made to each system: " + (", ".join(f"{system} {count}" for system, count in result.calls.items())
                                          or "not counted for this target"),
         "",
+        *([f"Sandbox (safe mode): {_sandbox_line(result)}", "", *(f"- left behind: {t}" for t in
+                                                                   result.sandbox["left"]), ""]
+          if result.sandbox else []),
     ]
     for flow in result.flows:
         lines += [f"## {flow.title}", ""]
@@ -46,6 +49,13 @@ def _markdown(result: RunResult) -> str:
     return "\n".join(lines)
 
 
+def _sandbox_line(result: RunResult) -> str:
+    info = result.sandbox
+    return (f"run id {info['run_id']} (in the merge keys of every record it created); the checklist made "
+            f"{sum(result.calls.values())} of its {info['call_budget']} calls; {info['removed']} records removed "
+            f"afterwards, {len(info['left'])} left behind")
+
+
 def replay_command(result: RunResult, flow: str | None = None) -> str:
     """The command that replays this run (or one flow of it) exactly."""
     parts = ["talkcheck run", f"--profile {result.profile}", f"--seed {result.seed}"]
@@ -53,6 +63,8 @@ def replay_command(result: RunResult, flow: str | None = None) -> str:
         parts.append(f"--doc {result.document}")
     if result.target != "inproc":
         parts.append(f"--target {result.target}")
+    if result.sandbox:
+        parts.append("--config SANDBOX.toml")
     if result.engine != "builtin":
         parts.append(f"--engine '{result.engine}'")
     if flow:
@@ -92,7 +104,10 @@ def _html(result: RunResult) -> str:
         f"<p>Document <code>{e(result.document)}</code> · target <code>{e(result.target)}</code> · engine "
         f"<code>{e(result.engine)}</code> · profile <code>{e(result.profile)}</code> · seed "
         f"<code>{result.seed}</code></p>",
-        f"<p>Replay: <code>{e(replay_command(result))}</code></p></header><main>",
+        f"<p>Replay: <code>{e(replay_command(result))}</code></p>",
+        *([f'<p class="note" id="sandbox">Sandbox, safe mode: {e(_sandbox_line(result))}</p>',
+           *(f'<p class="note">Left behind: {e(t)}</p>' for t in result.sandbox["left"])] if result.sandbox else []),
+        "</header><main>",
         '<div class="summary" id="summary">',
         f'<div class="tile"><b class="passed">{s["passed"]}</b>passed</div>',
         f'<div class="tile"><b class="failed">{s["failed"]}</b>failed</div>',

@@ -254,15 +254,16 @@ def _conflict(ctx: FlowContext, data: st.DataObject) -> None:
             set_value(ctx, second, crm_id, exact_id, m, v2)
             ctx.sync()
             expect_value(ctx, check, crm_id, exact_id, m, v2,
-                          f"{m.crm_field} was edited in {first} and 5 s later in {second}: the later edit wins")
-            ctx.advance_clocks(5)
-            v3 = _distinct(ctx, data, m, [v2], "Customcrm's value at the same instant")
-            v4 = _distinct(ctx, data, m, [v2, v3], "Exact's value at the same instant")
-            set_value(ctx, "customcrm", crm_id, exact_id, m, v3)
-            set_value(ctx, "exact", crm_id, exact_id, m, v4)
-            ctx.sync()
-            expect_value(ctx, check, crm_id, exact_id, m, v3,
-                          f"{m.crm_field} was edited on both sides at the same instant: Customcrm has priority")
+                          f"{m.crm_field} was edited in {first} and later in {second}: the later edit wins")
+            if ctx.can_stage_same_instant:
+                ctx.advance_clocks(5)
+                v3 = _distinct(ctx, data, m, [v2], "Customcrm's value at the same instant")
+                v4 = _distinct(ctx, data, m, [v2, v3], "Exact's value at the same instant")
+                set_value(ctx, "customcrm", crm_id, exact_id, m, v3)
+                set_value(ctx, "exact", crm_id, exact_id, m, v4)
+                ctx.sync()
+                expect_value(ctx, check, crm_id, exact_id, m, v3,
+                              f"{m.crm_field} was edited on both sides at the same instant: Customcrm has priority")
         mutable = _mutable(ctx)
         if len(mutable) >= 2:
             a, b = data.draw(st.permutations(mutable), label="properties (Customcrm's, Exact's)")[:2]

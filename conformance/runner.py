@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import multiprocessing
 import time
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from hypothesis.stateful import run_state_machine_as_test
 from conformance.checks import Check, checks_for
 from conformance.context import FlowContext
 from conformance.engines import make_driver, target_for, validate_engine
+from conformance.sandbox import BudgetExhausted, SandboxSettings
 from conformance.systems import Systems
 from sync.dataflow import Dataflow, Flow
 from sync.engine import Engine
@@ -59,6 +61,8 @@ class RunResult:
     document: str
     duration_s: float
     calls: dict[str, int] = field(default_factory=dict)
+    # Against a sandbox: the call budget, the run id its records carry, and what the clean-up did.
+    sandbox: dict[str, Any] = field(default_factory=dict)
 
     def count(self, status: str) -> int:
         return sum(1 for f in self.flows for c in f.checks if c.status == status)
@@ -141,18 +145,23 @@ def run_checklist(
     shrink: bool = True,
     jobs: int = 1,
     progress: Callable[[str, str, CheckResult], None] | None = None,
+    sandbox: SandboxSettings | None = None,
 ) -> RunResult:
     """Run the checks of the selected flows against the mocks (or a target) and an engine.
 
     With `jobs` > 1 the flows run in that many worker processes, each with its own mocks and engine, so a
-    flow's results do not depend on how the run was split (a flow is replayed by its seed alone).
+    flow's results do not depend on how the run was split (a flow is replayed by its seed alone). A
+    sandbox is one shared pair of systems, so its flows run one after another.
     """
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; choose from {', '.join(PROFILES)}")
+    if (target == "sandbox") != (sandbox is not None):
+        raise ValueError("--target sandbox goes with the sandbox's config, and only with it")
     selected = [f.id for f in doc.flows if flows is None or f.id in flows]
     options: dict[str, Any] = {"profile": profile, "seed": seed, "target": target, "engine": engine,
-                               "engine_class": engine_class, "checks": checks, "shrink": shrink}
-    if jobs <= 1 or len(selected) <= 1:
+                               "engine_class": engine_class, "checks": checks, "shrink": shrink,
+                               "sandbox": sandbox}
+    if jobs <= 1 or len(selected) <= 1 or sandbox is not None:
         return _run_flows(doc, flows=selected, progress=progress, **options)
     started = time.monotonic()
     by_cost = sorted(selected, key=lambda f: -_cost(doc.flow(f)))
@@ -195,16 +204,27 @@ def _run_flows(
     checks: list[str] | None,
     shrink: bool,
     progress: Callable[[str, str, CheckResult], None] | None = None,
+    sandbox: SandboxSettings | None = None,
 ) -> RunResult:
     started = time.monotonic()
     selected: list[Flow] = [f for f in doc.flows if flows is None or f.id in flows]
-    validate_engine(engine)
+    validate_engine(engine, target)
     target = target_for(engine, target)
-    systems = Systems.start(target)
-    driver = make_driver(engine, doc, systems, engine_class=engine_class, flows=[f.id for f in selected])
+    run_id = uuid.uuid4().hex[:8]
+    systems = Systems.sandbox(sandbox, run_id) if sandbox is not None else Systems.start(target)
     results: list[FlowResult] = []
     calls: dict[str, int] = {}
+    budget_note = ""
     try:
+        driver = make_driver(engine, doc, systems, engine_class=engine_class, flows=[f.id for f in selected])
+    except BaseException:
+        systems.close()
+        raise
+    try:
+        if systems.safe:
+            systems.begin()
+            driver.sync([f.id for f in selected])  # let the engine settle what was there before the run
+            systems.begin()
         for flow in selected:
             result = FlowResult(flow.id, flow.title)
             results.append(result)
@@ -214,16 +234,53 @@ def _run_flows(
             for check in checks_for(flow):
                 if checks is not None and check.id not in checks:
                     continue
-                outcome = run_check(check, ctx, profile, seed, shrink)
+                if budget_note:
+                    outcome = CheckResult(check.id, check.title, "skipped", budget_note)
+                else:
+                    outcome = run_check(check, ctx, profile, seed, shrink)
+                    if _exhausted(outcome):
+                        budget_note = outcome.detail
+                        outcome = CheckResult(check.id, check.title, "skipped", outcome.detail)
+                    systems.cleanup()
+                outcome = _redacted(outcome, systems.secrets)
                 result.checks.append(outcome)
                 if progress:
                     progress(flow.id, check.id, outcome)
-        for system in ("exact", "customcrm"):
-            calls[system] = int(systems.admin(system, "stats")["requests"])
+        if systems.safe:
+            calls = dict(systems.calls)
+        else:
+            for system in ("exact", "customcrm"):
+                calls[system] = int(systems.admin(system, "stats")["requests"])
     finally:
         driver.close()
+        if systems.safe:
+            systems.cleanup()
+            calls = dict(systems.calls)
         systems.close()
-    return RunResult(results, seed, profile, target, driver.name, doc.name, time.monotonic() - started, calls)
+    info: dict[str, Any] = {}
+    if sandbox is not None and systems.scope is not None:
+        info = {"run_id": run_id, "call_budget": sandbox.call_budget, "removed": systems.scope.removed,
+                "left": [_scrub(text, systems.secrets) for text in systems.scope.left]}
+    return RunResult(results, seed, profile, target, driver.name, doc.name, time.monotonic() - started, calls,
+                     info)
+
+
+def _exhausted(outcome: CheckResult) -> bool:
+    return outcome.status == "failed" and outcome.detail.startswith(BudgetExhausted.__name__)
+
+
+def _scrub(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
+def _redacted(outcome: CheckResult, secrets: list[str]) -> CheckResult:
+    """A result with every credential replaced by *** (reports are handed to others)."""
+    if not secrets:
+        return outcome
+    return CheckResult(outcome.id, outcome.title, outcome.status, _scrub(outcome.detail, secrets),
+                       _scrub(outcome.evidence, secrets), outcome.duration_s)
 
 
 def as_json(result: RunResult) -> dict[str, Any]:
@@ -231,7 +288,8 @@ def as_json(result: RunResult) -> dict[str, Any]:
         "summary": {"passed": result.count("passed"), "failed": result.count("failed"),
                     "skipped": result.count("skipped"), "duration_s": round(result.duration_s, 3)},
         "run": {"seed": result.seed, "profile": result.profile, "target": result.target, "engine": result.engine,
-                "document": result.document, "calls": result.calls},
+                "document": result.document, "calls": result.calls}
+        | ({"sandbox": result.sandbox} if result.sandbox else {}),
         "flows": [
             {"id": f.id, "title": f.title, "note": f.note,
              "checks": [{"id": c.id, "title": c.title, "status": c.status, "detail": c.detail,

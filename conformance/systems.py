@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, urlparse
 import httpx
 import uvicorn
 
+from conformance.sandbox import BudgetExhausted, Guard, SandboxSettings, Scope
 from mocks.common.transport import InProcessTransport
 from mocks.customcrm.app import create_app as create_customcrm_app
 from mocks.customcrm.state import DEFAULT_API_KEY, CustomcrmState
@@ -29,6 +30,7 @@ from mocks.exact.state import (
     DEFAULT_REDIRECT_URI,
     ExactState,
 )
+from sync.systems.exact import ENTITIES
 
 __all__ = ["CustomcrmActor", "ExactActor", "Systems", "TokenSet"]
 
@@ -45,12 +47,15 @@ class ExactActor:
     """A user of Exact Online: authorises an app, then reads and writes records through the REST API."""
 
     def __init__(self, client: httpx.Client, division: int, client_id: str, client_secret: str,
-                 redirect_uri: str) -> None:
+                 redirect_uri: str, *, token_source: Callable[[], str] | None = None,
+                 scope: Scope | None = None) -> None:
         self.client = client
         self.division = division
         self.client_id = client_id
         self.client_secret = client_secret
         self.redirect_uri = redirect_uri
+        self.token_source = token_source  # a sandbox's token (no authorization dance there)
+        self.scope = scope  # in a sandbox: "every record" is every record changed during the run
         self._token: str | None = None
 
     def authorize(self) -> TokenSet:
@@ -72,6 +77,8 @@ class ExactActor:
         self._token = None
 
     def _headers(self) -> dict[str, str]:
+        if self.token_source is not None:
+            return {"Authorization": f"Bearer {self.token_source()}", "Accept": "application/json"}
         if self._token is None:
             self._token = self.authorize().access_token
         return {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
@@ -102,7 +109,10 @@ class ExactActor:
         return row
 
     def all(self, sync_path: str) -> list[dict[str, Any]]:
-        """Every record of a set with its row version, through the sync API."""
+        """Every record of a set with its row version, through the sync API (in a sandbox: every record
+        changed since the run began)."""
+        if self.scope is not None:
+            return self.scope.exact_all(sync_path)
         rows: list[dict[str, Any]] = []
         response = self.client.get(self.url(sync_path), params={"$filter": "Timestamp gt 0L"},
                                    headers=self._headers())
@@ -118,15 +128,25 @@ class ExactActor:
 class CustomcrmActor:
     """A user of Customcrm, through its REST API."""
 
-    def __init__(self, client: httpx.Client, api_key: str) -> None:
+    def __init__(self, client: httpx.Client, api_key: str, *, scope: Scope | None = None) -> None:
         self.client = client
         self.headers = {"Authorization": f"Bearer {api_key}"}
+        self.scope = scope
 
     def create(self, path: str, values: dict[str, Any]) -> dict[str, Any]:
         response = self.client.post(f"/api/v1/{path}", json=values, headers=self.headers)
         response.raise_for_status()
         record: dict[str, Any] = response.json()
+        if self.scope is not None:
+            self.scope.note_created(path, str(record["Id"]))
         return record
+
+    def find(self, path: str, **equal: str) -> list[dict[str, Any]]:
+        """Records whose fields equal these values (a filtered list, one page)."""
+        response = self.client.get(f"/api/v1/{path}", params={"limit": 200, **equal}, headers=self.headers)
+        response.raise_for_status()
+        items: list[dict[str, Any]] = response.json()["items"]
+        return items
 
     def update(self, path: str, record_id: str, values: dict[str, Any]) -> dict[str, Any]:
         response = self.client.patch(f"/api/v1/{path}/{record_id}", json=values, headers=self.headers)
@@ -146,6 +166,9 @@ class CustomcrmActor:
         return record
 
     def all(self, path: str) -> list[dict[str, Any]]:
+        """Every record of a collection (in a sandbox: every record created or changed during the run)."""
+        if self.scope is not None:
+            return self.scope.crm_all(path)
         rows: list[dict[str, Any]] = []
         cursor: str | None = None
         while True:
@@ -157,6 +180,11 @@ class CustomcrmActor:
             cursor = body.get("next_cursor")
             if not cursor:
                 return rows
+
+
+# Dependants before what they depend on.
+_EXACT_CLEANUP_ORDER = tuple(ENTITIES[name] for name in ("quotations", "salesorders", "contacts", "items", "accounts"))
+_CRM_CLEANUP_ORDER = ("quotes", "orders", "contacts", "products", "customers", "users")
 
 
 def _free_port() -> int:
@@ -206,6 +234,72 @@ class Systems:
     exact_state: ExactState | None = None
     customcrm_state: CustomcrmState | None = None
 
+    # A sandbox: its settings, what the run may see and must clean up, and the calls the checklist made.
+    settings: SandboxSettings | None = None
+    scope: Scope | None = None
+    calls: dict[str, int] = field(default_factory=dict)
+    _guards: list[Guard] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _exact_tokens: dict[str, Any] = field(default_factory=dict)
+    _cleaners: tuple[ExactActor, CustomcrmActor] | None = None
+
+    @classmethod
+    def sandbox(cls, settings: SandboxSettings, run_id: str) -> Systems:
+        """Real systems named by a config: no admin plane, every call guarded and counted."""
+        cfg = settings.config
+        systems = cls("sandbox", exact_url=cfg.exact.base_url, customcrm_url=cfg.customcrm.base_url,
+                      division=cfg.exact.division, api_key=cfg.customcrm.api_key, client_id=cfg.exact.client_id,
+                      client_secret=cfg.exact.client_secret, settings=settings)
+        systems._transports = {"exact": None, "customcrm": None}
+        systems._exact_tokens = {"access": cfg.exact.access_token, "refresh": cfg.exact.refresh_token,
+                                 "issued": time.time() if cfg.exact.access_token else 0.0}
+        systems.scope = Scope(run_id, systems.client("exact"), systems._exact_auth, cfg.exact.division,
+                              systems.client("customcrm"), {"Authorization": f"Bearer {cfg.customcrm.api_key}"})
+        return systems
+
+    @property
+    def safe(self) -> bool:
+        """Safe mode: a sandbox gets no negative tests, no faults and no resets."""
+        return self.settings is not None
+
+    @property
+    def secrets(self) -> list[str]:
+        values = [*(self.settings.secrets if self.settings else []), self._exact_tokens.get("access") or "",
+                  self._exact_tokens.get("refresh") or ""]
+        return [v for v in values if v]
+
+    def begin(self) -> None:
+        """Note where every Exact collection and the Customcrm feed stand (again after the engine settled)."""
+        assert self.scope is not None
+        paths = [p for e in ENTITIES.values() for p in (e.sync_path, e.lines.sync_path if e.lines else None) if p]
+        self.scope.begin(paths)
+
+    def exact_token(self) -> str:
+        """The checklist's own Exact access token in a sandbox, refreshed shortly before it expires (Exact's
+        last ten minutes; a refresh within 570 s of the previous one is refused, so never earlier)."""
+        tokens = self._exact_tokens
+        fresh = tokens.get("access") and (not tokens.get("refresh") or time.time() - tokens["issued"] < 540)
+        if not fresh:
+            response = self._admin_client("exact").post("/api/oauth2/token", data={
+                "grant_type": "refresh_token", "refresh_token": tokens["refresh"], "client_id": self.client_id,
+                "client_secret": self.client_secret})
+            response.raise_for_status()
+            body = response.json()
+            tokens.update(access=body["access_token"], refresh=body.get("refresh_token") or tokens["refresh"],
+                          issued=time.time())
+        return str(tokens["access"])
+
+    def exact_tokens(self) -> TokenSet:
+        """Exact tokens to hand an engine under test: a new authorisation on the mocks (after a reset the old
+        ones are gone); in a sandbox, the checklist's current ones."""
+        if not self.safe:
+            return self.exact_actor().authorize()
+        access = self.exact_token()
+        return TokenSet(self.client_id, self.client_secret, access, str(self._exact_tokens.get("refresh") or ""))
+
+    def _exact_auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.exact_token()}", "Accept": "application/json"}
+
     @classmethod
     def start(cls, target: str = "inproc") -> Systems:
         exact_state, crm_state = ExactState(), CustomcrmState()
@@ -230,6 +324,11 @@ class Systems:
         transport = self._transports.get(system)
         if wrap is not None:
             transport = wrap(transport if transport is not None else httpx.HTTPTransport())
+        if self.settings is not None:
+            guard = Guard(transport or httpx.HTTPTransport(), self.settings.hosts, self.settings.call_budget,
+                          self.calls, system, self._lock)
+            self._guards.append(guard)
+            transport = guard
         client = httpx.Client(base_url=base, transport=transport, timeout=30) if transport else \
             httpx.Client(base_url=base, timeout=30)
         self._clients.append(client)
@@ -240,11 +339,50 @@ class Systems:
         return self._transports.get(system)
 
     def exact_actor(self) -> ExactActor:
+        if self.safe:
+            return ExactActor(self.client("exact"), self.division, self.client_id, self.client_secret, "",
+                              token_source=self.exact_token, scope=self.scope)
         return ExactActor(self.client("exact"), self.division, self.client_id, self.client_secret,
                           DEFAULT_REDIRECT_URI)
 
     def customcrm_actor(self) -> CustomcrmActor:
-        return CustomcrmActor(self.client("customcrm"), self.api_key)
+        return CustomcrmActor(self.client("customcrm"), self.api_key, scope=self.scope)
+
+    def cleanup(self) -> None:
+        """In a sandbox: delete what the run created since the last clean-up (dependants first); what
+        cannot be deleted is noted in `scope.left`. The clean-up may spend the budget's reserve."""
+        scope = self.scope
+        if scope is None:
+            return
+        if self._cleaners is None:
+            self._cleaners = (self.exact_actor(), self.customcrm_actor())
+        exact, crm = self._cleaners
+        for guard in self._guards:
+            guard.cleaning = True
+        try:
+            for entity in _EXACT_CLEANUP_ORDER:
+                for row in scope.exact_all(entity.sync_path):
+                    if scope.created_during_run(row):
+                        self._remove(exact.delete, entity.path, str(row["ID"]), f"Exact {entity.type_name}")
+            for path in _CRM_CLEANUP_ORDER:
+                for record_id in scope.created.pop(path, []):
+                    self._remove(crm.delete, path, record_id, f"Customcrm {path}")
+        except BudgetExhausted as exc:
+            scope.left.append(f"the clean-up stopped: {exc}; records whose merge keys carry the run id "
+                              f"{scope.run_id} may remain")
+        finally:
+            for guard in self._guards:
+                guard.cleaning = False
+
+    def _remove(self, delete: Callable[[str, str], None], path: str, key: str, label: str) -> None:
+        assert self.scope is not None
+        try:
+            delete(path, key)
+        except httpx.HTTPStatusError as exc:
+            if exc.response.status_code != 404:
+                self.scope.left.append(f"{label} {key}: {exc.response.status_code} {exc.response.text[:200]}")
+            return
+        self.scope.removed += 1
 
     def _admin_client(self, system: str) -> httpx.Client:
         """One cached client per system for the admin plane (closing it would close the transport)."""
@@ -254,7 +392,9 @@ class Systems:
         return client
 
     def admin(self, system: str, action: str, payload: dict[str, Any] | None = None) -> Any:
-        """Call a mock's admin plane."""
+        """Call a mock's admin plane (a sandbox has none: safe mode)."""
+        if self.safe:
+            raise RuntimeError(f"safe mode: a sandbox has no admin plane (asked for {system} {action})")
         client = self._admin_client(system)
         if payload is None and action in ("state", "journal", "stats"):
             response = client.get(f"/_admin/{action}")

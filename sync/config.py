@@ -17,6 +17,10 @@ Example ``sync.toml``::
     client_id_env = "EXACT_CLIENT_ID"
     client_secret_env = "EXACT_CLIENT_SECRET"
     refresh_token_env = "EXACT_REFRESH_TOKEN"  # the first one; rotated tokens are kept in the state file
+    access_token_env = "EXACT_ACCESS_TOKEN"    # optional: a fresh one that goes with it
+
+    [checklist]                               # only read by `talkcheck run --target sandbox --config`
+    call_budget = 5000                        # the most calls the checklist itself may make
 """
 
 from __future__ import annotations
@@ -153,7 +157,8 @@ def load_config(path: str | Path) -> SyncConfig:
         customcrm=CustomcrmConfig(_url(crm, "customcrm", p), str(_secret(crm, "api_key", "customcrm", p))),
         exact=ExactConfig(_url(exact, "exact", p), division, str(_secret(exact, "client_id", "exact", p)),
                           str(_secret(exact, "client_secret", "exact", p)),
-                          _secret(exact, "refresh_token", "exact", p, required=False)),
+                          _secret(exact, "refresh_token", "exact", p, required=False),
+                          _secret(exact, "access_token", "exact", p, required=False)),
     )
 
 

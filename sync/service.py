@@ -41,8 +41,8 @@ def build_engine(config: SyncConfig, *, policy: HttpPolicy | None = None,
     store = LinkStore(config.engine.state)
     saved = store.cursor(_TOKEN_KEY)
     state = json.loads(saved) if saved else {}
-    refresh_token = state.get("refresh_token") or config.exact.refresh_token
-    if not refresh_token:
+    refresh_token = state.get("refresh_token") or config.exact.refresh_token or ""
+    if not refresh_token and not config.exact.access_token:
         raise ConfigError("no Exact refresh token: set the variable named by [exact] refresh_token_env once; "
                           "rotated tokens are kept in the state file afterwards")
 
