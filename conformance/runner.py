@@ -19,7 +19,7 @@ from hypothesis.reporting import with_reporter
 from hypothesis.stateful import run_state_machine_as_test
 
 from conformance.checks import Check, checks_for
-from conformance.context import FlowContext
+from conformance.context import FlowContext, NotApplicable
 from conformance.engines import make_driver, target_for, validate_engine
 from conformance.sandbox import BudgetExhausted, SandboxSettings
 from conformance.systems import Systems
@@ -123,6 +123,8 @@ def _run_one(check: Check, ctx: FlowContext, profile: str, seed: int, shrink: bo
     try:
         with with_reporter(lines.append):
             run()
+    except (NotApplicable, BudgetExhausted) as exc:
+        return CheckResult(check.id, check.title, "skipped", str(exc), "", time.monotonic() - started)
     except AssertionError as exc:
         return CheckResult(check.id, check.title, "failed", str(exc), "\n".join(lines),
                            time.monotonic() - started)
@@ -238,9 +240,8 @@ def _run_flows(
                     outcome = CheckResult(check.id, check.title, "skipped", budget_note)
                 else:
                     outcome = run_check(check, ctx, profile, seed, shrink)
-                    if _exhausted(outcome):
+                    if outcome.status == "skipped" and "call budget" in outcome.detail:
                         budget_note = outcome.detail
-                        outcome = CheckResult(check.id, check.title, "skipped", outcome.detail)
                     systems.cleanup()
                 outcome = _redacted(outcome, systems.secrets)
                 result.checks.append(outcome)
@@ -254,7 +255,7 @@ def _run_flows(
     finally:
         driver.close()
         if systems.safe:
-            systems.cleanup()
+            systems.cleanup(final=True)
             calls = dict(systems.calls)
         systems.close()
     info: dict[str, Any] = {}
@@ -263,10 +264,6 @@ def _run_flows(
                 "left": [_scrub(text, systems.secrets) for text in systems.scope.left]}
     return RunResult(results, seed, profile, target, driver.name, doc.name, time.monotonic() - started, calls,
                      info)
-
-
-def _exhausted(outcome: CheckResult) -> bool:
-    return outcome.status == "failed" and outcome.detail.startswith(BudgetExhausted.__name__)
 
 
 def _scrub(text: str, secrets: list[str]) -> str:

@@ -43,8 +43,9 @@ class HostRefused(httpx.TransportError):
     """A request to a host the sandbox config does not name (a link in a response, a typo, a redirect)."""
 
 
-class BudgetExhausted(Exception):
-    """The run has made as many calls as the config allows."""
+class BudgetExhausted(BaseException):  # noqa: N818 - a BaseException, so Hypothesis stops at once
+    """The run has made as many calls as the config allows: the check in progress and every later one are
+    reported as skipped, with this reason."""
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,7 @@ class Guard(httpx.BaseTransport):
         self.system = system
         self.lock = lock
         self.cleaning = False
+        self.spent = False  # the checks hit the budget: from now on only the final clean-up may call
 
     @property
     def reserve(self) -> int:
@@ -116,6 +118,7 @@ class Guard(httpx.BaseTransport):
             used = sum(self.calls.values())
             limit = self.budget if self.cleaning else self.budget - self.reserve
             if used >= limit:
+                self.spent = self.spent or not self.cleaning
                 raise BudgetExhausted(f"the call budget is used up ({used} of {self.budget} calls, "
                                       f"{self.reserve} of them kept for the clean-up)")
             self.calls[self.system] = self.calls.get(self.system, 0) + 1
@@ -230,9 +233,10 @@ class Scope:
 
     # ------------------------------------------------------------------ Customcrm: records changed during the run
 
-    def crm_all(self, path: str) -> list[dict[str, Any]]:
-        """The records of a collection created or changed during the run, as they are now."""
-        changes, self.crm_cursor = self.crm_changes(self.crm_cursor)
+    def crm_all(self, path: str, *, refresh: bool = True) -> list[dict[str, Any]]:
+        """The records of a collection created or changed during the run, as they are now (as last read, when
+        not `refresh`)."""
+        changes, self.crm_cursor = self.crm_changes(self.crm_cursor) if refresh else ([], self.crm_cursor)
         for change in changes:
             records = self.crm_records.setdefault(change["resource"], {})
             if change["op"] == "deleted":

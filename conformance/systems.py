@@ -348,11 +348,12 @@ class Systems:
     def customcrm_actor(self) -> CustomcrmActor:
         return CustomcrmActor(self.client("customcrm"), self.api_key, scope=self.scope)
 
-    def cleanup(self) -> None:
+    def cleanup(self, *, final: bool = False) -> None:
         """In a sandbox: delete what the run created since the last clean-up (dependants first); what
-        cannot be deleted is noted in `scope.left`. The clean-up may spend the budget's reserve."""
+        cannot be deleted is noted in `scope.left`. The clean-up may spend the budget's reserve; once the
+        checks have spent the rest, only the `final` clean-up runs."""
         scope = self.scope
-        if scope is None:
+        if scope is None or (not final and any(guard.spent for guard in self._guards)):
             return
         if self._cleaners is None:
             self._cleaners = (self.exact_actor(), self.customcrm_actor())
@@ -364,12 +365,15 @@ class Systems:
                 for row in scope.exact_all(entity.sync_path):
                     if scope.created_during_run(row):
                         self._remove(exact.delete, entity.path, str(row["ID"]), f"Exact {entity.type_name}")
-            for path in _CRM_CLEANUP_ORDER:
+            for i, path in enumerate(_CRM_CLEANUP_ORDER):  # a check may have deleted some already:
+                alive = {str(r["Id"]) for r in scope.crm_all(path, refresh=i == 0)}
                 for record_id in scope.created.pop(path, []):
-                    self._remove(crm.delete, path, record_id, f"Customcrm {path}")
+                    if record_id in alive:
+                        self._remove(crm.delete, path, record_id, f"Customcrm {path}")
         except BudgetExhausted as exc:
-            scope.left.append(f"the clean-up stopped: {exc}; records whose merge keys carry the run id "
-                              f"{scope.run_id} may remain")
+            if final:
+                scope.left.append(f"the clean-up stopped: {exc}; records whose merge keys carry the run id "
+                                  f"{scope.run_id} may remain")
         finally:
             for guard in self._guards:
                 guard.cleaning = False

@@ -13,7 +13,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from conformance.checks import Check, property_checks
-from conformance.context import CheckFailure, FlowContext
+from conformance.context import CheckFailure, FlowContext, NotApplicable
 from sync.dataflow import Flow, PropertyRow
 
 __all__ = ["user_checks"]
@@ -80,6 +80,9 @@ def _link(ctx: FlowContext, data: st.DataObject) -> None:
 def _reassign(ctx: FlowContext, data: st.DataObject, side: str, crm_order: str, exact_order: str) -> None:
     current = (ctx.crm.get("orders", crm_order) or {}).get("OwnerId")
     others = [u for u in sorted(ctx.pools["User"]) if u != current]
+    if not others:
+        raise NotApplicable("reassigning an owner needs two Customcrm users matched to Exact users; the Exact "
+                            "division has only one user with an e-mail address")
     new_owner = data.draw(st.sampled_from(others), label="new owner")
     if side == "customcrm":
         ctx.crm.update("orders", crm_order, {"OwnerId": new_owner})

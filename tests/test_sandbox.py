@@ -1,0 +1,236 @@
+"""`--target sandbox`: the checklist against systems it cannot reset (here the mocks served on 127.0.0.1,
+holding records of "other people"), in safe mode, with `cmd:` and `poll:` engines.
+
+What must hold: the checks pass; records that were there before are neither changed nor deleted; what the
+run created is removed again; no call is refused (no negative tests, no faults); the call budget is kept
+and reported; unnamed hosts are refused; credentials never reach the report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from conformance.cli import main
+from conformance.sandbox import BudgetExhausted, Guard, HostRefused, load_sandbox
+from conformance.systems import Systems
+from sync.errors import ConfigError
+from sync.systems.exact import ENTITIES
+
+OWN_ENGINE = f"cmd:{sys.executable} -m conformance.cli sync --from-env --once"
+
+
+@dataclass
+class Sandbox:
+    systems: Systems  # the served mocks, driven here through their admin plane (talkcheck has none there)
+    config: Path
+    env: dict[str, str]
+    secrets: list[str]
+
+    def snapshot(self) -> dict[str, Any]:
+        """Every record on both sides, with its version."""
+        crm, exact = self.systems.customcrm_actor(), self.systems.exact_actor()
+        records: dict[str, Any] = {}
+        for path in ("customers", "contacts", "products", "orders", "quotes", "users"):
+            records[path] = {r["Id"]: r["Version"] for r in crm.all(path)}
+        for entity in ENTITIES.values():
+            for sync_path in (entity.sync_path, entity.lines.sync_path if entity.lines else None):
+                if sync_path:
+                    records[sync_path] = {r["ID"]: r["Timestamp"] for r in exact.all(sync_path)}
+        return records
+
+    def refused_calls(self) -> list[dict[str, Any]]:
+        return [e for system in ("exact", "customcrm") for e in self.systems.journal(system) if e["status"] >= 400]
+
+
+def _write_config(path: Path, systems: Systems, budget: int, *, exact_url: str | None = None) -> None:
+    path.write_text(f"""
+[customcrm]
+base_url = "{systems.customcrm_url}"
+api_key_env = "SBX_CRM_KEY"
+
+[exact]
+base_url = "{exact_url or systems.exact_url}"
+division = {systems.division}
+client_id_env = "SBX_CLIENT_ID"
+client_secret_env = "SBX_CLIENT_SECRET"
+refresh_token_env = "SBX_REFRESH"
+access_token_env = "SBX_ACCESS"
+
+[checklist]
+call_budget = {budget}
+""", encoding="utf-8")
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandbox]:
+    systems = Systems.start("server")
+    try:
+        tokens = systems.exact_actor().authorize()
+        # Other people's records, and the division's users (the API cannot create users).
+        crm, exact = systems.customcrm_actor(), systems.exact_actor()
+        crm.create("customers", {"Name": "Someone Else", "Email": "someone@else.example"})
+        exact.create("crm/Accounts", {"Name": "Existing BV", "Email": "info@existing.example",
+                                      "ChamberOfCommerce": "0"})
+        exact.create("logistics/Items", {"Code": "A", "Description": "Their item"})
+        systems.admin("exact", "seed", {"users": [{"Email": "ida@sandbox.example", "FullName": "Ida de Vries"},
+                                                  {"Email": "ole@sandbox.example", "FullName": "Ole Nordmann"}]})
+        crm.create("users", {"FullName": "Ida de Vries", "Email": "ida@sandbox.example"})
+        env = {"SBX_CRM_KEY": systems.api_key, "SBX_CLIENT_ID": tokens.client_id,
+               "SBX_CLIENT_SECRET": tokens.client_secret, "SBX_REFRESH": tokens.refresh_token,
+               "SBX_ACCESS": tokens.access_token}
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        config = tmp_path / "sandbox.toml"
+        _write_config(config, systems, 20_000)
+        yield Sandbox(systems, config, env, [systems.api_key, tokens.client_secret, tokens.refresh_token,
+                                             tokens.access_token])
+    finally:
+        systems.close()
+
+
+def _run(sandbox: Sandbox, report: Path, *args: str) -> tuple[int, dict[str, Any]]:
+    code = main(["run", "--target", "sandbox", "--config", str(sandbox.config), "--profile", "smoke",
+                 "--report-dir", str(report), *args])
+    return code, json.loads((report / "results.json").read_text())
+
+
+def _unchanged_and_clean(before: dict[str, Any], after: dict[str, Any]) -> None:
+    assert after == before, "the run changed, left or deleted records in the sandbox"
+
+
+def test_the_checklist_runs_against_a_sandbox_in_safe_mode(sandbox: Sandbox, tmp_path: Path) -> None:
+    before = sandbox.snapshot()
+    code, results = _run(sandbox, tmp_path / "report", "--engine", OWN_ENGINE, "--flow", "product-items",
+                         "--flow", "user-salesorders")
+    statuses = {(f["id"], c["id"]): (c["status"], c["detail"]) for f in results["flows"] for c in f["checks"]}
+    failed = {k: v for k, v in statuses.items() if v[0] == "failed"}
+    assert code == 0 and not failed, failed
+    assert statuses[("product-items", "stays-in-sync-faults")][0] == "skipped"
+    assert "safe mode" in statuses[("product-items", "stays-in-sync-faults")][1]
+    info = results["run"]["sandbox"]
+    assert info["removed"] > 20 and info["left"] == []
+    assert 0 < sum(results["run"]["calls"].values()) <= info["call_budget"]
+    # Nothing the run created is left, nothing that was there changed, and no call was refused.
+    _unchanged_and_clean(before, sandbox.snapshot())
+    assert sandbox.refused_calls() == []
+    for name in ("report.html", "report.md", "junit.xml", "results.json"):
+        text = (tmp_path / "report" / name).read_text()
+        assert not [s for s in sandbox.secrets if s in text], f"a credential is in {name}"
+    assert info["run_id"] in (tmp_path / "report" / "report.html").read_text()
+
+
+def _engine_env(sandbox: Sandbox, tmp_path: Path) -> dict[str, str]:
+    systems = sandbox.systems
+    return {"TALKCHECK_CUSTOMCRM_BASE_URL": systems.customcrm_url, "TALKCHECK_CUSTOMCRM_API_KEY": systems.api_key,
+            "TALKCHECK_EXACT_BASE_URL": systems.exact_url, "TALKCHECK_EXACT_DIVISION": str(systems.division),
+            "TALKCHECK_EXACT_CLIENT_ID": sandbox.env["SBX_CLIENT_ID"],
+            "TALKCHECK_EXACT_CLIENT_SECRET": sandbox.env["SBX_CLIENT_SECRET"],
+            "TALKCHECK_EXACT_REFRESH_TOKEN": sandbox.env["SBX_REFRESH"],
+            "TALKCHECK_EXACT_ACCESS_TOKEN": sandbox.env["SBX_ACCESS"], "TALKCHECK_STATE_DIR": str(tmp_path)}
+
+
+def test_poll_waits_for_an_engine_that_runs_by_itself(sandbox: Sandbox, tmp_path: Path) -> None:
+    """talkcheck's engine running on its own (a pass a second), as Sesam Talk would."""
+    engine = subprocess.Popen([sys.executable, "-m", "conformance.cli", "sync", "--from-env"],
+                              env={**os.environ, **_engine_env(sandbox, tmp_path)}, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        from conformance.runner import run_checklist
+        from sync.dataflow import load_dataflow
+
+        result = run_checklist(load_dataflow(), flows=["product-items"], profile="smoke", target="sandbox",
+                               engine="poll:6", checks=["create", "edit-exact", "no-echo"],
+                               sandbox=load_sandbox(sandbox.config))
+    finally:
+        engine.terminate()
+        engine.wait(timeout=10)
+    statuses = {c.id: (c.status, c.detail) for f in result.flows for c in f.checks}
+    assert all(s == "passed" for s, _ in statuses.values()), statuses
+    assert result.engine == "poll:6" and result.sandbox["left"] == []
+
+
+def test_poll_without_an_engine_fails_the_checks(sandbox: Sandbox, tmp_path: Path) -> None:
+    """Nothing runs between the systems: waiting is not passing."""
+    from conformance.runner import run_checklist
+    from sync.dataflow import load_dataflow
+
+    result = run_checklist(load_dataflow(), flows=["product-items"], profile="smoke", target="sandbox",
+                           engine="poll:1", checks=["create"], sandbox=load_sandbox(sandbox.config))
+    [check] = result.flows[0].checks
+    assert check.status == "failed" and "expected exactly one new Exact Items" in check.detail
+
+
+def test_a_spent_call_budget_skips_the_rest_and_still_cleans_up(sandbox: Sandbox, tmp_path: Path) -> None:
+    _write_config(sandbox.config, sandbox.systems, 150)
+    before = sandbox.snapshot()
+    code, results = _run(sandbox, tmp_path / "report", "--engine", OWN_ENGINE, "--flow", "product-items")
+    checks = results["flows"][0]["checks"]
+    skipped = [c for c in checks if c["status"] == "skipped" and "call budget" in c["detail"]]
+    assert skipped and checks[-1] in skipped and not [c for c in checks if c["status"] == "failed"]
+    assert sum(results["run"]["calls"].values()) <= 150
+    assert results["run"]["sandbox"]["left"] == []
+    _unchanged_and_clean(before, sandbox.snapshot())
+    assert code == 0
+
+
+def test_a_host_the_config_does_not_name_is_refused(sandbox: Sandbox, tmp_path: Path) -> None:
+    hosts = load_sandbox(sandbox.config).hosts
+    calls: dict[str, int] = {}
+    sent: list[str] = []
+    inner = httpx.MockTransport(lambda request: sent.append(str(request.url)) or httpx.Response(200, json={}))
+    guard = Guard(inner, hosts, 200, calls, "exact", __import__("threading").Lock())
+    client = httpx.Client(transport=guard)
+    named = sandbox.systems.exact_url
+    assert client.get(f"{named}/api/v1/current/Me").status_code == 200
+    for url in ("https://start.exactonline.nl/api/v1/1/crm/Accounts", f"{named.replace('127.0.0.1', 'localhost')}/x",
+                f"{named.rsplit(':', 1)[0]}:1/x"):
+        with pytest.raises(HostRefused, match="does not name this host"):
+            client.get(url)
+    assert sent == [f"{named}/api/v1/current/Me"] and calls == {"exact": 1}
+    guard.budget = 51  # 50 kept for the clean-up: the checks may make one call, which is spent
+    with pytest.raises(BudgetExhausted, match="call budget is used up"):
+        client.get(f"{named}/api/v1/current/Me")
+    guard.cleaning = True
+    assert client.get(f"{named}/api/v1/current/Me").status_code == 200
+
+
+def test_sandbox_usage_errors(sandbox: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    report = str(tmp_path / "r")
+    assert main(["run", "--target", "sandbox", "--engine", OWN_ENGINE, "--report-dir", report]) == 2
+    assert "needs --config" in capsys.readouterr().err
+    assert main(["run", "--target", "sandbox", "--config", str(sandbox.config), "--report-dir", report]) == 2
+    assert "name the engine under test" in capsys.readouterr().err
+    assert main(["run", "--engine", "poll:5", "--report-dir", report]) == 2
+    assert "--target sandbox" in capsys.readouterr().err
+    assert main(["run", "--engine", "poll:soon", "--report-dir", report]) == 2
+    bad = tmp_path / "bad.toml"
+    bad.write_text(sandbox.config.read_text().replace('api_key_env = "SBX_CRM_KEY"', 'api_key = "plain"'))
+    with pytest.raises(ConfigError, match="must not be written in the file"):
+        load_sandbox(bad)
+    bad.write_text(sandbox.config.read_text().replace("call_budget = 20000", "call_budget = 5"))
+    assert main(["run", "--target", "sandbox", "--config", str(bad), "--engine", OWN_ENGINE,
+                 "--report-dir", report]) == 2
+    err = capsys.readouterr().err
+    assert "call_budget" in err and not [s for s in sandbox.secrets if s in err]
+
+
+def test_safe_mode_has_no_admin_plane(sandbox: Sandbox) -> None:
+    systems = Systems.sandbox(load_sandbox(sandbox.config), "abc12345")
+    try:
+        assert systems.safe
+        with pytest.raises(RuntimeError, match="safe mode"):
+            systems.reset()
+        with pytest.raises(RuntimeError, match="safe mode"):
+            systems.set_faults([{"path": "crm/Accounts", "status": 503, "rate": 1}])
+    finally:
+        systems.close()
