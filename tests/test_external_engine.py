@@ -16,16 +16,17 @@ from sync.errors import ConfigError
 OWN_ENGINE = f"cmd:{sys.executable} -m conformance.cli sync --from-env --once"
 
 
-def test_checklist_passes_with_the_builtin_engine_as_a_command(tmp_path: Path) -> None:
-    """Every check of two flows (one with references and lines, which pulls in three flows' passes)."""
-    code = main(["run", "--flow", "customer-accounts", "--flow", "order-salesorders", "--profile", "smoke",
-                 "--engine", OWN_ENGINE, "--report-dir", str(tmp_path)])
+def test_the_whole_checklist_passes_with_the_builtin_engine_as_a_command(tmp_path: Path) -> None:
+    """Every check of every flow, each sync pass a run of `talkcheck sync --from-env --once`."""
+    code = main(["run", "--profile", "smoke", "--jobs", "2", "--engine", OWN_ENGINE, "--report-dir", str(tmp_path)])
     results = json.loads((tmp_path / "results.json").read_text())
-    failed = [(c["id"], c["detail"]) for f in results["flows"] for c in f["checks"] if c["status"] == "failed"]
+    failed = [(f["id"], c["id"], c["detail"]) for f in results["flows"] for c in f["checks"]
+              if c["status"] == "failed"]
     assert code == 0 and not failed, failed
     assert results["run"]["engine"] == OWN_ENGINE
     assert results["run"]["target"] == "server"  # an external engine reaches the mocks over the network
-    assert results["summary"]["passed"] >= 40 and results["run"]["calls"]["exact"] > 100
+    assert len(results["flows"]) == 7 and results["summary"]["passed"] >= 130
+    assert results["run"]["calls"]["exact"] > 1000
 
 
 def test_a_command_that_syncs_nothing_fails_the_checklist(tmp_path: Path) -> None:
