@@ -389,7 +389,8 @@ class Systems:
         self.scope.removed += 1
 
     def _admin_client(self, system: str) -> httpx.Client:
-        """One cached client per system for the admin plane (closing it would close the transport)."""
+        """One cached client per system, for the admin plane (or a sandbox's token refreshes); closing it
+        would close the in-process transport."""
         client = self._admin_clients.get(system)
         if client is None:
             client = self._admin_clients[system] = self.client(system)

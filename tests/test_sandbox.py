@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +22,10 @@ import httpx
 import pytest
 
 from conformance.cli import main
+from conformance.runner import run_checklist
 from conformance.sandbox import BudgetExhausted, Guard, HostRefused, load_sandbox
 from conformance.systems import Systems
+from sync.dataflow import load_dataflow
 from sync.errors import ConfigError
 from sync.systems.exact import ENTITIES
 
@@ -145,9 +148,6 @@ def test_poll_waits_for_an_engine_that_runs_by_itself(sandbox: Sandbox, tmp_path
                               env={**os.environ, **_engine_env(sandbox, tmp_path)}, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     try:
-        from conformance.runner import run_checklist
-        from sync.dataflow import load_dataflow
-
         result = run_checklist(load_dataflow(), flows=["product-items"], profile="smoke", target="sandbox",
                                engine="poll:6", checks=["create", "edit-exact", "no-echo"],
                                sandbox=load_sandbox(sandbox.config))
@@ -161,9 +161,6 @@ def test_poll_waits_for_an_engine_that_runs_by_itself(sandbox: Sandbox, tmp_path
 
 def test_poll_without_an_engine_fails_the_checks(sandbox: Sandbox, tmp_path: Path) -> None:
     """Nothing runs between the systems: waiting is not passing."""
-    from conformance.runner import run_checklist
-    from sync.dataflow import load_dataflow
-
     result = run_checklist(load_dataflow(), flows=["product-items"], profile="smoke", target="sandbox",
                            engine="poll:1", checks=["create"], sandbox=load_sandbox(sandbox.config))
     [check] = result.flows[0].checks
@@ -188,7 +185,7 @@ def test_a_host_the_config_does_not_name_is_refused(sandbox: Sandbox, tmp_path: 
     calls: dict[str, int] = {}
     sent: list[str] = []
     inner = httpx.MockTransport(lambda request: sent.append(str(request.url)) or httpx.Response(200, json={}))
-    guard = Guard(inner, hosts, 200, calls, "exact", __import__("threading").Lock())
+    guard = Guard(inner, hosts, 200, calls, "exact", threading.Lock())
     client = httpx.Client(transport=guard)
     named = sandbox.systems.exact_url
     assert client.get(f"{named}/api/v1/current/Me").status_code == 200
