@@ -363,6 +363,11 @@ class FlowContext:
                     record[group[0]] = self.draw_value(data, m, allow_empty=False)
         if self.line_mappings:
             record["Lines"] = [self.draw_line(data) for _ in range(data.draw(st.integers(1, 3), label="lines"))]
+        if self.safe and not any(record.get(m.crm_field) for m in self.header if m.exact_field in self._merge_fields):
+            # In a sandbox every record carries the run id, in a merge key: fill the first one mapped.
+            m = next((x for x in self.header if x.exact_field in self._merge_fields), None)
+            if m is not None:
+                record[m.crm_field] = self.draw_value(data, m, allow_empty=False)
         for group in self.plan.entity.mandatory:
             if not any(record.get(m.crm_field) for m in self.header if m.exact_field in group):
                 m = next((x for x in self.header if x.exact_field in group), None)

@@ -25,7 +25,7 @@ def _order(ctx: FlowContext, owner: str | None) -> tuple[str, str]:
     """A Customcrm order owned by `owner`, synced; returns its Customcrm and Exact ids."""
     customer = sorted(ctx.pools["Customer"])[0]
     product = sorted(ctx.pools["Product"])[0]
-    number = f"U-{next(_numbers):06d}"
+    number = ctx.unique(f"U-{next(_numbers):06d}")
     body: dict[str, Any] = {"OrderNumber": number, "CustomerId": customer,
                             "Lines": [{"ProductId": product, "Quantity": 1, "UnitPrice": 1}]}
     if owner is not None:

@@ -113,6 +113,8 @@ def _unchanged_and_clean(before: dict[str, Any], after: dict[str, Any]) -> None:
 
 def test_the_checklist_runs_against_a_sandbox_in_safe_mode(sandbox: Sandbox, tmp_path: Path) -> None:
     before = sandbox.snapshot()
+    crm = sandbox.systems.customcrm_actor()
+    feed_start = crm.client.get("/api/v1/changes", params={"limit": 1000}, headers=crm.headers).json()["next_cursor"]
     code, results = _run(sandbox, tmp_path / "report", "--engine", OWN_ENGINE, "--flow", "product-items",
                          "--flow", "user-salesorders")
     statuses = {(f["id"], c["id"]): (c["status"], c["detail"]) for f in results["flows"] for c in f["checks"]}
@@ -130,6 +132,11 @@ def test_the_checklist_runs_against_a_sandbox_in_safe_mode(sandbox: Sandbox, tmp
         text = (tmp_path / "report" / name).read_text()
         assert not [s for s in sandbox.secrets if s in text], f"a credential is in {name}"
     assert info["run_id"] in (tmp_path / "report" / "report.html").read_text()
+    # Every record the run created in Customcrm carried the run id (users matched to an Exact user carry
+    # that user's e-mail instead).
+    feed = crm.client.get("/api/v1/changes", params={"after": feed_start, "limit": 1000}, headers=crm.headers).json()
+    created = [c["record"] for c in feed["changes"] if c["op"] == "created" and c["resource"] != "users"]
+    assert len(created) > 20 and not [r for r in created if info["run_id"] not in json.dumps(r)]
 
 
 def _engine_env(sandbox: Sandbox, tmp_path: Path) -> dict[str, str]:
