@@ -231,12 +231,20 @@ class PollEngine:
         self.systems = systems
         self._marks: dict[str, int] | None = None
         self._cursor = [""]
+        self._paths_by_flows: dict[tuple[str, ...] | None, list[str]] = {}
         self.last_output = ""
 
     def reset(self) -> None:
         """A running engine keeps its links; nothing to do."""
 
     def _paths(self, flows: list[str] | None) -> list[str]:
+        """The sync collections of these flows (planned once per set of flows)."""
+        key = tuple(flows) if flows is not None else None
+        if key not in self._paths_by_flows:
+            self._paths_by_flows[key] = self._plan_paths(flows)
+        return self._paths_by_flows[key]
+
+    def _plan_paths(self, flows: list[str] | None) -> list[str]:
         paths: list[str] = []
         for flow in self.doc.flows:
             plan = plan_flow(flow, self.doc)

@@ -25,6 +25,7 @@ from conformance.sandbox import BudgetExhausted, SandboxSettings
 from conformance.systems import Systems
 from sync.dataflow import Dataflow, Flow
 from sync.engine import Engine
+from sync.service import scrub
 
 __all__ = ["PROFILES", "CheckResult", "FlowResult", "RunResult", "run_check", "run_checklist"]
 
@@ -247,9 +248,7 @@ def _run_flows(
                 result.checks.append(outcome)
                 if progress:
                     progress(flow.id, check.id, outcome)
-        if systems.safe:
-            calls = dict(systems.calls)
-        else:
+        if not systems.safe:  # a sandbox's calls are counted by its guards, after the final clean-up
             for system in ("exact", "customcrm"):
                 calls[system] = int(systems.admin(system, "stats")["requests"])
     finally:
@@ -261,23 +260,17 @@ def _run_flows(
     info: dict[str, Any] = {}
     if sandbox is not None and systems.scope is not None:
         info = {"run_id": run_id, "call_budget": sandbox.call_budget, "removed": systems.scope.removed,
-                "left": [_scrub(text, systems.secrets) for text in systems.scope.left]}
+                "left": [scrub(text, systems.secrets) for text in systems.scope.left]}
     return RunResult(results, seed, profile, target, driver.name, doc.name, time.monotonic() - started, calls,
                      info)
-
-
-def _scrub(text: str, secrets: list[str]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, "***")
-    return text
 
 
 def _redacted(outcome: CheckResult, secrets: list[str]) -> CheckResult:
     """A result with every credential replaced by *** (reports are handed to others)."""
     if not secrets:
         return outcome
-    return CheckResult(outcome.id, outcome.title, outcome.status, _scrub(outcome.detail, secrets),
-                       _scrub(outcome.evidence, secrets), outcome.duration_s)
+    return CheckResult(outcome.id, outcome.title, outcome.status, scrub(outcome.detail, secrets),
+                       scrub(outcome.evidence, secrets), outcome.duration_s)
 
 
 def as_json(result: RunResult) -> dict[str, Any]:

@@ -22,21 +22,20 @@ import time
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo
 
 import httpx
 
 from sync.config import SyncConfig, load_config
 from sync.errors import ConfigError
+from sync.values import exact_datetime
 
 __all__ = ["BudgetExhausted", "Guard", "HostRefused", "SandboxSettings", "Scope", "load_sandbox"]
 
 DEFAULT_CALL_BUDGET = 5000
-_AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 
 
 class HostRefused(httpx.TransportError):
@@ -79,10 +78,11 @@ def load_sandbox(path: str | Path) -> SandboxSettings:
     return SandboxSettings(config, budget, str(path))
 
 
-def _origin(url: str) -> tuple[str, str, int]:
-    parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    return parts.scheme, (parts.hostname or "").lower(), port
+def _origin(url: str | httpx.URL) -> tuple[str, str, int]:
+    """(scheme, host, port) with the scheme's default port filled in: what the config names, and what a call
+    may go to."""
+    parts = urlsplit(str(url))
+    return parts.scheme, (parts.hostname or "").lower(), parts.port or (443 if parts.scheme == "https" else 80)
 
 
 class Guard(httpx.BaseTransport):
@@ -108,12 +108,10 @@ class Guard(httpx.BaseTransport):
         return max(50, self.budget // 10)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        origin = (request.url.scheme, request.url.host.lower(), request.url.port
-                  or (443 if request.url.scheme == "https" else 80))
-        if origin not in self.hosts:
-            raise HostRefused(f"refused a call to {request.url.scheme}://{request.url.host}"
-                              f"{':' + str(request.url.port) if request.url.port else ''}: the sandbox config does "
-                              "not name this host", request=request)
+        scheme, host, port = _origin(request.url)
+        if (scheme, host, port) not in self.hosts:
+            raise HostRefused(f"refused a call to {scheme}://{host}:{port}: the sandbox config does not name this "
+                              "host", request=request)
         with self.lock:
             used = sum(self.calls.values())
             limit = self.budget if self.cleaning else self.budget - self.reserve
@@ -128,13 +126,21 @@ class Guard(httpx.BaseTransport):
         self.inner.close()
 
 
-def exact_instant(raw: Any) -> datetime | None:
-    """An Exact ``/Date(ms)/`` value (Amsterdam wall time) as an aware UTC instant."""
-    if not isinstance(raw, str) or not raw.startswith("/Date("):
-        return None
-    ms = int(raw[len("/Date("):].split(")")[0].split("+")[0].split("-")[0] or 0)
-    wall = datetime(1970, 1, 1) + timedelta(milliseconds=ms)
-    return wall.replace(tzinfo=_AMSTERDAM).astimezone(UTC)
+def read_sync(client: httpx.Client, url: str, headers: Callable[[], dict[str, str]], after: int,
+              seen: Callable[[httpx.Response], None] | None = None) -> list[dict[str, Any]]:
+    """Every row of an Exact sync collection above a Timestamp, following the `__next` pages."""
+    rows: list[dict[str, Any]] = []
+    next_url: str | None = url
+    params: dict[str, str] | None = {"$filter": f"Timestamp gt {after}L"}
+    while next_url:
+        response = client.get(next_url, params=params, headers=headers())
+        response.raise_for_status()
+        if seen is not None:
+            seen(response)
+        body = response.json()["d"]
+        rows.extend(body["results"])
+        next_url, params = body.get("__next"), None
+    return rows
 
 
 class Scope:
@@ -182,18 +188,12 @@ class Scope:
 
     def exact_changes(self, path: str, after: int) -> list[dict[str, Any]]:
         """The rows of a sync collection changed after a Timestamp (every page)."""
-        rows: list[dict[str, Any]] = []
-        url: str | None = f"/api/v1/{self.division}/{path}"
-        params: dict[str, str] | None = {"$filter": f"Timestamp gt {after}L"}
-        while url:
-            response = self.exact_client.get(url, params=params, headers=self.exact_headers())
-            response.raise_for_status()
-            if self._server_date is None and "date" in response.headers:
-                self._server_date = email.utils.parsedate_to_datetime(response.headers["date"]).astimezone(UTC)
-            body = response.json()["d"]
-            rows.extend(body["results"])
-            url, params = body.get("__next"), None
-        return rows
+        return read_sync(self.exact_client, f"/api/v1/{self.division}/{path}", self.exact_headers, after,
+                         self._note_server_date)
+
+    def _note_server_date(self, response: httpx.Response) -> None:
+        if self._server_date is None and "date" in response.headers:
+            self._server_date = email.utils.parsedate_to_datetime(response.headers["date"]).astimezone(UTC)
 
     def crm_changes(self, after: str) -> tuple[list[dict[str, Any]], str]:
         """The Customcrm change feed after a cursor (every page), and the cursor to continue from."""
@@ -213,10 +213,11 @@ class Scope:
         """Note where every collection stands (again, after the engine settled): later reads see only what
         changed since."""
         self._server_date = None
-        for path in sync_paths:
-            rows = self.exact_changes(path, self.exact_marks.get(path, 0))
-            self.exact_marks[path] = max([self.exact_marks.get(path, 0), *(int(r["Timestamp"]) for r in rows)])
-        _changes, self.crm_cursor = self.crm_changes(self.crm_cursor)
+        marks = {path: self.exact_marks.get(path, 0) for path in sync_paths}
+        cursor = [self.crm_cursor]
+        self.changed(marks, cursor)
+        self.exact_marks.update(marks)
+        self.crm_cursor = cursor[0]
         self.crm_records = {}
         self.started = self._server_date or datetime.now(UTC)
 
@@ -254,7 +255,8 @@ class Scope:
         self.created.setdefault(path, []).append(record_id)
 
     def created_during_run(self, row: dict[str, Any]) -> bool:
-        created = exact_instant(row.get("Created"))
+        raw = row.get("Created")
+        created = exact_datetime(raw) if isinstance(raw, str) else None
         return created is not None and created >= self.started.replace(microsecond=0)
 
 

@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlparse
 import httpx
 import uvicorn
 
-from conformance.sandbox import BudgetExhausted, Guard, SandboxSettings, Scope
+from conformance.sandbox import BudgetExhausted, Guard, SandboxSettings, Scope, read_sync
 from mocks.common.transport import InProcessTransport
 from mocks.customcrm.app import create_app as create_customcrm_app
 from mocks.customcrm.state import DEFAULT_API_KEY, CustomcrmState
@@ -113,16 +113,7 @@ class ExactActor:
         changed since the run began)."""
         if self.scope is not None:
             return self.scope.exact_all(sync_path)
-        rows: list[dict[str, Any]] = []
-        response = self.client.get(self.url(sync_path), params={"$filter": "Timestamp gt 0L"},
-                                   headers=self._headers())
-        while True:
-            response.raise_for_status()
-            body = response.json()["d"]
-            rows.extend(body["results"])
-            if not body.get("__next"):
-                return rows
-            response = self.client.get(body["__next"], headers=self._headers())
+        return read_sync(self.client, self.url(sync_path), self._headers, 0)
 
 
 class CustomcrmActor:
