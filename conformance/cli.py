@@ -6,7 +6,8 @@ import argparse
 import os
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from sync.dataflow import DataflowError, load_dataflow
 
@@ -36,6 +37,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--jobs", default="auto", help="flows run in this many processes (default: one per core)")
     run.add_argument("--config", help="with --target sandbox: the TOML file naming both systems (see README)")
+    run.add_argument("--plan", action="store_true",
+                     help="print the calls each check will make to each system and the time at Exact's limits, "
+                          "then stop (nothing is written to any system)")
 
     flows = sub.add_parser("flows", help="list the parsed checklist")
     flows.add_argument("--doc", help="a dataflow document (default: the project's own)")
@@ -48,6 +52,10 @@ def _parser() -> argparse.ArgumentParser:
     sync.add_argument("--once", action="store_true", help="one pass, then exit (0: no record failed, 1: some did)")
     sync.add_argument("--full", action="store_true",
                       help="re-read both systems from the start (after lost or expired cursors)")
+
+    cleanup = sub.add_parser("cleanup", help="remove what interrupted sandbox runs left behind (from their manifests)")
+    cleanup.add_argument("--config", required=True, help="the sandbox config the runs used")
+    cleanup.add_argument("--run-id", help="only this run (default: every run with a manifest beside the config)")
 
     serve = sub.add_parser("serve", help="serve the mocks under uvicorn")
     serve.add_argument("system", nargs="?", default="all", choices=["exact", "customcrm", "all"])
@@ -84,6 +92,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from conformance.runner import CheckResult, run_checklist
     from conformance.sandbox import SandboxSettings, load_sandbox
     from sync.errors import ConfigError
+    from sync.service import scrub
 
     try:
         validate_engine(args.engine, args.target)
@@ -120,10 +129,36 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"  {result.status.upper():<7} {flow} / {check}"
               + (f"  ({result.detail[:100]})" if result.status != "passed" else ""), flush=True)
 
+    if args.plan or sandbox is not None:
+        from conformance.plan import day_left, estimate, refusal, render_plan
+
+        print(f"talkcheck: planning the run on in-process mocks set up as a sandbox (profile {args.profile}, "
+              f"seed {args.seed})", flush=True)
+        plan = estimate(doc, flows=args.flows, profile=args.profile, seed=args.seed, jobs=jobs)
+        try:
+            left = day_left(sandbox) if sandbox is not None else None
+        except ConfigError as exc:
+            print(f"talkcheck: {scrub(str(exc), sandbox.secrets if sandbox else [])}", file=sys.stderr)
+            return EXIT_USAGE
+        if args.plan:
+            render_plan(plan, day_left=left, budget=sandbox.call_budget if sandbox else None)
+            return EXIT_OK
+        assert sandbox is not None
+        why = refusal(plan, sandbox, left)
+        if why:
+            print(f"talkcheck: refused: {why}", file=sys.stderr)
+            return EXIT_USAGE
+        print(f"talkcheck: planned {plan.total('exact')} Exact and {plan.total('customcrm')} Customcrm calls "
+              f"(at least {plan.minutes_at_limit():.0f} min at Exact's limit)"
+              + (f"; {left} Exact calls left today" if left is not None else ""), flush=True)
     print(f"talkcheck: {doc.title}, profile {args.profile}, seed {args.seed}, target {args.target}, "
           f"engine {args.engine}", flush=True)
-    result = run_checklist(doc, flows=args.flows, profile=args.profile, seed=args.seed, target=args.target,
-                           engine=args.engine, jobs=jobs, progress=progress, sandbox=sandbox)
+    try:
+        result = run_checklist(doc, flows=args.flows, profile=args.profile, seed=args.seed, target=args.target,
+                               engine=args.engine, jobs=jobs, progress=progress, sandbox=sandbox)
+    except ConfigError as exc:
+        print(f"talkcheck: {scrub(str(exc), sandbox.secrets if sandbox else [])}", file=sys.stderr)
+        return EXIT_USAGE
     files = write_reports(result, args.report_dir)
     print(f"\n{result.count('passed')} passed, {result.count('failed')} failed, {result.count('skipped')} skipped "
           f"in {result.duration_s:.1f}s")
@@ -162,14 +197,34 @@ def _cmd_sync(args: argparse.Namespace) -> int:
     return EXIT_OK if all(r.failed == 0 for r in report.flows) else EXIT_FAILED
 
 
+def _cmd_cleanup(args: argparse.Namespace) -> int:
+    from conformance.cleanup import cleanup_runs
+    from conformance.manifest import ManifestError
+    from conformance.sandbox import load_sandbox
+    from sync.errors import ConfigError
+
+    try:
+        settings = load_sandbox(args.config)
+        results = cleanup_runs(settings, args.run_id, out=lambda text: print(text, flush=True))
+    except (ConfigError, ManifestError) as exc:
+        print(f"talkcheck: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if not results:
+        print("talkcheck: nothing to clean up" + (f" for run {args.run_id}" if args.run_id else ""))
+    return EXIT_FAILED if any(r.left for r in results) else EXIT_OK
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from mocks.customcrm.app import create_app as customcrm_app
     from mocks.exact.app import create_app as exact_app
 
-    apps = {"exact": (lambda: exact_app(rate_limits=True), args.port),
-            "customcrm": (customcrm_app, args.port + (args.system == "all"))}
+    def exact_with_limits() -> Any:
+        return exact_app(rate_limits=True)
+
+    apps: dict[str, tuple[Callable[[], Any], int]] = {
+        "exact": (exact_with_limits, args.port), "customcrm": (customcrm_app, args.port + (args.system == "all"))}
     chosen = ["exact", "customcrm"] if args.system == "all" else [args.system]
     servers = []
     for name in chosen:
@@ -194,6 +249,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_run(args)
         if args.command == "sync":
             return _cmd_sync(args)
+        if args.command == "cleanup":
+            return _cmd_cleanup(args)
         return _cmd_serve(args)
     except DataflowError as exc:
         print(f"talkcheck: {exc}", file=sys.stderr)

@@ -7,7 +7,6 @@ created and saw linked (``pools``), never through the engine's link store.
 
 from __future__ import annotations
 
-import itertools
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import strategies as st
 
 from conformance.engines import EngineDriver
-from conformance.strategies import field_limits, value_strategy
+from conformance.strategies import field_limits, next_unique, reset_unique, value_strategy
 from conformance.systems import CustomcrmActor, ExactActor, Systems
 from mocks.customcrm.models import RESOURCES as CRM_RESOURCES
 from mocks.exact.properties import TABLES as EXACT_TABLES
@@ -29,7 +28,6 @@ __all__ = ["AMSTERDAM", "CheckFailure", "FlowContext", "NotApplicable", "engine_
            "expect_from_exact"]
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
-_user_numbers = itertools.count(1)
 _EXACT_SETS = {"Accounts": "Accounts", "Contacts": "Contacts", "Items": "Items", "Salesorders": "SalesOrders",
                "Quotations": "Quotations"}
 
@@ -164,6 +162,7 @@ class FlowContext:
         self.engine.reset()
         self.pools = {}
         self.names = {}
+        reset_unique()
 
     def sync(self) -> None:
         self.engine.sync(self.flows)
@@ -221,11 +220,11 @@ class FlowContext:
             self.add_users(data, 2, matched=True)
         if "Customer" in needed or "Product" in needed:
             customers = [self.crm.create("customers", {
-                "Name": f"Customer {i}", "Email": self.unique(f"c{i}.{next(_user_numbers)}@example.com")})
+                "Name": f"Customer {i}", "Email": self.unique(f"c{i}.{next_unique()}@example.com")})
                 for i in range(2)]
         if "Product" in needed:
             for i in range(2):
-                self.crm.create("products", {"Code": self.unique(f"PRE-{i}-{id(self) % 10_000}"),
+                self.crm.create("products", {"Code": self.unique(f"PRE-{i}-{next_unique()}"),
                                              "Name": f"Product {i}", "Price": 10.0 + i})
         if needed - {"User"}:
             self.engine.sync(self.flows)
@@ -251,7 +250,7 @@ class FlowContext:
             return self._sandbox_users(count, matched=matched)
         created = []
         for _ in range(count):
-            n = next(_user_numbers)
+            n = next_unique()
             name = data.draw(st.sampled_from(["Sam Sales", "Ida de Vries", "Ole Nordmann", "Zoë Ångström"]))
             email = f"user{n}@example.com"
             user = self.crm.create("users", {"FullName": name, "Email": email})
@@ -358,21 +357,21 @@ class FlowContext:
                                                     allow_empty=False), label=name)
         for group in self.plan.resource.counterpart_when.get(self.flow.target_type.lower(), ()):
             if not any(record.get(name) for name in group):
-                m = next((x for x in self.header if x.crm_field == group[0]), None)
-                if m is not None:
-                    record[group[0]] = self.draw_value(data, m, allow_empty=False)
+                first = next((x for x in self.header if x.crm_field == group[0]), None)
+                if first is not None:
+                    record[group[0]] = self.draw_value(data, first, allow_empty=False)
         if self.line_mappings:
             record["Lines"] = [self.draw_line(data) for _ in range(data.draw(st.integers(1, 3), label="lines"))]
         if self.safe and not any(record.get(m.crm_field) for m in self.header if m.exact_field in self._merge_fields):
             # In a sandbox every record carries the run id, in a merge key: fill the first one mapped.
-            m = next((x for x in self.header if x.exact_field in self._merge_fields), None)
-            if m is not None:
-                record[m.crm_field] = self.draw_value(data, m, allow_empty=False)
+            key = next((x for x in self.header if x.exact_field in self._merge_fields), None)
+            if key is not None:
+                record[key.crm_field] = self.draw_value(data, key, allow_empty=False)
         for group in self.plan.entity.mandatory:
             if not any(record.get(m.crm_field) for m in self.header if m.exact_field in group):
-                m = next((x for x in self.header if x.exact_field in group), None)
-                if m is not None:
-                    record[m.crm_field] = self.draw_value(data, m, allow_empty=False)
+                needed = next((x for x in self.header if x.exact_field in group), None)
+                if needed is not None:
+                    record[needed.crm_field] = self.draw_value(data, needed, allow_empty=False)
         return record
 
     # ------------------------------------------------------------------ comparing

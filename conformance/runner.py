@@ -6,7 +6,7 @@ import inspect
 import multiprocessing
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,11 +20,12 @@ from hypothesis.stateful import run_state_machine_as_test
 
 from conformance.checks import Check, checks_for
 from conformance.context import FlowContext, NotApplicable
-from conformance.engines import make_driver, target_for, validate_engine
+from conformance.engines import EngineDriver, make_driver, target_for, validate_engine
 from conformance.sandbox import BudgetExhausted, SandboxSettings
 from conformance.systems import Systems
 from sync.dataflow import Dataflow, Flow
 from sync.engine import Engine
+from sync.errors import ConfigError
 from sync.service import scrub
 
 __all__ = ["PROFILES", "CheckResult", "FlowResult", "RunResult", "run_check", "run_checklist"]
@@ -42,6 +43,10 @@ class CheckResult:
     detail: str = ""
     evidence: str = ""
     duration_s: float = 0.0
+    # The run had to stop here (call budget or the day's limit spent): later checks are skipped too.
+    stopped: bool = False
+    # The checklist's own calls for this row, per system (its clean-up included).
+    calls: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -64,6 +69,8 @@ class RunResult:
     calls: dict[str, int] = field(default_factory=dict)
     # Against a sandbox: the call budget, the run id its records carry, and what the clean-up did.
     sandbox: dict[str, Any] = field(default_factory=dict)
+    # The checklist's own calls per system (on the mocks `calls` counts the engine's too).
+    checklist_calls: dict[str, int] = field(default_factory=dict)
 
     def count(self, status: str) -> int:
         return sum(1 for f in self.flows for c in f.checks if c.status == status)
@@ -71,6 +78,11 @@ class RunResult:
     @property
     def ok(self) -> bool:
         return self.count("failed") == 0
+
+
+# Every example drives two systems and an engine over HTTP, so it is slow by nature; the other health checks
+# (filters, data size, nesting, executors) apply to the checklist's strategies as to any.
+SUPPRESSED_HEALTH_CHECKS = [HealthCheck.too_slow]
 
 
 def _describe(exc: Exception) -> str:
@@ -105,7 +117,7 @@ def _run_one(check: Check, ctx: FlowContext, profile: str, seed: int, shrink: bo
     lines: list[str] = []
     phases = [Phase.generate, Phase.shrink] if shrink else [Phase.generate]
     options = settings(max_examples=PROFILES[profile], deadline=None, database=None, derandomize=False,
-                       suppress_health_check=list(HealthCheck), phases=phases,
+                       suppress_health_check=SUPPRESSED_HEALTH_CHECKS, phases=phases,
                        report_multiple_bugs=False, stateful_step_count=STEPS[profile])
 
     def prop(data: st.DataObject) -> None:
@@ -122,9 +134,11 @@ def _run_one(check: Check, ctx: FlowContext, profile: str, seed: int, shrink: bo
 
     started = time.monotonic()
     try:
-        with with_reporter(lines.append):
+        with with_reporter(lambda text: lines.append(str(text))):
             run()
-    except (NotApplicable, BudgetExhausted) as exc:
+    except BudgetExhausted as exc:
+        return CheckResult(check.id, check.title, "skipped", str(exc), "", time.monotonic() - started, stopped=True)
+    except NotApplicable as exc:
         return CheckResult(check.id, check.title, "skipped", str(exc), "", time.monotonic() - started)
     except AssertionError as exc:
         return CheckResult(check.id, check.title, "failed", str(exc), "\n".join(lines),
@@ -180,13 +194,18 @@ def run_checklist(
                     if progress:
                         progress(flow_result.id, check_result.id, check_result)
     parts = [done[f] for f in selected]
-    calls: dict[str, int] = {}
-    for part in parts:
-        for system, count in part.calls.items():
-            calls[system] = calls.get(system, 0) + count
     first = parts[0]
     return RunResult([fr for part in parts for fr in part.flows], seed, profile, first.target, first.engine,
-                     doc.name, time.monotonic() - started, calls)
+                     doc.name, time.monotonic() - started, _summed(p.calls for p in parts), {},
+                     _summed(p.checklist_calls for p in parts))
+
+
+def _summed(counts: Iterable[dict[str, int]]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for part in counts:
+        for system, count in part.items():
+            out[system] = out.get(system, 0) + count
+    return out
 
 
 def _cost(flow: Flow) -> int:
@@ -214,9 +233,15 @@ def _run_flows(
     validate_engine(engine, target)
     target = target_for(engine, target)
     run_id = uuid.uuid4().hex[:8]
-    systems = Systems.sandbox(sandbox, run_id) if sandbox is not None else Systems.start(target)
+    if sandbox is not None:
+        systems = Systems.sandbox(sandbox, run_id)
+    elif target == "simulation":
+        systems = Systems.simulation(run_id)
+    else:
+        systems = Systems.start(target)
     results: list[FlowResult] = []
     calls: dict[str, int] = {}
+    checklist_calls: dict[str, int] = {}
     budget_note = ""
     try:
         driver = make_driver(engine, doc, systems, engine_class=engine_class, flows=[f.id for f in selected])
@@ -225,9 +250,7 @@ def _run_flows(
         raise
     try:
         if systems.safe:
-            systems.begin()
-            driver.sync([f.id for f in selected])  # let the engine settle what was there before the run
-            systems.begin()
+            budget_note = _begin_sandbox(systems, driver, [f.id for f in selected])
         for flow in selected:
             result = FlowResult(flow.id, flow.title)
             results.append(result)
@@ -240,10 +263,13 @@ def _run_flows(
                 if budget_note:
                     outcome = CheckResult(check.id, check.title, "skipped", budget_note)
                 else:
+                    before = dict(systems.calls)
                     outcome = run_check(check, ctx, profile, seed, shrink)
-                    if outcome.status == "skipped" and "call budget" in outcome.detail:
+                    if outcome.stopped:
                         budget_note = outcome.detail
-                    systems.cleanup()
+                    if systems.calls != before:  # a check that made no call created nothing
+                        systems.cleanup()
+                    outcome.calls = {k: n - before.get(k, 0) for k, n in systems.calls.items() if n - before.get(k, 0)}
                 outcome = _redacted(outcome, systems.secrets)
                 result.checks.append(outcome)
                 if progress:
@@ -251,18 +277,42 @@ def _run_flows(
         if not systems.safe:  # a sandbox's calls are counted by its guards, after the final clean-up
             for system in ("exact", "customcrm"):
                 calls[system] = int(systems.admin(system, "stats")["requests"])
+            checklist_calls = dict(systems.calls)
     finally:
         driver.close()
         if systems.safe:
             systems.cleanup(final=True)
-            calls = dict(systems.calls)
+            calls = checklist_calls = dict(systems.calls)
+            if systems.scope is not None and systems.scope.manifest is not None:
+                systems.scope.manifest.finish(left=len(systems.scope.left))
         systems.close()
     info: dict[str, Any] = {}
     if sandbox is not None and systems.scope is not None:
+        manifest = systems.scope.manifest
         info = {"run_id": run_id, "call_budget": sandbox.call_budget, "removed": systems.scope.removed,
-                "left": [scrub(text, systems.secrets) for text in systems.scope.left]}
+                "left": [scrub(text, systems.secrets) for text in systems.scope.left],
+                "limits": {name: state.as_dict() for name, state in systems.limits.items()},
+                "manifest": str(manifest.path) if manifest is not None and manifest.path.exists() else ""}
     return RunResult(results, seed, profile, target, driver.name, doc.name, time.monotonic() - started, calls,
-                     info)
+                     info, checklist_calls)
+
+
+def _begin_sandbox(systems: Systems, driver: EngineDriver, flows: list[str]) -> str:
+    """Note where the sandbox stands, let the engine settle what was there before the run, note again.
+    Returns why no check can run (calls used up), or "". Credentials the sandbox refuses are a ConfigError."""
+    try:
+        systems.begin()
+        driver.sync(flows)
+        systems.begin()
+    except BudgetExhausted as exc:
+        return str(exc)
+    except httpx.HTTPStatusError as exc:
+        status = exc.response.status_code
+        if status in (401, 403):
+            raise ConfigError(f"{exc.request.url.host} refused the checklist's credentials (HTTP {status}); check "
+                              "the variables the sandbox config names") from None
+        raise
+    return ""
 
 
 def _redacted(outcome: CheckResult, secrets: list[str]) -> CheckResult:
@@ -270,7 +320,7 @@ def _redacted(outcome: CheckResult, secrets: list[str]) -> CheckResult:
     if not secrets:
         return outcome
     return CheckResult(outcome.id, outcome.title, outcome.status, scrub(outcome.detail, secrets),
-                       scrub(outcome.evidence, secrets), outcome.duration_s)
+                       scrub(outcome.evidence, secrets), outcome.duration_s, outcome.stopped, outcome.calls)
 
 
 def as_json(result: RunResult) -> dict[str, Any]:
@@ -278,12 +328,13 @@ def as_json(result: RunResult) -> dict[str, Any]:
         "summary": {"passed": result.count("passed"), "failed": result.count("failed"),
                     "skipped": result.count("skipped"), "duration_s": round(result.duration_s, 3)},
         "run": {"seed": result.seed, "profile": result.profile, "target": result.target, "engine": result.engine,
-                "document": result.document, "calls": result.calls}
+                "document": result.document, "calls": result.calls, "checklist_calls": result.checklist_calls}
         | ({"sandbox": result.sandbox} if result.sandbox else {}),
         "flows": [
             {"id": f.id, "title": f.title, "note": f.note,
              "checks": [{"id": c.id, "title": c.title, "status": c.status, "detail": c.detail,
-                         "evidence": c.evidence, "duration_s": round(c.duration_s, 3)} for c in f.checks]}
+                         "evidence": c.evidence, "duration_s": round(c.duration_s, 3), "calls": c.calls}
+                        for c in f.checks]}
             for f in result.flows
         ],
     }

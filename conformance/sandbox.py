@@ -29,7 +29,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from sync.config import SyncConfig, load_config
+from conformance.manifest import RunManifest, RunRecord
+from sync.config import ExactConfig, SyncConfig, exact_app, load_config
 from sync.errors import ConfigError
 from sync.values import exact_datetime
 
@@ -54,6 +55,9 @@ class SandboxSettings:
     config: SyncConfig
     call_budget: int = DEFAULT_CALL_BUDGET
     source: str = ""
+    # The engine under test's own Exact app ([engine_exact]), as in production: its calls do not count
+    # against the checklist's limits. None: the engine is handed the checklist's app.
+    engine_exact: ExactConfig | None = None
 
     @property
     def hosts(self) -> frozenset[tuple[str, str, int]]:
@@ -61,7 +65,9 @@ class SandboxSettings:
 
     @property
     def secrets(self) -> list[str]:
-        return self.config.secrets
+        own = self.engine_exact
+        extra = [own.client_secret, own.refresh_token or "", own.access_token or ""] if own is not None else []
+        return [*self.config.secrets, *(v for v in extra if v)]
 
 
 def load_sandbox(path: str | Path) -> SandboxSettings:
@@ -75,7 +81,13 @@ def load_sandbox(path: str | Path) -> SandboxSettings:
     if not config.exact.access_token and not config.exact.refresh_token:
         raise ConfigError(f"{path}: [exact] needs access_token_env or refresh_token_env, so the checklist can act "
                           "as a user in Exact")
-    return SandboxSettings(config, budget, str(path))
+    engine_exact = None
+    if "engine_exact" in data:
+        engine_exact = exact_app(data, "engine_exact", Path(path), config.exact)
+        if engine_exact.client_id == config.exact.client_id:
+            raise ConfigError(f"{path}: [engine_exact] names the checklist's own Exact app; give the engine its own "
+                              "app (client id), or leave the section out")
+    return SandboxSettings(config, budget, str(path), engine_exact)
 
 
 def _origin(url: str | httpx.URL) -> tuple[str, str, int]:
@@ -169,6 +181,7 @@ class Scope:
         self.left: list[str] = []
         self._numbers = itertools.count(1)
         self._server_date: datetime | None = None
+        self.manifest: RunManifest | None = None  # on disk, so `talkcheck cleanup` can finish a killed run
 
     # ------------------------------------------------------------------ tags
 
@@ -220,6 +233,17 @@ class Scope:
         self.crm_cursor = cursor[0]
         self.crm_records = {}
         self.started = self._server_date or datetime.now(UTC)
+        if self.manifest is not None:
+            self.manifest.begin(self.started.isoformat(), dict(self.exact_marks), self.crm_cursor)
+
+    def restore(self, record: RunRecord) -> None:
+        """Take up a run from its manifest (to clean up after it): its starting points and what it created."""
+        self.exact_marks = dict(record.exact_marks)
+        self.crm_cursor = record.crm_cursor
+        self.started = datetime.fromisoformat(record.started)
+        for system, collection, record_id in record.created:
+            if system == "customcrm":
+                self._add_created(collection, record_id)
 
     def changed(self, marks: dict[str, int], cursor: list[str]) -> bool:
         """Whether anything changed in these collections since `marks` and `cursor[0]` (both advanced)."""
@@ -244,6 +268,8 @@ class Scope:
                 records.pop(change["id"], None)
             else:
                 records[change["id"]] = change["record"]
+            if change["op"] == "created":  # the engine creates nothing in Customcrm: this is the run's own
+                self._add_created(change["resource"], str(change["id"]))
         return list(self.crm_records.get(path, {}).values())
 
     def exact_all(self, path: str) -> list[dict[str, Any]]:
@@ -251,8 +277,22 @@ class Scope:
             raise KeyError(f"{path} was not marked when the run began")
         return self.exact_changes(path, self.exact_marks[path])
 
+    def _add_created(self, path: str, record_id: str) -> bool:
+        known = self.created.setdefault(path, [])
+        if record_id in known:
+            return False
+        known.append(record_id)
+        return True
+
     def note_created(self, path: str, record_id: str) -> None:
-        self.created.setdefault(path, []).append(record_id)
+        """A Customcrm record the checklist created: to be deleted again (noted in the manifest first)."""
+        if self._add_created(path, record_id) and self.manifest is not None:
+            self.manifest.created("customcrm", path, record_id)
+
+    def note_exact_created(self, path: str, record_id: str) -> None:
+        """An Exact record the checklist created (the clean-up finds it, and the engine's, by when it was made)."""
+        if self.manifest is not None:
+            self.manifest.created("exact", path, record_id)
 
     def created_during_run(self, row: dict[str, Any]) -> bool:
         raw = row.get("Created")

@@ -8,6 +8,7 @@ already linked (see ``FlowContext``).
 
 from __future__ import annotations
 
+import contextvars
 import itertools
 from collections.abc import Callable
 from datetime import date
@@ -21,7 +22,7 @@ from mocks.customcrm.models import LineFields
 from mocks.exact.properties import TABLES as EXACT_TABLES
 from sync.dataflow import Flow, PropertyRow
 
-__all__ = ["ENUMERATED", "LOCALES", "field_limits", "value_strategy"]
+__all__ = ["ENUMERATED", "LOCALES", "field_limits", "next_unique", "reset_unique", "value_strategy"]
 
 LOCALES = ("nl_NL", "en_GB", "de_DE", "fr_FR", "no_NO")
 _fakers = {locale: Faker(locale) for locale in LOCALES}
@@ -30,7 +31,24 @@ _fakers = {locale: Faker(locale) for locale in LOCALES}
 ENUMERATED: dict[str, list[str]] = {"Currency": ["EUR", "USD", "GBP", "NOK", "SEK", "DKK"],
                                     "VatCode": ["1", "2", "3", "5"], "Unit": ["pc", "kg", "m", "h", "box"],
                                     "Country": ["NL", "GB", "DE", "FR", "NO", "BE"]}
-_unique = itertools.count(1)
+# Numbers that keep e-mails, codes and order numbers unique within one example. They start again with every
+# example (`reset_unique`), so the same choices give the same data in any process, whatever ran before
+# (replay), and a shrunk example is still valid. Per thread of execution (a context variable).
+_unique: contextvars.ContextVar[itertools.count[int]] = contextvars.ContextVar("talkcheck_unique")
+
+
+def reset_unique() -> None:
+    """A new example begins: its unique numbers start again from 1."""
+    _unique.set(itertools.count(1))
+
+
+def next_unique() -> int:
+    counter = _unique.get(None)
+    if counter is None:
+        counter = itertools.count(1)
+        _unique.set(counter)
+    return next(counter)
+
 _TEXT = st.characters(blacklist_categories=("Cs", "Cc"))
 _EXACT_TABLE = {"salesorders": "SalesOrders", "accounts": "Accounts", "contacts": "Contacts", "items": "Items",
                 "quotations": "Quotations"}
@@ -76,8 +94,8 @@ def field_limits(flow: Flow, row: PropertyRow) -> tuple[int | None, bool]:
 def _makers(fake: Faker) -> dict[str, Callable[[], Any]]:
     """Realistic values by Customcrm field name; unique ones stay unique within a run."""
     return {
-        "Email": lambda: f"{next(_unique)}.{fake.email()}",
-        "ContactEmail": lambda: f"{next(_unique)}.{fake.email()}",
+        "Email": lambda: f"{next_unique()}.{fake.email()}",
+        "ContactEmail": lambda: f"{next_unique()}.{fake.email()}",
         "OrganisationNumber": lambda: f"{fake.random_number(digits=8, fix_len=True)}",
         "VatNumber": lambda: _fakers["nl_NL"].vat_id(),
         "Website": fake.url,
@@ -99,9 +117,9 @@ def _makers(fake: Faker) -> dict[str, Callable[[], Any]]:
         "Description": fake.sentence,
         "Notes": fake.sentence,
         "Remarks": fake.sentence,
-        "Code": lambda: f"P-{next(_unique):05d}",
-        "OrderNumber": lambda: f"SO-{next(_unique):06d}",
-        "QuoteNumber": lambda: f"Q-{next(_unique):06d}",
+        "Code": lambda: f"P-{next_unique():05d}",
+        "OrderNumber": lambda: f"SO-{next_unique():06d}",
+        "QuoteNumber": lambda: f"Q-{next_unique():06d}",
         "Unit": lambda: fake.random_element(ENUMERATED["Unit"]),
         "Barcode": lambda: fake.ean13(),
         "VatCode": lambda: fake.random_element(ENUMERATED["VatCode"]),

@@ -18,6 +18,8 @@ from urllib.parse import parse_qs, urlparse
 import httpx
 import uvicorn
 
+from conformance.manifest import RunManifest, manifest_dir
+from conformance.pacing import LimitState, Pacer
 from conformance.sandbox import BudgetExhausted, Guard, SandboxSettings, Scope, read_sync
 from mocks.common.transport import InProcessTransport
 from mocks.customcrm.app import create_app as create_customcrm_app
@@ -30,9 +32,14 @@ from mocks.exact.state import (
     DEFAULT_REDIRECT_URI,
     ExactState,
 )
+from sync.config import CustomcrmConfig, EngineConfig, ExactConfig, SyncConfig
 from sync.systems.exact import ENTITIES
 
 __all__ = ["CustomcrmActor", "ExactActor", "Systems", "TokenSet"]
+
+# When the checklist refreshes its Exact access token: after Exact's 570 s (an earlier refresh is refused),
+# well before its 600 s run out.
+REFRESH_AT_S = 580.0
 
 
 @dataclass
@@ -91,6 +98,9 @@ class ExactActor:
                                     headers=self._headers() | {"Prefer": "return=representation"})
         response.raise_for_status()
         row: dict[str, Any] = response.json()["d"]
+        if self.scope is not None:
+            key = next((e.key for e in ENTITIES.values() if e.path.lower() == path.lower()), "ID")
+            self.scope.note_exact_created(path, str(row.get(key, "")))
         return row
 
     def update(self, path: str, key: str, values: dict[str, Any]) -> None:
@@ -173,6 +183,21 @@ class CustomcrmActor:
                 return rows
 
 
+class _Counted(httpx.BaseTransport):
+    """Counts the calls of the checklist's own clients on the mocks (a sandbox's are counted by its Guard)."""
+
+    def __init__(self, inner: httpx.BaseTransport, calls: dict[str, int], system: str, lock: threading.Lock) -> None:
+        self.inner, self.calls, self.system, self.lock = inner, calls, system, lock
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        with self.lock:
+            self.calls[self.system] = self.calls.get(self.system, 0) + 1
+        return self.inner.handle_request(request)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
 # Dependants before what they depend on.
 _EXACT_CLEANUP_ORDER = tuple(ENTITIES[name] for name in ("quotations", "salesorders", "contacts", "items", "accounts"))
 _CRM_CLEANUP_ORDER = ("quotes", "orders", "contacts", "products", "customers", "users")
@@ -230,22 +255,44 @@ class Systems:
     scope: Scope | None = None
     calls: dict[str, int] = field(default_factory=dict)
     _guards: list[Guard] = field(default_factory=list)
+    # What each system's answers said of its rate limits (shared by all of the checklist's clients).
+    limits: dict[str, LimitState] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _exact_tokens: dict[str, Any] = field(default_factory=dict)
     _cleaners: tuple[ExactActor, CustomcrmActor] | None = None
 
     @classmethod
-    def sandbox(cls, settings: SandboxSettings, run_id: str) -> Systems:
-        """Real systems named by a config: no admin plane, every call guarded and counted."""
+    def sandbox(cls, settings: SandboxSettings, run_id: str,
+                transports: dict[str, httpx.BaseTransport | None] | None = None) -> Systems:
+        """Real systems named by a config: no admin plane, every call guarded and counted. (`transports`:
+        in-process mocks standing in for them, see `simulation`.)"""
         cfg = settings.config
         systems = cls("sandbox", exact_url=cfg.exact.base_url, customcrm_url=cfg.customcrm.base_url,
                       division=cfg.exact.division, api_key=cfg.customcrm.api_key, client_id=cfg.exact.client_id,
                       client_secret=cfg.exact.client_secret, settings=settings)
-        systems._transports = {"exact": None, "customcrm": None}
+        systems._transports = transports or {"exact": None, "customcrm": None}
         systems._exact_tokens = {"access": cfg.exact.access_token, "refresh": cfg.exact.refresh_token,
                                  "issued": time.time() if cfg.exact.access_token else 0.0}
         systems.scope = Scope(run_id, systems.client("exact"), systems._exact_auth, cfg.exact.division,
                               systems.client("customcrm"), {"Authorization": f"Bearer {cfg.customcrm.api_key}"})
+        if settings.source:
+            systems.scope.manifest = RunManifest(manifest_dir(settings.source), run_id)
+        return systems
+
+    @classmethod
+    def simulation(cls, run_id: str) -> Systems:
+        """A sandbox as the checklist sees one (safe mode, guarded, scoped), made of in-process mocks with two
+        Exact users: what a sandbox run will cost is measured on it (`talkcheck run --plan`)."""
+        mocks = cls.start("inproc")
+        mocks.admin("exact", "seed", {"users": [{"Email": "ida@sandbox.example", "FullName": "Ida de Vries"},
+                                                {"Email": "ole@sandbox.example", "FullName": "Ole Nordmann"}]})
+        tokens = mocks.exact_actor().authorize()
+        config = SyncConfig(EngineConfig(), CustomcrmConfig(mocks.customcrm_url, mocks.api_key),
+                            ExactConfig(mocks.exact_url, mocks.division, tokens.client_id, tokens.client_secret,
+                                        tokens.refresh_token, tokens.access_token))
+        transports = mocks._transports  # its clients stay open: closing one would close the shared transport
+        systems = cls.sandbox(SandboxSettings(config, call_budget=10**9), run_id, transports)
+        systems.target = "simulation"
         return systems
 
     @property
@@ -266,10 +313,10 @@ class Systems:
         self.scope.begin(paths)
 
     def exact_token(self) -> str:
-        """The checklist's own Exact access token in a sandbox, refreshed shortly before it expires (Exact's
-        last ten minutes; a refresh within 570 s of the previous one is refused, so never earlier)."""
+        """The checklist's own Exact access token in a sandbox, refreshed shortly before it expires: Exact's
+        last ten minutes, and a refresh within 570 s of the previous one is refused, so between the two."""
         tokens = self._exact_tokens
-        fresh = tokens.get("access") and (not tokens.get("refresh") or time.time() - tokens["issued"] < 540)
+        fresh = tokens.get("access") and (not tokens.get("refresh") or time.time() - tokens["issued"] < REFRESH_AT_S)
         if not fresh:
             response = self._admin_client("exact").post("/api/oauth2/token", data={
                 "grant_type": "refresh_token", "refresh_token": tokens["refresh"], "client_id": self.client_id,
@@ -287,6 +334,14 @@ class Systems:
             return self.exact_actor().authorize()
         access = self.exact_token()
         return TokenSet(self.client_id, self.client_secret, access, str(self._exact_tokens.get("refresh") or ""))
+
+    def engine_exact_tokens(self) -> TokenSet:
+        """The Exact app to hand an engine under test: in a sandbox whose config names one, the engine's own
+        ([engine_exact]), whose calls do not count against the checklist's; else as `exact_tokens`."""
+        own = self.settings.engine_exact if self.settings is not None else None
+        if own is None:
+            return self.exact_tokens()
+        return TokenSet(own.client_id, own.client_secret, own.access_token or "", own.refresh_token or "")
 
     def _exact_auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.exact_token()}", "Accept": "application/json"}
@@ -307,19 +362,23 @@ class Systems:
             return systems
         raise ValueError(f"unknown target {target!r}")
 
-    def client(self, system: str,
-               wrap: Callable[[httpx.BaseTransport], httpx.BaseTransport] | None = None) -> httpx.Client:
+    def client(self, system: str, wrap: Callable[[httpx.BaseTransport], httpx.BaseTransport] | None = None, *,
+               counted: bool = True) -> httpx.Client:
         """A fresh HTTP client for one system (the engine and the actors each get their own); `wrap` puts a
-        transport of the caller's around the in-process one (to inject client-side faults)."""
+        transport of the caller's around the in-process one (to inject client-side faults). Calls of a
+        `counted` client are the checklist's own (`calls`); against a sandbox every call is counted."""
         base = self.exact_url if system == "exact" else self.customcrm_url
         transport = self._transports.get(system)
         if wrap is not None:
             transport = wrap(transport if transport is not None else httpx.HTTPTransport())
+        if self.settings is None and counted:
+            transport = _Counted(transport or httpx.HTTPTransport(), self.calls, system, self._lock)
         if self.settings is not None:
             guard = Guard(transport or httpx.HTTPTransport(), self.settings.hosts, self.settings.call_budget,
                           self.calls, system, self._lock)
             self._guards.append(guard)
-            transport = guard
+            state = self.limits.setdefault(system, LimitState(system))
+            transport = Pacer(guard, state)  # every attempt, a 429 waited out included, is counted
         client = httpx.Client(base_url=base, transport=transport, timeout=30) if transport else \
             httpx.Client(base_url=base, timeout=30)
         self._clients.append(client)
@@ -384,7 +443,7 @@ class Systems:
         would close the in-process transport."""
         client = self._admin_clients.get(system)
         if client is None:
-            client = self._admin_clients[system] = self.client(system)
+            client = self._admin_clients[system] = self.client(system, counted=False)
         return client
 
     def admin(self, system: str, action: str, payload: dict[str, Any] | None = None) -> Any:

@@ -6,7 +6,6 @@ it needs through the mock's admin plane, then drives orders through both APIs.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -14,18 +13,18 @@ from hypothesis import strategies as st
 
 from conformance.checks import Check, property_checks
 from conformance.context import CheckFailure, FlowContext, NotApplicable
+from conformance.strategies import next_unique
 from sync.dataflow import Flow, PropertyRow
 
 __all__ = ["user_checks"]
 
-_numbers = itertools.count(1)
 
 
 def _order(ctx: FlowContext, owner: str | None) -> tuple[str, str]:
     """A Customcrm order owned by `owner`, synced; returns its Customcrm and Exact ids."""
     customer = sorted(ctx.pools["Customer"])[0]
     product = sorted(ctx.pools["Product"])[0]
-    number = ctx.unique(f"U-{next(_numbers):06d}")
+    number = ctx.unique(f"U-{next_unique():06d}")
     body: dict[str, Any] = {"OrderNumber": number, "CustomerId": customer,
                             "Lines": [{"ProductId": product, "Quantity": 1, "UnitPrice": 1}]}
     if owner is not None:

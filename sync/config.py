@@ -34,7 +34,7 @@ from typing import Any
 from sync.errors import ConfigError
 
 __all__ = ["ENV_VARIABLES", "CustomcrmConfig", "EngineConfig", "ExactConfig", "SyncConfig", "config_from_env",
-           "load_config"]
+           "exact_app", "load_config"]
 
 # The variables an engine under test gets from `talkcheck run --engine cmd:/poll:` (and that
 # `talkcheck sync --from-env` reads): name -> what it holds.
@@ -128,6 +128,17 @@ def _url(section: dict[str, Any], name: str, path: Path) -> str:
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
         raise ConfigError(f"{path}: [{name}] base_url must be an http(s) URL")
     return url.rstrip("/")
+
+
+def exact_app(data: dict[str, Any], name: str, path: Path, base: ExactConfig) -> ExactConfig:
+    """Another Exact app in the same division as `base` (the section `name`: its client and tokens)."""
+    section = _section(data, name, path)
+    access = _secret(section, "access_token", name, path, required=False)
+    refresh = _secret(section, "refresh_token", name, path, required=False)
+    if not access and not refresh:
+        raise ConfigError(f"{path}: [{name}] needs refresh_token_env or access_token_env")
+    return ExactConfig(base.base_url, base.division, str(_secret(section, "client_id", name, path)),
+                       str(_secret(section, "client_secret", name, path)), refresh, access)
 
 
 def load_config(path: str | Path) -> SyncConfig:

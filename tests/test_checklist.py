@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 import pytest
 
 from conformance.planted import PLANTED_BUGS, PlantedBug
@@ -65,3 +68,29 @@ def test_flows_that_cannot_be_satisfied_are_skipped_with_a_reason() -> None:
 def test_checklist_passes_against_the_mocks_under_uvicorn() -> None:
     result = run_checklist(load_dataflow(), flows=[FLOW], profile="smoke", seed=2, target="server")
     assert result.ok, [(c.id, c.detail) for c in result.flows[0].checks if c.status != "passed"]
+
+
+def test_the_same_seed_draws_the_same_data_whatever_ran_before(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Replay means replay: what a check enters depends on the seed alone, not on what ran earlier in the
+    process (no process-wide counters or object ids in the data), so a failure replays by its seed."""
+    from conformance.systems import CustomcrmActor
+
+    entered: list[dict[str, object]] = []
+    create = CustomcrmActor.create
+
+    def recording(self: CustomcrmActor, path: str, values: dict[str, object]) -> dict[str, object]:
+        entered.append({"path": path, **values})
+        return create(self, path, values)
+
+    monkeypatch.setattr(CustomcrmActor, "create", recording)
+    doc = load_dataflow()
+
+    def drawn() -> str:
+        entered.clear()
+        run_checklist(doc, flows=["contact-contacts"], profile="smoke", seed=7, checks=["create", "link"])
+        text = json.dumps(entered, sort_keys=True)  # records' ids are the mocks' (random), not drawn
+        return re.sub(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "<id>", text)
+
+    first = drawn()
+    run_checklist(doc, flows=["product-items", "customer-accounts"], profile="smoke", seed=3, checks=["create"])
+    assert '"path": "contacts"' in first and drawn() == first

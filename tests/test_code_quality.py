@@ -1,4 +1,4 @@
-"""ruff on the whole tree and mypy (strict) on sync/ and mocks/, as part of the test run."""
+"""ruff on the whole tree and mypy (strict) on sync/, mocks/ and conformance/, as part of the test run."""
 
 from __future__ import annotations
 
@@ -18,6 +18,6 @@ def test_ruff() -> None:
 
 
 @pytest.mark.slow
-def test_mypy_strict_on_sync_and_mocks() -> None:
+def test_mypy_strict_on_sync_mocks_and_conformance() -> None:
     proc = subprocess.run([sys.executable, "-m", "mypy"], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +24,7 @@ import httpx
 import pytest
 
 from conformance.cli import main
+from conformance.manifest import manifest_dir
 from conformance.runner import run_checklist
 from conformance.sandbox import BudgetExhausted, Guard, HostRefused, load_sandbox
 from conformance.systems import Systems
@@ -238,3 +241,86 @@ def test_safe_mode_has_no_admin_plane(sandbox: Sandbox) -> None:
             systems.set_faults([{"path": "crm/Accounts", "status": 503, "rate": 1}])
     finally:
         systems.close()
+
+
+def _engines_of_run(run_id: str) -> list[int]:
+    """Processes started for a run (its engine passes carry its id in their environment)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if f"TALKCHECK_RUN_ID={run_id}".encode() in (proc / "environ").read_bytes().split(b"\0"):
+                    found.append(int(proc.name))
+            except OSError:
+                continue
+    return found
+
+
+def test_a_run_killed_mid_phase_is_cleaned_up_by_talkcheck_cleanup(sandbox: Sandbox, tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """SIGKILL in the middle of a run (engine passes included), then `talkcheck cleanup`: nothing of the run
+    is left in either system, and what was there before is untouched."""
+    before = sandbox.snapshot()
+    runs = manifest_dir(sandbox.config)
+    output = (tmp_path / "out.txt").open("w")
+    process = subprocess.Popen([sys.executable, "-m", "conformance.cli", "run", "--target", "sandbox", "--config",
+                                str(sandbox.config), "--engine", OWN_ENGINE, "--flow", "product-items",
+                                "--profile", "smoke", "--report-dir", str(tmp_path / "report")],
+                               env={**os.environ, **sandbox.env}, stdout=output,
+                               stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        # Mid-phase: the run has created records in both systems and is still going.
+        while time.monotonic() < deadline and process.poll() is None:
+            manifests = list(runs.glob("*.jsonl"))
+            text = manifests[0].read_text() if manifests else ""
+            if text.count('"system": "customcrm"') >= 6 and '"system": "exact"' in text:
+                break
+            time.sleep(0.05)
+        assert process.poll() is None, "the run ended before it could be killed: " + (tmp_path / "out.txt").read_text()
+        os.killpg(process.pid, signal.SIGKILL)
+    finally:
+        process.wait(timeout=30)
+        output.close()
+    [manifest] = list(runs.glob("*.jsonl"))
+    run_id = manifest.name.removesuffix(".jsonl")
+    deadline = time.monotonic() + 60
+    while _engines_of_run(run_id) and time.monotonic() < deadline:  # an engine pass may still be finishing
+        time.sleep(0.1)
+    assert sandbox.snapshot() != before  # the kill left records behind
+    assert main(["cleanup", "--config", str(sandbox.config)]) == 0
+    out = capsys.readouterr().out
+    assert f"run {run_id}:" in out and "0 left" in out
+    _unchanged_and_clean(before, sandbox.snapshot())
+    assert not manifest.exists()
+    assert main(["cleanup", "--config", str(sandbox.config)]) == 0
+    assert "nothing to clean up" in capsys.readouterr().out
+
+
+def test_the_engine_gets_its_own_exact_app(sandbox: Sandbox, tmp_path: Path) -> None:
+    """[engine_exact] hands a command engine its own app, as Sesam Talk has in production: its calls do not
+    count against the checklist's limits."""
+    app = ("4f9e2c1a-8b7d-4e6f-9a0b-1c2d3e4f5a6b", "engine-secret")
+    sandbox.systems.admin("exact", "seed", {"clients": [{"client_id": app[0], "secret": app[1],
+                                                         "redirect_uris": ["http://localhost/callback"]}]})
+    os.environ.update({"SBX_ENGINE_ID": app[0], "SBX_ENGINE_SECRET": app[1], "SBX_ENGINE_REFRESH": "r-engine"})
+    try:
+        config = sandbox.config.read_text()
+        sandbox.config.write_text(config + '\n[engine_exact]\nclient_id_env = "SBX_ENGINE_ID"\n'
+                                  'client_secret_env = "SBX_ENGINE_SECRET"\nrefresh_token_env = "SBX_ENGINE_REFRESH"\n')
+        settings = load_sandbox(sandbox.config)
+        systems = Systems.sandbox(settings, "abc12345")
+        try:
+            tokens = systems.engine_exact_tokens()
+            assert (tokens.client_id, tokens.refresh_token) == (app[0], "r-engine")
+            assert systems.exact_tokens().client_id == sandbox.env["SBX_CLIENT_ID"]
+        finally:
+            systems.close()
+        assert "engine-secret" in settings.secrets and "r-engine" in settings.secrets
+        sandbox.config.write_text(config + '\n[engine_exact]\nclient_id_env = "SBX_CLIENT_ID"\n'
+                                  'client_secret_env = "SBX_CLIENT_SECRET"\nrefresh_token_env = "SBX_REFRESH"\n')
+        with pytest.raises(ConfigError, match="the checklist's own Exact app"):
+            load_sandbox(sandbox.config)
+    finally:
+        for name in ("SBX_ENGINE_ID", "SBX_ENGINE_SECRET", "SBX_ENGINE_REFRESH"):
+            os.environ.pop(name, None)
