@@ -68,12 +68,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def _cmd_flows(args: argparse.Namespace) -> int:
     from conformance.checks import checks_for
-    from sync.engine import plan_flow
+    from conformance.planner import plan_checks
 
     doc = load_dataflow(args.doc) if args.doc else load_dataflow()
     print(f"{doc.title} ({doc.name}): {len(doc.flows)} flows")
     for flow in doc.flows:
-        plan = plan_flow(flow, doc)
+        plan = plan_checks(flow, doc)
         status = "ready" if not isinstance(plan, str) else plan
         print(f"\n{flow.id:<20} {flow.title}")
         if flow.requires:

@@ -17,12 +17,12 @@ from zoneinfo import ZoneInfo
 from hypothesis import strategies as st
 
 from conformance.engines import EngineDriver
+from conformance.planner import CheckPlan, RowCheck, plan_checks
 from conformance.strategies import field_limits, next_unique, reset_unique, value_strategy
 from conformance.systems import CustomcrmActor, ExactActor, Systems
 from mocks.customcrm.models import RESOURCES as CRM_RESOURCES
 from mocks.exact.properties import TABLES as EXACT_TABLES
 from sync.dataflow import Dataflow, Flow, PropertyRow
-from sync.engine import FlowPlan, Mapping, plan_flow
 
 __all__ = ["AMSTERDAM", "CheckFailure", "FlowContext", "NotApplicable", "engine_flows", "exact_wire", "expect_from_crm",
            "expect_from_exact"]
@@ -88,7 +88,7 @@ class FlowContext:
     """Everything a check needs about one flow and the systems it runs against."""
 
     flow: Flow
-    plan: FlowPlan
+    plan: CheckPlan
     systems: Systems
     engine: EngineDriver
     crm: CustomcrmActor
@@ -100,7 +100,7 @@ class FlowContext:
     @classmethod
     def for_flow(cls, flow: Flow, doc: Dataflow, systems: Systems, engine: EngineDriver) -> FlowContext | str:
         """The context of one flow of `doc`, or why the flow cannot be satisfied."""
-        plan = plan_flow(flow, doc)
+        plan = plan_checks(flow, doc)
         if isinstance(plan, str):
             return plan
         return cls(flow, plan, systems, engine, systems.customcrm_actor(), systems.exact_actor(),
@@ -109,18 +109,18 @@ class FlowContext:
     # ------------------------------------------------------------------ the flow
 
     @property
-    def mappings(self) -> tuple[Mapping, ...]:
+    def mappings(self) -> tuple[RowCheck, ...]:
         return tuple(m for m in self.plan.mappings if not m.read_only)
 
     @property
-    def header(self) -> tuple[Mapping, ...]:
+    def header(self) -> tuple[RowCheck, ...]:
         return tuple(m for m in self.mappings if not m.is_line)
 
     @property
-    def line_mappings(self) -> tuple[Mapping, ...]:
+    def line_mappings(self) -> tuple[RowCheck, ...]:
         return tuple(m for m in self.mappings if m.is_line)
 
-    def mapping(self, row: PropertyRow) -> Mapping:
+    def mapping(self, row: PropertyRow) -> RowCheck:
         return next(m for m in self.plan.mappings if m.row == row)
 
     @property
@@ -135,11 +135,11 @@ class FlowContext:
     def exact_key(self) -> str:
         return self.plan.entity.key
 
-    def ref_type(self, mapping: Mapping) -> str:
+    def ref_type(self, mapping: RowCheck) -> str:
         kind = self.plan.resource.kind(mapping.crm_field if not mapping.is_line else mapping.row.source)
         return (kind or "ref:?")[4:]
 
-    def exact_mandatory(self, mapping: Mapping) -> bool:
+    def exact_mandatory(self, mapping: RowCheck) -> bool:
         table = EXACT_TABLES.get(_EXACT_SETS.get(self.plan.entity.type_name, ""), ())
         return any(name == mapping.exact_field and mandatory for name, _e, _a, mandatory, _l in table) or \
             mapping.exact_field in self.plan.entity.immutable
@@ -298,7 +298,7 @@ class FlowContext:
 
     # ------------------------------------------------------------------ drawing records
 
-    def draw_value(self, data: st.DataObject, mapping: Mapping, *, allow_empty: bool = True,
+    def draw_value(self, data: st.DataObject, mapping: RowCheck, *, allow_empty: bool = True,
                    not_equal: Any = None) -> Any:
         if mapping.kind == "ref":
             pool = sorted(self.pools.get(self.ref_type(mapping), {}))
@@ -322,10 +322,10 @@ class FlowContext:
         """The Customcrm contract's model of this flow's records."""
         return CRM_RESOURCES[self.plan.resource.path].model
 
-    def crm_required(self, mapping: Mapping) -> bool:
+    def crm_required(self, mapping: RowCheck) -> bool:
         return field_limits(self.flow, mapping.row)[1]
 
-    def crm_default(self, mapping: Mapping) -> Any:
+    def crm_default(self, mapping: RowCheck) -> Any:
         """The value Customcrm gives a property left out of a create (such a property is never empty)."""
         info = self.crm_model.model_fields.get(mapping.crm_field)
         return None if info is None or info.is_required() else info.get_default(call_default_factory=True)
@@ -376,14 +376,14 @@ class FlowContext:
 
     # ------------------------------------------------------------------ comparing
 
-    def expected_exact(self, mapping: Mapping, crm_value: Any) -> Any:
+    def expected_exact(self, mapping: RowCheck, crm_value: Any) -> Any:
         """What Exact must hold for a Customcrm value."""
         value = expect_from_crm(crm_value, mapping.kind)
         if mapping.kind == "ref" and value is not None:
             return self.pools.get(self.ref_type(mapping), {}).get(str(value), f"(unlinked {value})")
         return value
 
-    def to_exact_wire(self, mapping: Mapping, crm_value: Any) -> Any:
+    def to_exact_wire(self, mapping: RowCheck, crm_value: Any) -> Any:
         if mapping.kind == "ref":
             return self.expected_exact(mapping, crm_value)
         return exact_wire(crm_value, mapping.kind)
@@ -481,7 +481,7 @@ def engine_flows(flow: Flow, doc: Dataflow) -> list[str]:
         current = by_id[flow_id]
         for required in current.requires:
             visit(required)
-        plan = plan_flow(current, doc)
+        plan = plan_checks(current, doc)
         if not isinstance(plan, str):
             for m in plan.mappings:
                 if m.ref_flow:

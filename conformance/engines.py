@@ -14,12 +14,13 @@ from typing import Any, Protocol
 
 import httpx
 
+from conformance.planner import plan_checks
 from conformance.sandbox import wait_quiet
 from conformance.systems import Systems
 from sync.connectors.customcrm import CustomcrmConnector
 from sync.connectors.exact import ExactConnector, ExactTokens
 from sync.dataflow import Dataflow, render_dataflow
-from sync.engine import Engine, SyncReport, plan_flow
+from sync.engine import Engine, SyncReport
 from sync.http import HttpPolicy
 from sync.store import LinkStore
 
@@ -251,7 +252,7 @@ class PollEngine:
     def _plan_paths(self, flows: list[str] | None) -> list[str]:
         paths: list[str] = []
         for flow in self.doc.flows:
-            plan = plan_flow(flow, self.doc)
+            plan = plan_checks(flow, self.doc)
             if (flows is None or flow.id in flows) and not isinstance(plan, str):
                 for path in (plan.entity.sync_path, plan.entity.lines.sync_path if plan.entity.lines else None):
                     if path and path not in paths:

@@ -14,8 +14,8 @@ from typing import Any
 from hypothesis import strategies as st
 
 from conformance.context import CheckFailure, FlowContext, expect_from_crm, expect_from_exact
+from conformance.planner import RowCheck
 from conformance.strategies import ENUMERATED
-from sync.engine import Mapping
 
 __all__ = ["RULE_CHECKS", "apply_edits", "apply_line_edit", "assert_quiet", "build_match", "current_value",
            "expect_value", "set_value", "usable_merge_keys"]
@@ -24,7 +24,7 @@ __all__ = ["RULE_CHECKS", "apply_edits", "apply_line_edit", "assert_quiet", "bui
 # ---------------------------------------------------------------------------------------------- helpers
 
 
-def current_value(ctx: FlowContext, side: str, crm_id: str, exact_id: str, m: Mapping) -> Any:
+def current_value(ctx: FlowContext, side: str, crm_id: str, exact_id: str, m: RowCheck) -> Any:
     """A property's value on one side, in Customcrm's terms."""
     if side == "customcrm":
         return expect_from_crm((ctx.crm.get(ctx.crm_path, crm_id) or {}).get(m.crm_field), m.kind)
@@ -36,7 +36,7 @@ def current_value(ctx: FlowContext, side: str, crm_id: str, exact_id: str, m: Ma
     return value
 
 
-def _distinct(ctx: FlowContext, data: st.DataObject, m: Mapping, avoid: list[Any], label: str) -> Any:
+def _distinct(ctx: FlowContext, data: st.DataObject, m: RowCheck, avoid: list[Any], label: str) -> Any:
     """A filled value of `m` unlike every value in `avoid` (compared as the systems store them)."""
     if m.kind == "bool":
         return not bool(avoid[0]) if avoid else True
@@ -54,7 +54,7 @@ def _distinct(ctx: FlowContext, data: st.DataObject, m: Mapping, avoid: list[Any
     raise CheckFailure(f"[{ctx.flow.id}] could not find a value of {m.crm_field} unlike {avoid!r}")
 
 
-def _nudge(value: Any, m: Mapping, step: int) -> Any:
+def _nudge(value: Any, m: RowCheck, step: int) -> Any:
     """Another valid value close to `value` (same length for strings, so length limits still hold)."""
     if m.kind == "date":
         return (date.fromisoformat(value) + timedelta(days=step)).isoformat()
@@ -69,7 +69,7 @@ def _nudge(value: Any, m: Mapping, step: int) -> Any:
     return text[:-1] + "abcdefghijklmnopqrstuvwxyz0123456789"[step % 36]
 
 
-def set_value(ctx: FlowContext, side: str, crm_id: str, exact_id: str, m: Mapping, value: Any) -> None:
+def set_value(ctx: FlowContext, side: str, crm_id: str, exact_id: str, m: RowCheck, value: Any) -> None:
     """Change one property on one side, as a user would there."""
     if side == "customcrm":
         ctx.crm.update(ctx.crm_path, crm_id, {m.crm_field: value})
@@ -77,7 +77,7 @@ def set_value(ctx: FlowContext, side: str, crm_id: str, exact_id: str, m: Mappin
         ctx.exact.update(ctx.exact_path, exact_id, {m.exact_field: ctx.to_exact_wire(m, value)})
 
 
-def expect_value(ctx: FlowContext, check: str, crm_id: str, exact_id: str, m: Mapping, expected: Any,
+def expect_value(ctx: FlowContext, check: str, crm_id: str, exact_id: str, m: RowCheck, expected: Any,
                   why: str) -> None:
     for side in ("customcrm", "exact"):
         actual = current_value(ctx, side, crm_id, exact_id, m)
@@ -88,7 +88,7 @@ def expect_value(ctx: FlowContext, check: str, crm_id: str, exact_id: str, m: Ma
                                f"found {actual!r}")
 
 
-def _mutable(ctx: FlowContext) -> list[Mapping]:
+def _mutable(ctx: FlowContext) -> list[RowCheck]:
     """Header properties a user can change on both sides."""
     return [m for m in ctx.header if m.exact_field not in ctx.plan.entity.immutable]
 
@@ -98,14 +98,14 @@ def _key_fields(ctx: FlowContext) -> set[str]:
     return {name for alt in ctx.plan.entity.merge_keys for name in alt} | set(ctx.plan.entity.merge_scope)
 
 
-def _conflict_candidates(ctx: FlowContext) -> list[Mapping]:
+def _conflict_candidates(ctx: FlowContext) -> list[RowCheck]:
     """Properties with room for three different values, not keys a record is found by."""
     keys = _key_fields(ctx)
     return [m for m in _mutable(ctx) if m.kind in ("string", "double", "int", "date", "datetime")
             and m.exact_field not in keys and m.crm_field not in ENUMERATED]
 
 
-def _optional(ctx: FlowContext, m: Mapping) -> bool:
+def _optional(ctx: FlowContext, m: RowCheck) -> bool:
     """Either side may leave this property empty, and emptying it keeps the record in the flow."""
     groups = [*ctx.plan.entity.mandatory]
     crm_groups = ctx.plan.resource.counterpart_when.get(ctx.flow.target_type.lower(), ())
@@ -115,7 +115,7 @@ def _optional(ctx: FlowContext, m: Mapping) -> bool:
             and m.exact_field not in keys)
 
 
-def _clearable(ctx: FlowContext) -> list[Mapping]:
+def _clearable(ctx: FlowContext) -> list[RowCheck]:
     return [m for m in _mutable(ctx) if _optional(ctx, m)]
 
 
@@ -171,7 +171,7 @@ def usable_merge_keys(ctx: FlowContext) -> list[tuple[str, ...]]:
 
 
 def apply_edits(ctx: FlowContext, data: st.DataObject, side: str, crm_id: str, exact_id: str,
-                mappings: list[Mapping]) -> None:
+                mappings: list[RowCheck]) -> None:
     """Change the given properties on one side, as a user would there."""
     crm_record = ctx.crm.get(ctx.crm_path, crm_id) or {}
     crm_body: dict[str, Any] = {}

@@ -22,17 +22,17 @@ import time
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 import httpx
 
 from conformance.manifest import RunManifest, RunRecord
 from sync.config import ExactConfig, SyncConfig, exact_app, load_config
 from sync.errors import ConfigError
-from sync.values import exact_datetime
 
 __all__ = ["BudgetExhausted", "Guard", "HostRefused", "SandboxSettings", "Scope", "load_sandbox"]
 
@@ -296,8 +296,24 @@ class Scope:
 
     def created_during_run(self, row: dict[str, Any]) -> bool:
         raw = row.get("Created")
-        created = exact_datetime(raw) if isinstance(raw, str) else None
+        created = exact_instant(raw) if isinstance(raw, str) else None
         return created is not None and created >= self.started.replace(microsecond=0)
+
+
+_AMSTERDAM = ZoneInfo("Europe/Amsterdam")
+
+
+def exact_instant(raw: str) -> datetime | None:
+    """Exact's ``/Date(ms)/``: Amsterdam wall-clock time written as if it were UTC (the checklist's own
+    reading of the wire format, not the engine's)."""
+    if not raw.startswith("/Date("):
+        return None
+    try:
+        ms = int(raw[len("/Date("):].split(")")[0].split("+")[0])
+    except ValueError:
+        return None
+    wall = datetime(1970, 1, 1) + timedelta(milliseconds=ms)
+    return wall.replace(tzinfo=_AMSTERDAM).astimezone(UTC)
 
 
 def wait_quiet(fingerprint: Callable[[], bool], *, quiet: float, deadline: float,

@@ -33,3 +33,30 @@ def test_dependency_rule(package: str) -> None:
         if bad:
             offenders.append(f"{path.relative_to(ROOT)} imports {sorted(bad)}")
     assert not offenders, offenders
+
+
+# The checklist judges engines, so it reads the document with its own planner (conformance/planner.py) and
+# compares values by its own reading of both APIs. The engine's parts are imported only where the checklist
+# drives talkcheck's own engine as the engine under test (or plants bugs in it).
+ENGINE_PARTS = ("sync.engine", "sync.connectors", "sync.store", "sync.values", "sync.http")
+DRIVES_THE_ENGINE = {"conformance/engines.py", "conformance/planted.py", "conformance/runner.py"}
+
+
+def full_imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def test_the_checklist_takes_nothing_from_the_engine_it_judges() -> None:
+    offenders = []
+    for path in sorted((ROOT / "conformance").rglob("*.py")):
+        name = str(path.relative_to(ROOT))
+        used = {m for m in full_imports(path) if m.startswith(ENGINE_PARTS)}
+        if used and name not in DRIVES_THE_ENGINE:
+            offenders.append(f"{name} imports {sorted(used)}")
+    assert not offenders, offenders
