@@ -171,8 +171,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"sandbox: run id {info['run_id']}, {sum(result.calls.values())} of {info['call_budget']} calls "
               f"({', '.join(f'{k} {v}' for k, v in sorted(result.calls.items()))}), {info['removed']} records "
               f"removed, {len(info['left'])} left behind")
+        for system, state in sorted(info.get("limits", {}).items()):
+            print(f"  {system}: waited {state['waited_s']} s for its rate limit, {state['refused_429']} answers 429 "
+                  "(each waited out and sent again)"
+                  + (f", {state['day_left']} calls left today" if state.get("day_left") is not None else ""))
         for text in info["left"]:
             print(f"  left: {text}")
+        if info.get("manifest"):
+            print(f"  what is left is listed in {info['manifest']}: talkcheck cleanup --config {args.config}")
     print("report: " + ", ".join(str(p) for p in files))
     return EXIT_OK if result.ok else EXIT_FAILED
 

@@ -96,6 +96,7 @@ class FlowContext:
     flows: list[str] = field(default_factory=list)  # the flows the engine must run for this one
     pools: dict[str, dict[str, str]] = field(default_factory=dict)  # ref type -> {crm id: exact id}
     names: dict[str, str] = field(default_factory=dict)  # Exact user id -> full name
+    exact_sets: frozenset[str] = frozenset()  # the Exact sets the flows in play write (for the clean-up)
 
     @classmethod
     def for_flow(cls, flow: Flow, doc: Dataflow, systems: Systems, engine: EngineDriver) -> FlowContext | str:
@@ -103,8 +104,10 @@ class FlowContext:
         plan = plan_checks(flow, doc)
         if isinstance(plan, str):
             return plan
-        return cls(flow, plan, systems, engine, systems.customcrm_actor(), systems.exact_actor(),
-                   flows=engine_flows(flow, doc))
+        flows = engine_flows(flow, doc)
+        plans = [plan_checks(doc.flow(f), doc) for f in flows]
+        return cls(flow, plan, systems, engine, systems.customcrm_actor(), systems.exact_actor(), flows=flows,
+                   exact_sets=frozenset(p.entity.type_name for p in plans if isinstance(p, CheckPlan)))
 
     # ------------------------------------------------------------------ the flow
 
@@ -155,7 +158,7 @@ class FlowContext:
         """A clean start for the next example: the mocks are reset; a sandbox has what the last example
         created deleted again instead (the engine keeps its links, as a running engine would)."""
         if self.safe:
-            self.systems.cleanup()
+            self.systems.cleanup(sets=self.exact_sets)
         else:
             self.systems.reset()
             self.exact.forget_token()

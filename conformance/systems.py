@@ -10,7 +10,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -398,10 +398,11 @@ class Systems:
     def customcrm_actor(self) -> CustomcrmActor:
         return CustomcrmActor(self.client("customcrm"), self.api_key, scope=self.scope)
 
-    def cleanup(self, *, final: bool = False) -> None:
+    def cleanup(self, *, final: bool = False, sets: Collection[str] | None = None) -> None:
         """In a sandbox: delete what the run created since the last clean-up (dependants first); what
         cannot be deleted is noted in `scope.left`. The clean-up may spend the budget's reserve; once the
-        checks have spent the rest, only the `final` clean-up runs."""
+        checks have spent the rest, only the `final` clean-up runs. `sets` (Exact type names) limits the
+        scan to the sets an example's flows write; the final clean-up scans every set."""
         scope = self.scope
         if scope is None or (not final and any(guard.spent for guard in self._guards)):
             return
@@ -412,6 +413,8 @@ class Systems:
             guard.cleaning = True
         try:
             for entity in _EXACT_CLEANUP_ORDER:
+                if sets is not None and not final and entity.type_name not in sets:
+                    continue
                 for row in scope.exact_all(entity.sync_path):
                     if scope.created_during_run(row):
                         self._remove(exact.delete, entity.path, str(row["ID"]), f"Exact {entity.type_name}")
