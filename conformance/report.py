@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
-from conformance.runner import RunResult, as_json
+from conformance.runner import CheckResult, RunResult, as_json
 
 __all__ = ["replay_command", "write_reports"]
 
@@ -38,10 +38,10 @@ def _markdown(result: RunResult) -> str:
         lines += [f"## {flow.title}", ""]
         if flow.note:
             lines += [f"> {flow.note}", ""]
-        lines += ["| check | status | detail |", "| --- | --- | --- |"]
+        lines += ["| check | status | detail | checklist calls |", "| --- | --- | --- | --- |"]
         for check in flow.checks:
             detail = (check.detail or check.title).replace("|", "\\|").replace("\n", " ")
-            lines.append(f"| `{check.id}` | {_ICON[check.status]} | {detail} |")
+            lines.append(f"| `{check.id}` | {_ICON[check.status]} | {detail} | {_calls(check)} |")
         lines.append("")
         for check in flow.checks:
             if check.status == "failed" and check.evidence:
@@ -51,9 +51,19 @@ def _markdown(result: RunResult) -> str:
 
 def _sandbox_line(result: RunResult) -> str:
     info = result.sandbox
+    limits = "; ".join(f"{system}: waited {state['waited_s']} s for its rate limit, {state['refused_429']} answers "
+                       "429 (each waited out)" + (f", {state['day_left']} calls left today"
+                                                   if state.get("day_left") is not None else "")
+                       for system, state in sorted(info.get("limits", {}).items()))
     return (f"run id {info['run_id']} (in the merge keys of every record it created); the checklist made "
             f"{sum(result.calls.values())} of its {info['call_budget']} calls; {info['removed']} records removed "
-            f"afterwards, {len(info['left'])} left behind")
+            f"afterwards, {len(info['left'])} left behind" + (f". {limits}" if limits else "")
+            + (f". Run manifest kept for `talkcheck cleanup`: {info['manifest']}" if info.get("manifest") else ""))
+
+
+def _calls(check: CheckResult) -> str:
+    """The checklist's own calls for one row, per system."""
+    return " · ".join(f"{system} {count}" for system, count in sorted(check.calls.items())) or "–"
 
 
 def replay_command(result: RunResult, flow: str | None = None) -> str:
@@ -124,7 +134,7 @@ def _html(result: RunResult) -> str:
         if flow.note:
             out.append(f'<p class="note">{e(flow.note)}</p>')
         out.append("<table><thead><tr><th>check</th><th>status</th><th>what it checks / what went wrong</th>"
-                   "</tr></thead><tbody>")
+                   "<th>checklist calls</th></tr></thead><tbody>")
         for check in flow.checks:
             body = e(check.title)
             if check.status != "passed" and check.detail:
@@ -135,7 +145,7 @@ def _html(result: RunResult) -> str:
                          + (f"<pre>{e(check.evidence)}</pre>" if check.evidence else "") + "</details>")
             out.append(f'<tr class="check {check.status}" data-check="{e(check.id)}"><td><code>{e(check.id)}'
                        f'</code></td><td><span class="badge {check.status}">{check.status}</span></td>'
-                       f"<td>{body}</td></tr>")
+                       f"<td>{body}</td><td class=\"calls\">{e(_calls(check))}</td></tr>")
         out.append("</tbody></table></section>")
     out.append("</main></body></html>")
     return "\n".join(out)
