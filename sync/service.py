@@ -65,6 +65,10 @@ def build_engine(config: SyncConfig, *, policy: HttpPolicy | None = None,
     tokens = ExactTokens(config.exact.client_id, config.exact.client_secret, refresh_token,
                          access_token=access_token, issued_at=issued_at)
     tokens.on_rotate = lambda _token: persist(tokens)
+    if not state and access_token:
+        # Keep the handed-over token with the time it was first seen, so that later runs (cron, one
+        # process per pass) know its age and refresh it in time instead of each taking it as new.
+        store.exclusive(lambda: None if store.cursor(_TOKEN_KEY) else persist(tokens))
     tokens.exclusive = store.exclusive
     tokens.reload = reload
     transports = transports or {}

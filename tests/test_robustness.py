@@ -193,3 +193,30 @@ def test_killed_at_random_points_the_engine_creates_no_duplicate(
     assert end_state(systems.exact_actor()) == reference
     quiet = run_sync(config, env)
     assert "created 0" in quiet.stdout and "updated in Exact 0" in quiet.stdout
+
+
+def test_cron_with_an_access_token_from_the_environment_outlives_the_token(tmp_path: Path) -> None:
+    """One process per pass (cron, or a checklist's `cmd:` engine) handed an access token: the first run keeps
+    it with the time it was seen, and once Exact has expired it, a run refreshes instead of failing."""
+    from sync.config import CustomcrmConfig, EngineConfig, ExactConfig, SyncConfig
+    from sync.service import build_engine
+
+    systems = Systems.start("inproc")
+    try:
+        tokens = systems.exact_actor().authorize()
+        config = SyncConfig(EngineConfig(state=str(tmp_path / "state.sqlite3")),
+                            CustomcrmConfig(systems.customcrm_url, systems.api_key),
+                            ExactConfig(systems.exact_url, systems.division, tokens.client_id, tokens.client_secret,
+                                        tokens.refresh_token, tokens.access_token))
+        transports = {name: t for name in ("exact", "customcrm") if (t := systems.transport(name)) is not None}
+        systems.customcrm_actor().create("customers", {"Name": "Before", "Email": "before@example.com"})
+        assert build_engine(config, transports=transports).run_pass().flows[0].failed == 0
+        assert (tmp_path / "state.sqlite3").exists()
+        systems.admin("exact", "clock", {"advance": 700})  # Exact's view: the handed-over token is gone
+        systems.customcrm_actor().create("customers", {"Name": "After", "Email": "after@example.com"})
+        report = build_engine(config, transports=transports).run_pass()
+        assert all(flow.failed == 0 for flow in report.flows)
+        names = {r["Name"] for r in systems.exact_actor().all("sync/CRM/Accounts")}
+        assert {"Before", "After"} <= names
+    finally:
+        systems.close()

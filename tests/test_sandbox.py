@@ -177,17 +177,47 @@ def test_poll_without_an_engine_fails_the_checks(sandbox: Sandbox, tmp_path: Pat
     assert check.status == "failed" and "expected exactly one new Exact Items" in check.detail
 
 
-def test_a_spent_call_budget_skips_the_rest_and_still_cleans_up(sandbox: Sandbox, tmp_path: Path) -> None:
+def test_a_run_that_does_not_fit_the_budget_is_refused_before_it_starts(sandbox: Sandbox, tmp_path: Path,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """The plan is measured first; a run whose calls do not fit is refused with the figures, nothing written."""
     _write_config(sandbox.config, sandbox.systems, 150)
     before = sandbox.snapshot()
-    code, results = _run(sandbox, tmp_path / "report", "--engine", OWN_ENGINE, "--flow", "product-items")
-    checks = results["flows"][0]["checks"]
-    skipped = [c for c in checks if c["status"] == "skipped" and "call budget" in c["detail"]]
-    assert skipped and checks[-1] in skipped and not [c for c in checks if c["status"] == "failed"]
-    assert sum(results["run"]["calls"].values()) <= 150
-    assert results["run"]["sandbox"]["left"] == []
+    code = main(["run", "--target", "sandbox", "--config", str(sandbox.config), "--profile", "smoke",
+                 "--engine", OWN_ENGINE, "--flow", "product-items", "--report-dir", str(tmp_path / "report")])
+    err = capsys.readouterr().err
+    assert code == 2 and "refused" in err and "call_budget is 150" in err
+    assert not (tmp_path / "report" / "results.json").exists()
     _unchanged_and_clean(before, sandbox.snapshot())
-    assert code == 0
+
+
+def test_plan_prints_the_calls_per_check_and_writes_nothing(sandbox: Sandbox, capsys: pytest.CaptureFixture[str]
+                                                            ) -> None:
+    before = sandbox.snapshot()
+    sandbox.systems.admin("exact", "seed", {"rate_limits": {"enabled": True}})  # Exact's own limits, as served
+    try:
+        code = main(["run", "--target", "sandbox", "--config", str(sandbox.config), "--profile", "smoke",
+                     "--engine", OWN_ENGINE, "--flow", "product-items", "--plan"])
+    finally:
+        sandbox.systems.admin("exact", "seed", {"rate_limits": {"enabled": False}})
+    out = capsys.readouterr().out
+    assert code == 0 and "product-items" in out and "property:Code" in out
+    assert "calls a minute" in out and "calls left today" in out
+    _unchanged_and_clean(before, sandbox.snapshot())
+
+
+def test_a_spent_call_budget_skips_the_rest_and_still_cleans_up(sandbox: Sandbox, tmp_path: Path) -> None:
+    """When the calls run out mid-run all the same (an engine that makes the checks read more than planned),
+    the remaining checks are skipped with the reason and the clean-up still runs from its reserve."""
+    _write_config(sandbox.config, sandbox.systems, 150)
+    before = sandbox.snapshot()
+    result = run_checklist(load_dataflow(), flows=["product-items"], profile="smoke", target="sandbox",
+                           engine=OWN_ENGINE, sandbox=load_sandbox(sandbox.config))
+    checks = result.flows[0].checks
+    skipped = [c for c in checks if c.status == "skipped" and "call budget" in c.detail]
+    assert skipped and checks[-1] in skipped and not [c for c in checks if c.status == "failed"]
+    assert sum(result.calls.values()) <= 150
+    assert result.sandbox["left"] == []
+    _unchanged_and_clean(before, sandbox.snapshot())
 
 
 def test_a_host_the_config_does_not_name_is_refused(sandbox: Sandbox, tmp_path: Path) -> None:

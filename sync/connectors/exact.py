@@ -117,8 +117,10 @@ class ExactConnector:
             return send(self.client, method, url, system=SYSTEM, policy=self.policy, counter=self.counter,
                         functional_500=True, before=self._auth, **kwargs)
         except AuthError as exc:
-            if exc.status != 401 or not self.tokens.refresh_allowed():
+            if exc.status != 401:
                 raise
+            # Exact says the access token is dead (expired, or handed over older than we were told): refresh
+            # once, whatever our own reckoning of its age.
             self.tokens.access_token = None
             return send(self.client, method, url, system=SYSTEM, policy=self.policy, counter=self.counter,
                         functional_500=True, before=self._auth, **kwargs)
