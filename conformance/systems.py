@@ -366,14 +366,15 @@ class Systems:
                counted: bool = True) -> httpx.Client:
         """A fresh HTTP client for one system (the engine and the actors each get their own); `wrap` puts a
         transport of the caller's around the in-process one (to inject client-side faults). Calls of a
-        `counted` client are the checklist's own (`calls`); against a sandbox every call is counted."""
+        `counted` client are the checklist's own (`calls`), and against a sandbox they are guarded and paced;
+        an engine's clients (talkcheck's own, driven in this process) are not counted."""
         base = self.exact_url if system == "exact" else self.customcrm_url
         transport = self._transports.get(system)
         if wrap is not None:
             transport = wrap(transport if transport is not None else httpx.HTTPTransport())
         if self.settings is None and counted:
             transport = _Counted(transport or httpx.HTTPTransport(), self.calls, system, self._lock)
-        if self.settings is not None:
+        if self.settings is not None and counted:
             guard = Guard(transport or httpx.HTTPTransport(), self.settings.hosts, self.settings.call_budget,
                           self.calls, system, self._lock)
             self._guards.append(guard)
@@ -446,7 +447,9 @@ class Systems:
         would close the in-process transport."""
         client = self._admin_clients.get(system)
         if client is None:
-            client = self._admin_clients[system] = self.client(system, counted=False)
+            # On the mocks the admin plane is not the checklist's traffic; in a sandbox this client refreshes
+            # the checklist's token, a call like any other.
+            client = self._admin_clients[system] = self.client(system, counted=self.safe)
         return client
 
     def admin(self, system: str, action: str, payload: dict[str, Any] | None = None) -> Any:

@@ -37,12 +37,12 @@ def test_the_state_machines_pass_on_a_flow_with_lines_and_references() -> None:
 
 @pytest.mark.parametrize("bug", PLANTED_BUGS, ids=[b.name for b in PLANTED_BUGS])
 def test_each_planted_bug_fails_its_named_check(bug: PlantedBug) -> None:
-    """The whole flow runs against the variant (smoke); the named check fails and every check has a result.
-    A state-machine check gets the ci budget of examples, as a crash has to land mid-pass to matter.
-    Shrinking is off here: it is what a reader of the report wants, not what this test is about."""
+    """The named check runs against the variant (smoke) and fails. A state-machine check gets the ci budget
+    of examples, as a crash has to land mid-pass to matter. Shrinking is off here: it is what a reader of
+    the report wants, not what this test is about."""
     doc = load_dataflow()
     result = run_checklist(doc, flows=[bug.flow], profile="smoke", seed=1, engine_class=bug.engine,
-                          shrink=False)
+                          checks=[bug.check], shrink=False)
     checks = statuses(result)
     assert checks, "the run did not complete"
     assert all(status in ("passed", "failed", "skipped") for status in checks.values())
@@ -53,6 +53,17 @@ def test_each_planted_bug_fails_its_named_check(bug: PlantedBug) -> None:
     assert checks[bug.check] == "failed", f"the {bug.name} bug went unnoticed by {bug.check}"
     failing = next(c for c in result.flows[0].checks if c.id == bug.check)
     assert bug.flow in failing.detail and bug.check.split(":")[0] in failing.detail
+
+
+def test_a_defective_engine_leaves_every_check_of_its_flow_with_a_result() -> None:
+    """The whole flow against a variant: the bug fails its check, and every other row still gets a status."""
+    bug = next(b for b in PLANTED_BUGS if b.name == "echoes-own-writes")
+    result = run_checklist(load_dataflow(), flows=[bug.flow], profile="smoke", seed=1, engine_class=bug.engine,
+                           shrink=False)
+    checks = statuses(result)
+    assert len(checks) == len(result.flows[0].checks) > 20
+    assert all(status in ("passed", "failed", "skipped") for status in checks.values())
+    assert checks[bug.check] == "failed"
 
 
 def test_flows_that_cannot_be_satisfied_are_skipped_with_a_reason() -> None:

@@ -10,17 +10,19 @@ from pathlib import Path
 import pytest
 
 from conformance.cli import main
+from conformance.runner import run_checklist
 from sync.config import ENV_VARIABLES, config_from_env
+from sync.dataflow import load_dataflow
 from sync.errors import ConfigError
 
 OWN_ENGINE = f"cmd:{sys.executable} -m conformance.cli sync --from-env --once"
 
 
 def test_the_checklist_of_a_flow_with_lines_passes_with_the_builtin_engine_as_a_command(tmp_path: Path) -> None:
-    """Every check of the order flow (lines, references, owners) and of the flows it depends on, each sync
+    """Every check of the quote flow (lines and references) and of the flows it depends on, each sync
     pass a run of `talkcheck sync --from-env --once`. (All seven flows that way: bench/RESULTS.md.)"""
     code = main(["run", "--profile", "smoke", "--jobs", "2", "--engine", OWN_ENGINE, "--report-dir", str(tmp_path),
-                 "--flow", "order-salesorders"])
+                 "--flow", "quote-quotations"])
     results = json.loads((tmp_path / "results.json").read_text())
     failed = [(f["id"], c["id"], c["detail"]) for f in results["flows"] for c in f["checks"]
               if c["status"] == "failed"]
@@ -31,20 +33,18 @@ def test_the_checklist_of_a_flow_with_lines_passes_with_the_builtin_engine_as_a_
     assert results["run"]["calls"]["exact"] > 100
 
 
-def test_a_command_that_syncs_nothing_fails_the_checklist(tmp_path: Path) -> None:
-    code = main(["run", "--flow", "product-items", "--profile", "smoke", "--engine", "cmd:true",
-                 "--report-dir", str(tmp_path)])
-    results = json.loads((tmp_path / "results.json").read_text())
-    statuses = {c["id"]: c["status"] for c in results["flows"][0]["checks"]}
-    assert code == 1 and statuses["create"] == "failed" and statuses["property:Code"] == "failed"
+def test_a_command_that_syncs_nothing_fails_the_checklist() -> None:
+    result = run_checklist(load_dataflow(), flows=["product-items"], profile="smoke", engine="cmd:true",
+                           checks=["create", "property:Code"])
+    statuses = {c.id: c.status for c in result.flows[0].checks}
+    assert not result.ok and statuses == {"create": "failed", "property:Code": "failed"}
 
 
-def test_a_command_that_cannot_run_is_reported_with_its_output(tmp_path: Path) -> None:
-    code = main(["run", "--flow", "product-items", "--profile", "smoke", "--engine",
-                 "cmd:echo engine broke >&2; exit 3", "--report-dir", str(tmp_path)])
-    results = json.loads((tmp_path / "results.json").read_text())
-    create = next(c for c in results["flows"][0]["checks"] if c["id"] == "create")
-    assert code == 1 and "exited 3" in create["detail"] and "engine broke" in create["detail"]
+def test_a_command_that_cannot_run_is_reported_with_its_output() -> None:
+    result = run_checklist(load_dataflow(), flows=["product-items"], profile="smoke",
+                           engine="cmd:echo engine broke >&2; exit 3", checks=["create"])
+    [create] = result.flows[0].checks
+    assert create.status == "failed" and "exited 3" in create.detail and "engine broke" in create.detail
 
 
 def test_sync_from_env_names_a_missing_variable_and_never_prints_secrets(
