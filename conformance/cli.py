@@ -33,6 +33,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--engine", default="builtin", help="builtin, cmd:COMMAND or poll:SECONDS")
     run.add_argument("--profile", default="ci", choices=["smoke", "ci", "thorough"])
     run.add_argument("--flow", action="append", dest="flows", metavar="NAME", help="only this flow (repeatable)")
+    run.add_argument("--check", action="append", dest="checks", metavar="ID",
+                     help="only this check of each selected flow, e.g. create or property:Email (repeatable)")
     run.add_argument("--report-dir", default="reports/latest")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--jobs", default="auto", help="flows run in this many processes (default: one per core)")
@@ -124,6 +126,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if unknown:
         print(f"talkcheck: no flow {unknown[0]!r} in {doc.name}; known: {', '.join(sorted(known))}", file=sys.stderr)
         return EXIT_USAGE
+    from conformance.checks import checks_for
+
+    check_ids = {c.id for f in doc.flows if not args.flows or f.id in args.flows for c in checks_for(f)}
+    unknown = [c for c in args.checks or [] if c not in check_ids]
+    if unknown:
+        print(f"talkcheck: no check {unknown[0]!r} in the selected flows; known: {', '.join(sorted(check_ids))}",
+              file=sys.stderr)
+        return EXIT_USAGE
 
     def progress(flow: str, check: str, result: CheckResult) -> None:
         print(f"  {result.status.upper():<7} {flow} / {check}"
@@ -134,7 +144,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
         print(f"talkcheck: planning the run on in-process mocks set up as a sandbox (profile {args.profile}, "
               f"seed {args.seed})", flush=True)
-        plan = estimate(doc, flows=args.flows, profile=args.profile, seed=args.seed, jobs=jobs)
+        plan = estimate(doc, flows=args.flows, profile=args.profile, seed=args.seed, jobs=jobs, checks=args.checks)
         try:
             left = day_left(sandbox) if sandbox is not None else None
         except ConfigError as exc:
@@ -154,7 +164,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print(f"talkcheck: {doc.title}, profile {args.profile}, seed {args.seed}, target {args.target}, "
           f"engine {args.engine}", flush=True)
     try:
-        result = run_checklist(doc, flows=args.flows, profile=args.profile, seed=args.seed, target=args.target,
+        result = run_checklist(doc, flows=args.flows, checks=args.checks, profile=args.profile, seed=args.seed,
+                               target=args.target,
                                engine=args.engine, jobs=jobs, progress=progress, sandbox=sandbox)
     except ConfigError as exc:
         print(f"talkcheck: {scrub(str(exc), sandbox.secrets if sandbox else [])}", file=sys.stderr)

@@ -66,8 +66,8 @@ def _calls(check: CheckResult) -> str:
     return " · ".join(f"{system} {count}" for system, count in sorted(check.calls.items())) or "–"
 
 
-def replay_command(result: RunResult, flow: str | None = None) -> str:
-    """The command that replays this run (or one flow of it) exactly."""
+def replay_command(result: RunResult, flow: str | None = None, check: str | None = None) -> str:
+    """The command that replays this run (or one flow of it, or one check of that flow) exactly."""
     parts = ["talkcheck run", f"--profile {result.profile}", f"--seed {result.seed}"]
     if result.document != "customcrm-exact.rst":
         parts.append(f"--doc {result.document}")
@@ -79,6 +79,8 @@ def replay_command(result: RunResult, flow: str | None = None) -> str:
         parts.append(f"--engine '{result.engine}'")
     if flow:
         parts.append(f"--flow {flow}")
+    if check:
+        parts.append(f"--check {check}")
     return " ".join(parts)
 
 
@@ -141,7 +143,7 @@ def _html(result: RunResult) -> str:
                 body = f"<div>{e(check.title)}</div><div class=\"{check.status}\">{e(check.detail)}</div>"
             if check.status == "failed":
                 body += (f"<details><summary>evidence and replay</summary><p>Replay: <code>"
-                         f"{e(replay_command(result, flow.id))}</code></p>"
+                         f"{e(replay_command(result, flow.id, check.id))}</code></p>"
                          + (f"<pre>{e(check.evidence)}</pre>" if check.evidence else "") + "</details>")
             out.append(f'<tr class="check {check.status}" data-check="{e(check.id)}"><td><code>{e(check.id)}'
                        f'</code></td><td><span class="badge {check.status}">{check.status}</span></td>'
