@@ -22,6 +22,7 @@ from sync.connectors.exact import ExactConnector, ExactTokens
 from sync.dataflow import Dataflow, render_dataflow
 from sync.engine import Engine, SyncReport
 from sync.http import HttpPolicy
+from sync.service import scrub
 from sync.store import LinkStore
 
 __all__ = ["BuiltinEngine", "CommandEngine", "EngineDriver", "EngineError", "EngineKilled", "PollEngine",
@@ -144,6 +145,10 @@ def connect_engine(doc: Dataflow, systems: Systems, crm_client: httpx.Client, ex
     return engine_class(doc, crm, exact, store if store is not None else LinkStore(":memory:"), **options)
 
 
+# The TALKCHECK_* variables that hold credentials.
+_SECRET_VARIABLES = ("CUSTOMCRM_API_KEY", "EXACT_CLIENT_SECRET", "EXACT_REFRESH_TOKEN", "EXACT_ACCESS_TOKEN")
+
+
 class EngineError(RuntimeError):
     """The engine under test could not run a pass at all."""
 
@@ -208,10 +213,16 @@ class CommandEngine:
             if interrupt_after is None:
                 raise EngineError(f"the engine command ran longer than {self.timeout:.0f} s: {self.command}") from None
             return None
-        self.last_output = output.decode("utf-8", "replace")[-4000:]
+        # The engine's output goes into the report: never with a credential it was handed (an engine that
+        # prints its environment on failure is common enough).
+        self.last_output = scrub(output.decode("utf-8", "replace"), self._secrets())[-4000:]
         if process.returncode not in (0, 1):
             raise EngineError(f"the engine command exited {process.returncode}: {self.command}\n{self.last_output}")
         return None
+
+    def _secrets(self) -> list[str]:
+        values = (self._env.get(f"TALKCHECK_{name}", "") for name in _SECRET_VARIABLES)
+        return [value for value in values if value]
 
     def close(self) -> None:
         shutil.rmtree(self._root, ignore_errors=True)

@@ -58,3 +58,19 @@ def test_unknown_flow_and_bad_options_exit_2(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "conformance.cli", "run", "--profile", "huge"],
                           capture_output=True, text=True)
     assert proc.returncode == 2
+
+
+def test_one_check_of_a_flow_runs_alone_and_an_unknown_check_exits_2(tmp_path: Path, capsys: object) -> None:
+    assert main(["run", "--flow", "product-items", "--check", "property:Code", "--profile", "smoke",
+                 "--report-dir", str(tmp_path)]) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert [c["id"] for f in results["flows"] for c in f["checks"]] == ["property:Code"]
+    assert main(["run", "--flow", "product-items", "--check", "property:Cod", "--report-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err  # type: ignore[attr-defined]
+    assert "no check 'property:Cod'" in err and "property:Code" in err
+
+
+def test_plan_on_the_mocks_prints_the_calls_per_check(capsys: object) -> None:
+    assert main(["run", "--plan", "--flow", "product-items", "--check", "create", "--profile", "smoke"]) == 0
+    out = capsys.readouterr().out  # type: ignore[attr-defined]
+    assert "product-items" in out and "create" in out and "calls a minute" in out

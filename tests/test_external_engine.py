@@ -68,3 +68,12 @@ def test_every_variable_is_documented_in_the_readme() -> None:
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     missing = [name for name in ENV_VARIABLES if name not in readme]
     assert not missing, f"undocumented in README: {missing}"
+
+
+def test_an_engine_that_prints_its_environment_leaks_no_credential_into_the_report() -> None:
+    result = run_checklist(load_dataflow(), flows=["product-items"], profile="smoke",
+                           engine="cmd:env | grep TALKCHECK_; exit 3", checks=["create"])
+    [create] = result.flows[0].checks
+    assert create.status == "failed" and "TALKCHECK_EXACT_ACCESS_TOKEN=***" in create.detail
+    for name in ("CUSTOMCRM_API_KEY", "EXACT_CLIENT_SECRET", "EXACT_REFRESH_TOKEN", "EXACT_ACCESS_TOKEN"):
+        assert f"TALKCHECK_{name}=***" in create.detail
