@@ -359,3 +359,25 @@ def test_the_engine_gets_its_own_exact_app(sandbox: Sandbox, tmp_path: Path) -> 
     finally:
         for name in ("SBX_ENGINE_ID", "SBX_ENGINE_SECRET", "SBX_ENGINE_REFRESH"):
             os.environ.pop(name, None)
+
+
+def test_the_checklists_exact_token_is_refreshed_between_exacts_570_and_600_seconds(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Exact refuses a refresh within 570 s of the last token and expires it at 600 s: a long sandbox run
+    refreshes in between (it once refreshed at 540 s, and every run over nine minutes died on a 401)."""
+    import conformance.systems as systems_module
+
+    systems = Systems.simulation("abc12345")
+    try:
+        admin = httpx.Client(base_url=systems.exact_url, transport=systems.transport("exact"))  # type: ignore[arg-type]
+        first = systems.exact_token()
+        started, real_time, elapsed = time.time(), time.time, 0
+        for age, refreshed in ((550, False), (575, False), (590, True)):
+            admin.post("/_admin/clock", json={"advance": age - elapsed}).raise_for_status()  # Exact's view
+            elapsed = age
+            monkeypatch.setattr(systems_module.time, "time", lambda age=age: started + age)  # the checklist's
+            token = systems.exact_token()
+            monkeypatch.setattr(systems_module.time, "time", real_time)
+            assert (token != first) == refreshed, f"at {age} s"
+    finally:
+        systems.close()
