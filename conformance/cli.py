@@ -23,20 +23,35 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_USAGE)
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("talkcheck")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="talkcheck", description="An executable QA checklist for Customcrm to Exact Online sync.")
+    parser.add_argument("--version", action="version", version=f"talkcheck {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = sub.add_parser("run", help="run the checklist and write the QA report")
     run.add_argument("--doc", help="a dataflow document (default: the project's own)")
-    run.add_argument("--target", default="inproc", choices=["inproc", "server", "sandbox"])
-    run.add_argument("--engine", default="builtin", help="builtin, cmd:COMMAND or poll:SECONDS")
-    run.add_argument("--profile", default="ci", choices=["smoke", "ci", "thorough"])
+    run.add_argument("--target", default="inproc", choices=["inproc", "server", "sandbox"],
+                     help="the mocks in this process (default), the mocks under uvicorn on 127.0.0.1, or the real "
+                          "systems named by --config")
+    run.add_argument("--engine", default="builtin",
+                     help="the engine under test: builtin (default), cmd:COMMAND (run once per sync pass) or "
+                          "poll:SECONDS (an engine that runs by itself)")
+    run.add_argument("--profile", default="ci", choices=["smoke", "ci", "thorough"],
+                     help="examples per check: smoke 2, ci 8 (default), thorough 60")
     run.add_argument("--flow", action="append", dest="flows", metavar="NAME", help="only this flow (repeatable)")
     run.add_argument("--check", action="append", dest="checks", metavar="ID",
                      help="only this check of each selected flow, e.g. create or property:Email (repeatable)")
-    run.add_argument("--report-dir", default="reports/latest")
-    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--report-dir", default="reports/latest", help="where the QA report goes (default: %(default)s)")
+    run.add_argument("--seed", type=int, default=0, help="the run's seed: the same seed replays the same data")
     run.add_argument("--jobs", default="auto", help="flows run in this many processes (default: one per core)")
     run.add_argument("--config", help="with --target sandbox: the TOML file naming both systems (see README)")
     run.add_argument("--plan", action="store_true",

@@ -76,8 +76,8 @@ class DataflowError(ValueError):
         self.message = message
         self.line = line
         self.source = source
-        where = f"{source}:" if source else ""
-        where += f"{line}: " if line is not None else (": " if source else "")
+        where = f"{source}:{line}: " if source and line is not None else f"{source}: " if source else \
+            f"line {line}: " if line is not None else ""
         super().__init__(f"{where}{message}")
 
 

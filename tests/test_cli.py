@@ -74,3 +74,11 @@ def test_plan_on_the_mocks_prints_the_calls_per_check(capsys: object) -> None:
     assert main(["run", "--plan", "--flow", "product-items", "--check", "create", "--profile", "smoke"]) == 0
     out = capsys.readouterr().out  # type: ignore[attr-defined]
     assert "product-items" in out and "create" in out and "calls a minute" in out
+
+
+def test_version_and_a_missing_document(tmp_path: Path, capsys: object) -> None:
+    proc = subprocess.run([sys.executable, "-m", "conformance.cli", "--version"], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.startswith("talkcheck ")
+    assert main(["run", "--doc", str(tmp_path / "missing.rst"), "--report-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err  # type: ignore[attr-defined]
+    assert f"{tmp_path / 'missing.rst'}: cannot read" in err and "::" not in err
