@@ -10,14 +10,14 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from hypothesis import strategies as st
 
 from conformance.engines import EngineDriver
 from conformance.planner import CheckPlan, RowCheck, plan_checks
+from conformance.sandbox import AMSTERDAM, exact_wall
 from conformance.strategies import field_limits, next_unique, reset_unique, value_strategy
 from conformance.systems import CustomcrmActor, ExactActor, Systems
 from mocks.customcrm.models import RESOURCES as CRM_RESOURCES
@@ -27,7 +27,6 @@ from sync.dataflow import Dataflow, Flow, PropertyRow
 __all__ = ["AMSTERDAM", "CheckFailure", "FlowContext", "NotApplicable", "engine_flows", "exact_wire", "expect_from_crm",
            "expect_from_exact"]
 
-AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 _EXACT_SETS = {"Accounts": "Accounts", "Contacts": "Contacts", "Items": "Items", "Salesorders": "SalesOrders",
                "Quotations": "Quotations"}
 
@@ -41,17 +40,12 @@ class NotApplicable(BaseException):  # noqa: N818 - a BaseException, so Hypothes
     skip with this reason, never as a pass."""
 
 
-def _exact_wall(raw: str) -> datetime:
-    ms = int(raw[len("/Date("):].split(")")[0].split("+")[0])
-    return datetime(1970, 1, 1) + timedelta(milliseconds=ms)
-
-
 def expect_from_exact(value: Any, kind: str) -> Any:
     """Exact's wire value as the Customcrm value it must equal (dates in Amsterdam time)."""
     if value is None or value == "":
         return False if kind == "bool" else None
     if kind in ("date", "datetime") and isinstance(value, str) and value.startswith("/Date("):
-        wall = _exact_wall(value)
+        wall = exact_wall(value)
         if kind == "date":
             return wall.date().isoformat()
         instant = wall.replace(tzinfo=AMSTERDAM).astimezone(UTC)

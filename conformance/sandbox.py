@@ -300,20 +300,24 @@ class Scope:
         return created is not None and created >= self.started.replace(microsecond=0)
 
 
-_AMSTERDAM = ZoneInfo("Europe/Amsterdam")
+AMSTERDAM = ZoneInfo("Europe/Amsterdam")
+
+
+def exact_wall(raw: str) -> datetime:
+    """Exact's ``/Date(ms)/`` as the Amsterdam wall-clock time it writes as if it were UTC (naive). This is
+    the checklist's own reading of the wire format, not the engine's; a malformed value is a ValueError."""
+    ms = int(raw[len("/Date("):].split(")")[0].split("+")[0])
+    return datetime(1970, 1, 1) + timedelta(milliseconds=ms)
 
 
 def exact_instant(raw: str) -> datetime | None:
-    """Exact's ``/Date(ms)/``: Amsterdam wall-clock time written as if it were UTC (the checklist's own
-    reading of the wire format, not the engine's)."""
+    """Exact's ``/Date(ms)/`` as the instant it stands for (None when it is not one)."""
     if not raw.startswith("/Date("):
         return None
     try:
-        ms = int(raw[len("/Date("):].split(")")[0].split("+")[0])
+        return exact_wall(raw).replace(tzinfo=AMSTERDAM).astimezone(UTC)
     except ValueError:
         return None
-    wall = datetime(1970, 1, 1) + timedelta(milliseconds=ms)
-    return wall.replace(tzinfo=_AMSTERDAM).astimezone(UTC)
 
 
 def wait_quiet(fingerprint: Callable[[], bool], *, quiet: float, deadline: float,
