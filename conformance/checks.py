@@ -16,6 +16,7 @@ from hypothesis.stateful import RuleBasedStateMachine
 from conformance.context import CheckFailure, FlowContext
 from conformance.machine import stays_in_sync_machine
 from conformance.rule_checks import (
+    CLOCK_CHECKS,
     RULE_CHECKS,
     apply_edits,
     build_match,
@@ -42,6 +43,9 @@ class Check:
     machine: Callable[[FlowContext], type[RuleBasedStateMachine]] | None = None
     # Why the check does not apply to a flow (no lines, no references...), or None when it does.
     applies: Callable[[FlowContext], str | None] | None = None
+    # Runs alone, never side by side with other checks: it stops the clocks or injects faults, which would
+    # reach every check sharing the systems.
+    alone: bool = False
 
     def skip_reason(self, ctx: FlowContext) -> str | None:
         return self.applies(ctx) if self.applies is not None else None
@@ -135,13 +139,13 @@ CHECKS: tuple[Check, ...] = (
     Check("link", "An existing Exact record with the merge key is linked, nothing created", _link),
     Check("edit-customcrm", "An edit in Customcrm reaches Exact", _edit("customcrm")),
     Check("edit-exact", "An edit in Exact reaches Customcrm", _edit("exact")),
-    *(Check(id_, title, run, applies=applies) for id_, title, run, applies in RULE_CHECKS),
+    *(Check(id_, title, run, applies=applies, alone=id_ in CLOCK_CHECKS) for id_, title, run, applies in RULE_CHECKS),
     Check("stays-in-sync", "Random creates, edits, clears, deletes and line changes on both sides, with sync "
           "passes between them: every pass leaves every pair agreeing, nothing duplicated, nothing echoed", None,
           machine=lambda ctx: stays_in_sync_machine(ctx, faults=False)),
     Check("stays-in-sync-faults", "The same, with 429s, 5xx, latency, lost responses and the engine killed "
           "mid-pass: two clean passes reach the same end state", None,
-          machine=lambda ctx: stays_in_sync_machine(ctx, faults=True),
+          machine=lambda ctx: stays_in_sync_machine(ctx, faults=True), alone=True,
           applies=lambda ctx: "safe mode: no faults are injected into a sandbox, and its engine is not killed"
           if ctx.safe else None),
 )

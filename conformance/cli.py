@@ -54,6 +54,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0, help="the run's seed: the same seed replays the same data")
     run.add_argument("--jobs", default="auto", help="flows run in this many processes (default: one per core)")
     run.add_argument("--config", help="with --target sandbox: the TOML file naming both systems (see README)")
+    run.add_argument("--mode", default="batched", choices=["batched", "per-example"],
+                     help="batched (default): the checks run side by side and share each engine pass; "
+                          "per-example: every example alone, on systems reset before it (slower, for isolating "
+                          "a failure)")
     run.add_argument("--plan", action="store_true",
                      help="print the calls each check will make to each system and the time at Exact's limits, "
                           "then stop (nothing is written to any system)")
@@ -159,7 +163,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
         print(f"talkcheck: planning the run on in-process mocks set up as a sandbox (profile {args.profile}, "
               f"seed {args.seed})", flush=True)
-        plan = estimate(doc, flows=args.flows, profile=args.profile, seed=args.seed, jobs=jobs, checks=args.checks)
+        plan = estimate(doc, flows=args.flows, profile=args.profile, seed=args.seed, jobs=jobs, checks=args.checks,
+                        mode=args.mode)
         try:
             left = day_left(sandbox) if sandbox is not None else None
         except ConfigError as exc:
@@ -181,7 +186,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     try:
         result = run_checklist(doc, flows=args.flows, checks=args.checks, profile=args.profile, seed=args.seed,
                                target=args.target,
-                               engine=args.engine, jobs=jobs, progress=progress, sandbox=sandbox)
+                               engine=args.engine, jobs=jobs, progress=progress, sandbox=sandbox, mode=args.mode)
     except ConfigError as exc:
         print(f"talkcheck: {scrub(str(exc), sandbox.secrets if sandbox else [])}", file=sys.stderr)
         return EXIT_USAGE

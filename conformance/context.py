@@ -16,9 +16,11 @@ from typing import Any
 from hypothesis import strategies as st
 
 from conformance.engines import EngineDriver
+from conformance.lockstep import Lockstep
+from conformance.ownership import Owned
 from conformance.planner import CheckPlan, RowCheck, plan_checks
 from conformance.sandbox import AMSTERDAM, exact_wall
-from conformance.strategies import field_limits, next_unique, reset_unique, value_strategy
+from conformance.strategies import distinct_value, field_limits, next_unique, reset_unique, value_strategy
 from conformance.systems import CustomcrmActor, ExactActor, Systems
 from mocks.customcrm.models import RESOURCES as CRM_RESOURCES
 from mocks.exact.properties import TABLES as EXACT_TABLES
@@ -91,6 +93,11 @@ class FlowContext:
     pools: dict[str, dict[str, str]] = field(default_factory=dict)  # ref type -> {crm id: exact id}
     names: dict[str, str] = field(default_factory=dict)  # Exact user id -> full name
     exact_sets: frozenset[str] = frozenset()  # the Exact sets the flows in play write (for the clean-up)
+    # In a batch: the shared sync passes, this check's slot, its examples so far, and what the example owns.
+    batch: Lockstep | None = None
+    slot: int = 0
+    examples: int = 0
+    owned: Owned | None = None
 
     @classmethod
     def for_flow(cls, flow: Flow, doc: Dataflow, systems: Systems, engine: EngineDriver) -> FlowContext | str:
@@ -148,9 +155,33 @@ class FlowContext:
         """Safe mode (a sandbox): no resets, no admin plane, no faults, no calls meant to be refused."""
         return self.systems.safe
 
+    def join_batch(self, batch: Lockstep, slot: int) -> None:
+        """Run this check's examples side by side with other checks', sharing the systems and the passes."""
+        self.batch, self.slot = batch, slot
+        self.exact.observer = self._observe_exact
+        self.crm.observer = self._observe_crm
+
+    def _observe_exact(self, action: str, path: str, values: dict[str, Any], row: dict[str, Any] | None) -> None:
+        if self.owned is not None and path.lower() == self.exact_path.lower():
+            self.owned.note_exact(values, None if row is None else str(row.get(self.exact_key) or ""))
+
+    def _observe_crm(self, action: str, path: str, values: dict[str, Any], row: dict[str, Any] | None) -> None:
+        if self.owned is not None and path == self.crm_path:
+            self.owned.note_crm(values, None if row is None else str(row.get("Id") or ""))
+
     def reset(self) -> None:
         """A clean start for the next example: the mocks are reset; a sandbox has what the last example
-        created deleted again instead (the engine keeps its links, as a running engine would)."""
+        created deleted again instead (the engine keeps its links, as a running engine would). In a batch
+        nothing is reset: the example starts owning nothing, with unique numbers of its own."""
+        if self.batch is not None:
+            self.examples += 1
+            fields = tuple(sorted(self._merge_fields))
+            crm_fields = tuple(m.crm_field for m in self.header if m.exact_field in self._merge_fields)
+            self.owned = Owned(fields, crm_fields, self.exact_key)
+            self.pools = {}
+            self.names = {}
+            reset_unique(self.slot, self.examples)
+            return
         if self.safe:
             self.systems.cleanup(sets=self.exact_sets)
         else:
@@ -162,7 +193,11 @@ class FlowContext:
         reset_unique()
 
     def sync(self) -> None:
-        self.engine.sync(self.flows)
+        """Let the engine run a pass (in a batch: the pass every running check shares)."""
+        if self.batch is not None:
+            self.batch.sync()
+        else:
+            self.engine.sync(self.flows)
 
     # ------------------------------------------------------------------ time
 
@@ -199,8 +234,20 @@ class FlowContext:
             self.systems.admin(system, "clock", {"reset": True})
 
     def exact_records(self, sync_path: str | None = None) -> dict[str, dict[str, Any]]:
+        """Every record of the flow's Exact set (in a batch: every record this example owns)."""
         rows = self.exact.all(sync_path or self.plan.entity.sync_path)
-        return {str(r["ID"]).lower(): r for r in rows}
+        records = {str(r["ID"]).lower(): r for r in rows}
+        if self.owned is None:
+            return records
+        lines = self.plan.entity.lines
+        if sync_path is not None and lines is not None and sync_path == lines.sync_path:
+            return self.owned.lines_view(records, lines.parent_key)
+        return self.owned.exact_view(records)
+
+    def crm_records(self) -> list[dict[str, Any]]:
+        """Every record of the flow's Customcrm collection (in a batch: every record this example owns)."""
+        rows = self.crm.all(self.crm_path)
+        return rows if self.owned is None else self.owned.crm_view(rows)
 
     def label(self, side: str, record_id: str) -> str:
         if side == "crm":
@@ -219,19 +266,19 @@ class FlowContext:
             customers = [self.crm.create("customers", {
                 "Name": f"Customer {i}", "Email": self.unique(f"c{i}.{next_unique()}@example.com")})
                 for i in range(2)]
+        products = []
         if "Product" in needed:
-            for i in range(2):
-                self.crm.create("products", {"Code": self.unique(f"PRE-{i}-{next_unique()}"),
-                                             "Name": f"Product {i}", "Price": 10.0 + i})
+            products = [self.crm.create("products", {"Code": self.unique(f"PRE-{i}-{next_unique()}"),
+                                                     "Name": f"Product {i}", "Price": 10.0 + i})
+                        for i in range(2)]
         if needed - {"User"}:
-            self.engine.sync(self.flows)
+            self.sync()
         if "Customer" in needed or "Product" in needed:
             by_email = {r["Email"]: str(r["ID"]).lower() for r in self.exact.all("sync/CRM/Accounts")}
             self.pools["Customer"] = {c["Id"]: by_email[c["Email"]] for c in customers if c["Email"] in by_email}
         if "Product" in needed:
             by_code = {r["Code"]: str(r["ID"]).lower() for r in self.exact.all("sync/Logistics/Items")}
-            self.pools["Product"] = {p["Id"]: by_code[p["Code"]] for p in self.crm.all("products")
-                                     if p["Code"] in by_code}
+            self.pools["Product"] = {p["Id"]: by_code[p["Code"]] for p in products if p["Code"] in by_code}
         for kind in needed:
             if len(self.pools.get(kind, {})) < 1:
                 raise CheckFailure(f"[{self.flow.id}] the prerequisite {kind} records were not linked by the engine; "
@@ -254,7 +301,7 @@ class FlowContext:
             created.append(user["Id"])
             if matched:
                 seeded = self.systems.admin("exact", "seed", {"users": [{"Email": email, "FullName": name}]})
-                exact_users = {u["Email"]: u for u in self.exact_users()}
+                exact_users = {u["Email"]: u for u in self.exact_users(email)}
                 exact_id = str(exact_users[email]["UserID"]).lower()
                 self.pools.setdefault("User", {})[user["Id"]] = exact_id
                 self.names[exact_id] = name
@@ -270,6 +317,10 @@ class FlowContext:
                 out.append(str(self.crm.create("users", {"FullName": "Una Matched",
                                                          "Email": self.unique("user@example.com")})["Id"]))
             return out
+        with self.systems.users_lock:  # checks side by side share the division's users: one finds or creates
+            return self._match_sandbox_users(count, out)
+
+    def _match_sandbox_users(self, count: int, out: list[str]) -> list[str]:
         taken = set(self.pools.get("User", {}).values())
         for exact_user in self.exact_users():
             exact_id = str(exact_user["UserID"]).lower()
@@ -287,10 +338,17 @@ class FlowContext:
                                 "Customcrm user with")
         return out
 
-    def exact_users(self) -> list[dict[str, Any]]:
-        response = self.exact.client.get(self.exact.url("users/Users"), headers=self.exact._headers())
-        response.raise_for_status()
-        users: list[dict[str, Any]] = response.json()["d"]["results"]
+    def exact_users(self, email: str | None = None) -> list[dict[str, Any]]:
+        """Exact's users (those with this e-mail), every page of them."""
+        params: dict[str, str] | None = {"$filter": f"Email eq '{email}'"} if email else None
+        url = self.exact.url("users/Users")
+        users: list[dict[str, Any]] = []
+        while url:
+            response = self.exact.client.get(url, params=params, headers=self.exact._headers())
+            response.raise_for_status()
+            body = response.json()["d"]
+            users.extend(body["results"])
+            url, params = body.get("__next") or "", None
         return users
 
     # ------------------------------------------------------------------ drawing records
@@ -305,9 +363,12 @@ class FlowContext:
             return data.draw(st.sampled_from(options), label=f"{mapping.id}")
         value = data.draw(value_strategy(self.flow, mapping.row, mapping.kind, allow_empty=allow_empty),
                           label=mapping.id)
-        if self.systems.scope is not None and not mapping.is_line and mapping.exact_field in self._merge_fields:
-            # In a sandbox a merge key must never match a record that was there before the run.
-            value = self.systems.scope.tag(value, field_limits(self.flow, mapping.row)[0])
+        if not mapping.is_line and mapping.exact_field in self._merge_fields:
+            if self.systems.scope is not None:
+                # In a sandbox a merge key must never match a record that was there before the run.
+                value = self.systems.scope.tag(value, field_limits(self.flow, mapping.row)[0])
+            elif self.batch is not None:  # nor, in a batch, one of another example's
+                value = distinct_value(value, next_unique(), field_limits(self.flow, mapping.row)[0])
         return value
 
     @property
@@ -359,8 +420,10 @@ class FlowContext:
                     record[group[0]] = self.draw_value(data, first, allow_empty=False)
         if self.line_mappings:
             record["Lines"] = [self.draw_line(data) for _ in range(data.draw(st.integers(1, 3), label="lines"))]
-        if self.safe and not any(record.get(m.crm_field) for m in self.header if m.exact_field in self._merge_fields):
-            # In a sandbox every record carries the run id, in a merge key: fill the first one mapped.
+        if (self.safe or self.batch is not None) and not any(
+                record.get(m.crm_field) for m in self.header if m.exact_field in self._merge_fields):
+            # In a sandbox every record carries the run id in a merge key, and in a batch one of its example's
+            # own values (the example finds its records by it): fill the first one mapped.
             key = next((x for x in self.header if x.exact_field in self._merge_fields), None)
             if key is not None:
                 record[key.crm_field] = self.draw_value(data, key, allow_empty=False)
@@ -457,7 +520,7 @@ class FlowContext:
 
     def versions(self) -> dict[str, dict[str, Any]]:
         """Every record's version on both sides (lines included): a write changes one."""
-        out = {"customcrm": {r["Id"]: r["Version"] for r in self.crm.all(self.crm_path)},
+        out = {"customcrm": {r["Id"]: r["Version"] for r in self.crm_records()},
                "exact": {k: r["Timestamp"] for k, r in self.exact_records().items()}}
         if self.plan.entity.lines is not None:
             out["exact lines"] = {k: r["Timestamp"] for k, r in

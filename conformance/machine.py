@@ -114,7 +114,7 @@ def stays_in_sync_machine(ctx: FlowContext, *, faults: bool) -> type[RuleBasedSt
             self._check_world()
 
         def _check_world(self) -> None:
-            crm = {str(r["Id"]): r for r in ctx.crm.all(ctx.crm_path)}
+            crm = {str(r["Id"]): r for r in ctx.crm_records()}
             exact = ctx.exact_records()
             survivors = [("exact", "Customcrm", exact, "Timestamp", self.kept_exact),
                          ("crm", "Exact", crm, "Version", self.kept_crm)]

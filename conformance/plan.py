@@ -35,8 +35,13 @@ class Plan:
     rows: list[tuple[str, str, dict[str, int]]] = field(default_factory=list)
     profile: str = "ci"
     seed: int = 0
+    # The run's calls per phase (the checks side by side, then one at a time, then the clean-up).
+    phases: dict[str, dict[str, int]] = field(default_factory=dict)
+    totals: dict[str, int] = field(default_factory=dict)
 
     def total(self, system: str) -> int:
+        if self.totals:
+            return self.totals.get(system, 0)
         return sum(calls.get(system, 0) for _f, _c, calls in self.rows)
 
     def minutes_at_limit(self, per_minute: int = EXACT_PER_MINUTE) -> float:
@@ -45,15 +50,20 @@ class Plan:
 
     @classmethod
     def from_result(cls, result: RunResult) -> Plan:
-        rows = [(f.id, c.id, dict(c.calls)) for f in result.flows for c in f.checks]
-        return cls(rows, result.profile, result.seed)
+        rows = [(f.id, c.id, dict(c.calls)) for f in result.flows for c in f.checks if c.status != "skipped"]
+        phases = dict(result.phases)
+        spent = {k: sum(p.get(k, 0) for p in phases.values()) for k in ("exact", "customcrm")}
+        rest = {k: n - spent.get(k, 0) for k, n in result.checklist_calls.items() if n - spent.get(k, 0) > 0}
+        if rest:
+            phases["set-up and clean-up"] = rest
+        return cls(rows, result.profile, result.seed, phases, dict(result.checklist_calls))
 
 
 def estimate(doc: Dataflow, *, flows: list[str] | None, profile: str, seed: int, jobs: int = 1,
-             checks: list[str] | None = None) -> Plan:
+             checks: list[str] | None = None, mode: str = "batched") -> Plan:
     """Run the checks against a simulated sandbox and count the checklist's calls."""
     result = run_checklist(doc, flows=flows, profile=profile, seed=seed, target="simulation", engine="builtin",
-                           jobs=jobs, checks=checks)
+                           jobs=jobs, checks=checks, mode=mode)
     return Plan.from_result(result)
 
 
@@ -64,7 +74,13 @@ def render_plan(plan: Plan, *, day_left: int | None = None, budget: int | None =
         "in-process mocks set up as a sandbox)")
     out(f"  {'flow':<20} {'check':<40} {'exact':>6} {'customcrm':>10}")
     for flow, check, calls in plan.rows:
-        out(f"  {flow:<20} {check:<40} {calls.get('exact', 0):>6} {calls.get('customcrm', 0):>10}")
+        if calls:
+            out(f"  {flow:<20} {check[:40]:<40} {calls.get('exact', 0):>6} {calls.get('customcrm', 0):>10}")
+        else:
+            out(f"  {flow:<20} {check[:40]:<40} {'(side by side: see the phase)':>17}")
+    for phase, calls in plan.phases.items():
+        passes = f" ({calls['engine passes']} engine passes)" if calls.get("engine passes") else ""
+        out(f"  {'phase':<20} {(phase + passes)[:40]:<40} {calls.get('exact', 0):>6} {calls.get('customcrm', 0):>10}")
     exact, crm = plan.total("exact"), plan.total("customcrm")
     out(f"  {'total':<61} {exact:>6} {crm:>10}")
     out(f"Exact: {exact} calls, at least {plan.minutes_at_limit():.1f} minutes at {EXACT_PER_MINUTE} calls a minute; "

@@ -17,8 +17,8 @@ from conformance.context import CheckFailure, FlowContext, expect_from_crm, expe
 from conformance.planner import RowCheck
 from conformance.strategies import ENUMERATED
 
-__all__ = ["RULE_CHECKS", "apply_edits", "apply_line_edit", "assert_quiet", "build_match", "current_value",
-           "expect_value", "set_value", "usable_merge_keys"]
+__all__ = ["CLOCK_CHECKS", "RULE_CHECKS", "apply_edits", "apply_line_edit", "assert_quiet", "build_match",
+           "current_value", "expect_value", "set_value", "usable_merge_keys"]
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -464,6 +464,9 @@ def _lines(ctx: FlowContext, data: st.DataObject) -> None:
 def _lines_applies(ctx: FlowContext) -> str | None:
     return None if ctx.line_mappings else "the flow has no line collection"
 
+
+# The checks that stage time on the systems' clocks (which every other check would see).
+CLOCK_CHECKS = frozenset({"conflict"})
 
 # (id, title, run, applies)
 RULE_CHECKS = (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import multiprocessing
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -21,6 +22,7 @@ from hypothesis.stateful import run_state_machine_as_test
 from conformance.checks import Check, checks_for
 from conformance.context import FlowContext, NotApplicable
 from conformance.engines import EngineDriver, make_driver, target_for, validate_engine
+from conformance.lockstep import Lockstep, run_side_by_side
 from conformance.sandbox import BudgetExhausted, SandboxSettings
 from conformance.systems import Systems
 from sync.dataflow import Dataflow, Flow
@@ -28,9 +30,11 @@ from sync.engine import Engine
 from sync.errors import ConfigError
 from sync.service import scrub
 
-__all__ = ["PROFILES", "CheckResult", "FlowResult", "RunResult", "run_check", "run_checklist"]
+__all__ = ["MODES", "PROFILES", "CheckResult", "FlowResult", "RunResult", "run_check", "run_checklist"]
 
 PROFILES: dict[str, int] = {"smoke": 2, "ci": 8, "thorough": 60}
+# How the examples run: side by side in shared engine passes (batched), or each alone on reset systems.
+MODES = ("batched", "per-example")
 # Steps per state-machine example (creates, edits, deletes, passes) by profile.
 STEPS: dict[str, int] = {"smoke": 8, "ci": 12, "thorough": 30}
 
@@ -71,6 +75,10 @@ class RunResult:
     sandbox: dict[str, Any] = field(default_factory=dict)
     # The checklist's own calls per system (on the mocks `calls` counts the engine's too).
     checklist_calls: dict[str, int] = field(default_factory=dict)
+    mode: str = "batched"
+    # The checklist's calls per phase: the checks side by side (with the engine passes they shared), then
+    # the checks that run one at a time.
+    phases: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def count(self, status: str) -> int:
         return sum(1 for f in self.flows for c in f.checks if c.status == status)
@@ -85,8 +93,11 @@ class RunResult:
 SUPPRESSED_HEALTH_CHECKS = [HealthCheck.too_slow]
 
 
-def _describe(exc: Exception) -> str:
-    """An unexpected error, with the HTTP exchange when a system refused a call."""
+def _describe(exc: BaseException) -> str:
+    """An unexpected error, with the HTTP exchange when a system refused a call (and, for Hypothesis's
+    "flaky" verdict, the error it saw first)."""
+    if isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0]}; first: {_describe(exc.exceptions[0])}"
     if isinstance(exc, httpx.HTTPStatusError):
         request, response = exc.request, exc.response
         body = request.content.decode("utf-8", "replace")[:800] if request.content else ""
@@ -163,6 +174,7 @@ def run_checklist(
     jobs: int = 1,
     progress: Callable[[str, str, CheckResult], None] | None = None,
     sandbox: SandboxSettings | None = None,
+    mode: str = "batched",
 ) -> RunResult:
     """Run the checks of the selected flows against the mocks (or a target) and an engine.
 
@@ -172,12 +184,14 @@ def run_checklist(
     """
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; choose from {', '.join(PROFILES)}")
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
     if (target == "sandbox") != (sandbox is not None):
         raise ValueError("--target sandbox goes with the sandbox's config, and only with it")
     selected = [f.id for f in doc.flows if flows is None or f.id in flows]
     options: dict[str, Any] = {"profile": profile, "seed": seed, "target": target, "engine": engine,
                                "engine_class": engine_class, "checks": checks, "shrink": shrink,
-                               "sandbox": sandbox}
+                               "sandbox": sandbox, "mode": mode}
     if jobs <= 1 or len(selected) <= 1 or sandbox is not None:
         return _run_flows(doc, flows=selected, progress=progress, **options)
     started = time.monotonic()
@@ -195,9 +209,13 @@ def run_checklist(
                         progress(flow_result.id, check_result.id, check_result)
     parts = [done[f] for f in selected]
     first = parts[0]
+    phases: dict[str, dict[str, int]] = {}
+    for part in parts:
+        for phase, counts in part.phases.items():
+            phases[phase] = _summed([phases.get(phase, {}), counts])
     return RunResult([fr for part in parts for fr in part.flows], seed, profile, first.target, first.engine,
                      doc.name, time.monotonic() - started, _summed(p.calls for p in parts), {},
-                     _summed(p.checklist_calls for p in parts))
+                     _summed(p.checklist_calls for p in parts), mode, phases)
 
 
 def _summed(counts: Iterable[dict[str, int]]) -> dict[str, int]:
@@ -227,6 +245,7 @@ def _run_flows(
     shrink: bool,
     progress: Callable[[str, str, CheckResult], None] | None = None,
     sandbox: SandboxSettings | None = None,
+    mode: str = "batched",
 ) -> RunResult:
     started = time.monotonic()
     selected: list[Flow] = [f for f in doc.flows if flows is None or f.id in flows]
@@ -248,9 +267,11 @@ def _run_flows(
     except BaseException:
         systems.close()
         raise
+    phases: dict[str, dict[str, int]] = {}
     try:
         if systems.safe:
             budget_note = _begin_sandbox(systems, driver, [f.id for f in selected])
+        rows: list[tuple[FlowResult, Check, FlowContext | str]] = []
         for flow in selected:
             result = FlowResult(flow.id, flow.title)
             results.append(result)
@@ -258,22 +279,46 @@ def _run_flows(
             if isinstance(ctx, str):
                 result.note = ctx
             for check in checks_for(flow):
-                if checks is not None and check.id not in checks:
-                    continue
-                if budget_note:
-                    outcome = CheckResult(check.id, check.title, "skipped", budget_note)
-                else:
-                    before = dict(systems.calls)
-                    outcome = run_check(check, ctx, profile, seed, shrink)
-                    if outcome.stopped:
-                        budget_note = outcome.detail
-                    if systems.calls != before:  # a check that made no call created nothing
-                        systems.cleanup()
-                    outcome.calls = {k: n - before.get(k, 0) for k, n in systems.calls.items() if n - before.get(k, 0)}
-                outcome = _redacted(outcome, systems.secrets)
-                result.checks.append(outcome)
-                if progress:
-                    progress(flow.id, check.id, outcome)
+                if checks is None or check.id in checks:
+                    rows.append((result, check, ctx))
+        outcomes: dict[int, CheckResult] = {}
+        alone = list(range(len(rows)))
+        if mode == "batched" and not budget_note:
+            side_by_side = [i for i, (_r, check, ctx) in enumerate(rows) if not isinstance(ctx, str)
+                            and not check.alone and not check.skip_reason(ctx)]
+            alone = [i for i in alone if i not in set(side_by_side)]
+            before = dict(systems.calls)
+            systems.start_mirror()
+            try:
+                batch = _run_batch(doc, systems, driver, [rows[i] for i in side_by_side], profile, seed, shrink,
+                                   _reporter(progress, systems.secrets))
+            finally:
+                systems.stop_mirror()
+            outcomes.update(zip(side_by_side, batch.results, strict=True))
+            phases["side by side"] = _spent(before, systems.calls) | {"engine passes": batch.passes}
+            budget_note = next((o.detail for o in batch.results if o.stopped), "")
+            if systems.calls != before:
+                systems.cleanup()
+        before_alone = dict(systems.calls)
+        for i in alone:
+            result, check, ctx = rows[i]
+            if budget_note:
+                outcome = CheckResult(check.id, check.title, "skipped", budget_note)
+            else:
+                before = dict(systems.calls)
+                outcome = run_check(check, ctx, profile, seed, shrink)
+                if outcome.stopped:
+                    budget_note = outcome.detail
+                if systems.calls != before:  # a check that made no call created nothing
+                    systems.cleanup()
+                outcome.calls = _spent(before, systems.calls)
+            outcomes[i] = _redacted(outcome, systems.secrets)
+            if progress:
+                progress(result.id, check.id, outcomes[i])
+        if any(systems.calls.get(k) != before_alone.get(k) for k in systems.calls):
+            phases["one at a time" if mode == "batched" else "per example"] = _spent(before_alone, systems.calls)
+        for i, (result, _check, _ctx) in enumerate(rows):
+            result.checks.append(outcomes[i])
         if not systems.safe:  # a sandbox's calls are counted by its guards, after the final clean-up
             for system in ("exact", "customcrm"):
                 calls[system] = int(systems.admin(system, "stats")["requests"])
@@ -294,7 +339,67 @@ def _run_flows(
                 "limits": {name: state.as_dict() for name, state in systems.limits.items()},
                 "manifest": str(manifest.path) if manifest is not None and manifest.path.exists() else ""}
     return RunResult(results, seed, profile, target, driver.name, doc.name, time.monotonic() - started, calls,
-                     info, checklist_calls)
+                     info, checklist_calls, mode, phases)
+
+
+@dataclass
+class BatchOutcome:
+    results: list[CheckResult]
+    passes: int
+
+
+def _run_batch(doc: Dataflow, systems: Systems, driver: EngineDriver,
+               rows: list[tuple[FlowResult, Check, FlowContext | str]], profile: str, seed: int, shrink: bool,
+               report: Callable[[str, CheckResult], None]) -> BatchOutcome:
+    """Every check of `rows` side by side, each in a context of its own, one engine pass per round for all."""
+    flows: list[str] = []
+    contexts: list[FlowContext] = []
+    for _result, _check, shared in rows:
+        assert not isinstance(shared, str)
+        ctx = FlowContext.for_flow(shared.flow, doc, systems, driver)
+        assert not isinstance(ctx, str)
+        contexts.append(ctx)
+        flows.extend(f for f in ctx.flows if f not in flows)
+    order = [f.id for f in doc.flows if f.id in flows]
+    mirror = systems.mirror
+    assert mirror is not None
+
+    def one_pass() -> None:
+        try:
+            driver.sync(order)
+        finally:
+            mirror.touch()
+
+    lockstep = Lockstep(one_pass)
+    for slot, ctx in enumerate(contexts):
+        ctx.join_batch(lockstep, slot)
+
+    def job(index: int) -> Callable[[], CheckResult]:
+        def run() -> CheckResult:
+            result, check, _shared = rows[index]
+            outcome = _redacted(_run_one(check, contexts[index], profile, seed, shrink), systems.secrets)
+            report(result.id, outcome)
+            return outcome
+        return run
+
+    results = run_side_by_side(lockstep, [job(i) for i in range(len(rows))])
+    return BatchOutcome(results, lockstep.passes)
+
+
+def _reporter(progress: Callable[[str, str, CheckResult], None] | None, secrets: list[str]
+              ) -> Callable[[str, CheckResult], None]:
+    """Progress from the checks' threads, one line at a time."""
+    lock = threading.Lock()
+
+    def report(flow_id: str, outcome: CheckResult) -> None:
+        if progress is not None:
+            with lock:
+                progress(flow_id, outcome.id, outcome)
+    return report
+
+
+def _spent(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    return {k: n - before.get(k, 0) for k, n in after.items() if n - before.get(k, 0)}
 
 
 def _begin_sandbox(systems: Systems, driver: EngineDriver, flows: list[str]) -> str:
@@ -328,7 +433,8 @@ def as_json(result: RunResult) -> dict[str, Any]:
         "summary": {"passed": result.count("passed"), "failed": result.count("failed"),
                     "skipped": result.count("skipped"), "duration_s": round(result.duration_s, 3)},
         "run": {"seed": result.seed, "profile": result.profile, "target": result.target, "engine": result.engine,
-                "document": result.document, "calls": result.calls, "checklist_calls": result.checklist_calls}
+                "document": result.document, "calls": result.calls, "checklist_calls": result.checklist_calls,
+                "mode": result.mode, "phases": result.phases}
         | ({"sandbox": result.sandbox} if result.sandbox else {}),
         "flows": [
             {"id": f.id, "title": f.title, "note": f.note,

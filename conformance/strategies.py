@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextvars
 import itertools
+import threading
 from collections.abc import Callable
 from datetime import date
 from typing import Any
@@ -22,7 +23,8 @@ from mocks.customcrm.models import LineFields
 from mocks.exact.properties import TABLES as EXACT_TABLES
 from sync.dataflow import Flow, PropertyRow
 
-__all__ = ["ENUMERATED", "LOCALES", "field_limits", "next_unique", "reset_unique", "value_strategy"]
+__all__ = ["ENUMERATED", "LOCALES", "distinct_value", "field_limits", "next_unique", "reset_unique", "unique_number",
+           "value_strategy"]
 
 LOCALES = ("nl_NL", "en_GB", "de_DE", "fr_FR", "no_NO")
 _fakers = {locale: Faker(locale) for locale in LOCALES}
@@ -31,23 +33,58 @@ _fakers = {locale: Faker(locale) for locale in LOCALES}
 ENUMERATED: dict[str, list[str]] = {"Currency": ["EUR", "USD", "GBP", "NOK", "SEK", "DKK"],
                                     "VatCode": ["1", "2", "3", "5"], "Unit": ["pc", "kg", "m", "h", "box"],
                                     "Country": ["NL", "GB", "DE", "FR", "NO", "BE"]}
-# Numbers that keep e-mails, codes and order numbers unique within one example. They start again with every
-# example (`reset_unique`), so the same choices give the same data in any process, whatever ran before
-# (replay), and a shrunk example is still valid. Per thread of execution (a context variable).
-_unique: contextvars.ContextVar[itertools.count[int]] = contextvars.ContextVar("talkcheck_unique")
+# Numbers that keep e-mails, codes and order numbers unique. They start again with every example
+# (`reset_unique`), so the same choices give the same data in any process, whatever ran before (replay), and
+# a shrunk example is still valid. Per thread of execution (a context variable). When examples of many checks
+# share the systems (a batch), each check has a slot and each example its ordinal, and the numbers are unique
+# across all of them without any shared counter, so the data still depends on the seed alone.
+_unique: contextvars.ContextVar[tuple[itertools.count[int], int | None, int]] = \
+    contextvars.ContextVar("talkcheck_unique")
+SLOTS = 1024  # checks in one batch, at most
+PER_EXAMPLE = 256  # unique numbers one example takes, at most
+# Faker instances are shared; seeding one and drawing from it is one step no other thread may split.
+_faker_lock = threading.Lock()
 
 
-def reset_unique() -> None:
-    """A new example begins: its unique numbers start again from 1."""
-    _unique.set(itertools.count(1))
+def unique_number(slot: int, example: int, k: int) -> int:
+    """The k-th unique number of an example of the check in `slot`: distinct for distinct (slot, example, k)
+    while slot < SLOTS and k < PER_EXAMPLE (a mixed-radix number)."""
+    if not 0 <= slot < SLOTS or not 0 <= k < PER_EXAMPLE:
+        raise ValueError(f"unique number out of range: slot {slot}, number {k}")
+    return (example * PER_EXAMPLE + k) * SLOTS + slot
+
+
+def reset_unique(slot: int | None = None, example: int = 0) -> None:
+    """A new example begins: its unique numbers start again (from 1 alone, or in its slot of a batch)."""
+    _unique.set((itertools.count(1), slot, example))
 
 
 def next_unique() -> int:
-    counter = _unique.get(None)
-    if counter is None:
-        counter = itertools.count(1)
-        _unique.set(counter)
-    return next(counter)
+    state = _unique.get(None)
+    if state is None:
+        reset_unique()
+        state = _unique.get()
+    counter, slot, example = state
+    k = next(counter)
+    return k if slot is None else unique_number(slot, example, k)
+
+
+def distinct_value(value: Any, n: int, max_length: int | None = None) -> Any:
+    """A merge-key value made unique by the unique number `n`, keeping its kind: an e-mail keeps its domain
+    (``t<n>.`` before it), other text keeps its start and ends in ``~<n>``. Distinct numbers give distinct
+    values, compared as the engines compare keys (the number is read from the last ``~``, or from the e-mail's
+    prefix; an e-mail has no ``~``); a value that is not text is kept."""
+    if not isinstance(value, str) or not value:
+        return value
+    limit = max_length or 200
+    if "@" in value and "~" not in value:
+        tagged = f"t{n}.{value}"
+        return tagged if len(tagged) <= limit else f"t{n}@example.com"
+    tag = f"~{n}"
+    if len(tag) > limit:
+        raise ValueError(f"no room for a unique value in {limit} characters")
+    return value[:limit - len(tag)] + tag
+
 
 _TEXT = st.characters(blacklist_categories=("Cs", "Cc"))
 _EXACT_TABLE = {"salesorders": "SalesOrders", "accounts": "Accounts", "contacts": "Contacts", "items": "Items",
@@ -154,10 +191,12 @@ def value_strategy(draw: st.DrawFn, flow: Flow, row: PropertyRow, kind: str, *, 
     if kind == "date":
         return draw(st.dates(min_value=date(1950, 1, 1), max_value=date(2035, 12, 31))).isoformat()
     fake = _fakers[draw(st.sampled_from(LOCALES))]
-    fake.seed_instance(draw(st.integers(0, 2**32 - 1)))
+    faker_seed = draw(st.integers(0, 2**32 - 1))
     maker = _makers(fake).get(name)
     if maker is not None and (name in _CONSTRAINED or draw(st.integers(0, 3)) > 0):
-        value = str(maker())
+        with _faker_lock:
+            fake.seed_instance(faker_seed)
+            value = str(maker())
     else:
         limit = max_length or 200
         value = draw(st.one_of(

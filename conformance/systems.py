@@ -19,6 +19,7 @@ import httpx
 import uvicorn
 
 from conformance.manifest import RunManifest, manifest_dir
+from conformance.mirror import Mirror
 from conformance.pacing import LimitState, Pacer
 from conformance.sandbox import BudgetExhausted, Guard, SandboxSettings, Scope, read_sync
 from mocks.common.transport import InProcessTransport
@@ -64,6 +65,9 @@ class ExactActor:
         self.token_source = token_source  # a sandbox's token (no authorization dance there)
         self.scope = scope  # in a sandbox: "every record" is every record changed during the run
         self._token: str | None = None
+        # Told of every write (action, path, values, the created row): a check notes what it owns.
+        self.observer: Callable[[str, str, dict[str, Any], dict[str, Any] | None], None] | None = None
+        self.mirror: Mirror | None = None  # in a batch: "every record" comes from the shared mirror
 
     def authorize(self) -> TokenSet:
         """The authorization-code dance a person does once when connecting an app."""
@@ -94,6 +98,10 @@ class ExactActor:
         return f"/api/v1/{self.division}/{path}"
 
     def create(self, path: str, values: dict[str, Any]) -> dict[str, Any]:
+        if self.observer is not None:  # before the call: a write whose answer is lost may still land
+            self.observer("write", path, values, None)
+        if self.mirror is not None:
+            self.mirror.touch(deleted=False)
         response = self.client.post(self.url(path), json=values,
                                     headers=self._headers() | {"Prefer": "return=representation"})
         response.raise_for_status()
@@ -101,13 +109,21 @@ class ExactActor:
         if self.scope is not None:
             key = next((e.key for e in ENTITIES.values() if e.path.lower() == path.lower()), "ID")
             self.scope.note_exact_created(path, str(row.get(key, "")))
+        if self.observer is not None:
+            self.observer("create", path, values, row)
         return row
 
     def update(self, path: str, key: str, values: dict[str, Any]) -> None:
+        if self.observer is not None:
+            self.observer("write", path, values, None)
+        if self.mirror is not None:
+            self.mirror.touch(deleted=False)
         response = self.client.put(self.url(f"{path}(guid'{key}')"), json=values, headers=self._headers())
         response.raise_for_status()
 
     def delete(self, path: str, key: str) -> None:
+        if self.mirror is not None:
+            self.mirror.touch()
         self.client.delete(self.url(f"{path}(guid'{key}')"), headers=self._headers()).raise_for_status()
 
     def get(self, path: str, key: str) -> dict[str, Any] | None:
@@ -121,6 +137,8 @@ class ExactActor:
     def all(self, sync_path: str) -> list[dict[str, Any]]:
         """Every record of a set with its row version, through the sync API (in a sandbox: every record
         changed since the run began)."""
+        if self.mirror is not None:
+            return self.mirror.exact(sync_path)
         if self.scope is not None:
             return self.scope.exact_all(sync_path)
         return read_sync(self.client, self.url(sync_path), self._headers, 0)
@@ -133,13 +151,22 @@ class CustomcrmActor:
         self.client = client
         self.headers = {"Authorization": f"Bearer {api_key}"}
         self.scope = scope
+        # Told of every write (action, path, values, the created record): a check notes what it owns.
+        self.observer: Callable[[str, str, dict[str, Any], dict[str, Any] | None], None] | None = None
+        self.mirror: Mirror | None = None  # in a batch: "every record" comes from the shared mirror
 
     def create(self, path: str, values: dict[str, Any]) -> dict[str, Any]:
+        if self.observer is not None:
+            self.observer("write", path, values, None)
+        if self.mirror is not None:
+            self.mirror.touch(deleted=False)
         response = self.client.post(f"/api/v1/{path}", json=values, headers=self.headers)
         response.raise_for_status()
         record: dict[str, Any] = response.json()
         if self.scope is not None:
             self.scope.note_created(path, str(record["Id"]))
+        if self.observer is not None:
+            self.observer("create", path, values, record)
         return record
 
     def find(self, path: str, **equal: str) -> list[dict[str, Any]]:
@@ -150,12 +177,18 @@ class CustomcrmActor:
         return items
 
     def update(self, path: str, record_id: str, values: dict[str, Any]) -> dict[str, Any]:
+        if self.observer is not None:
+            self.observer("write", path, values, None)
+        if self.mirror is not None:
+            self.mirror.touch(deleted=False)
         response = self.client.patch(f"/api/v1/{path}/{record_id}", json=values, headers=self.headers)
         response.raise_for_status()
         record: dict[str, Any] = response.json()
         return record
 
     def delete(self, path: str, record_id: str) -> None:
+        if self.mirror is not None:
+            self.mirror.touch()
         self.client.delete(f"/api/v1/{path}/{record_id}", headers=self.headers).raise_for_status()
 
     def get(self, path: str, record_id: str) -> dict[str, Any] | None:
@@ -168,6 +201,8 @@ class CustomcrmActor:
 
     def all(self, path: str) -> list[dict[str, Any]]:
         """Every record of a collection (in a sandbox: every record created or changed during the run)."""
+        if self.mirror is not None:
+            return self.mirror.crm(path)
         if self.scope is not None:
             return self.scope.crm_all(path)
         rows: list[dict[str, Any]] = []
@@ -260,6 +295,9 @@ class Systems:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _exact_tokens: dict[str, Any] = field(default_factory=dict)
     _cleaners: tuple[ExactActor, CustomcrmActor] | None = None
+    mirror: Mirror | None = None
+    # Held while a check finds or creates the Customcrm user matching a sandbox's Exact user (shared by all).
+    users_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def sandbox(cls, settings: SandboxSettings, run_id: str,
@@ -391,13 +429,30 @@ class Systems:
 
     def exact_actor(self) -> ExactActor:
         if self.safe:
-            return ExactActor(self.client("exact"), self.division, self.client_id, self.client_secret, "",
-                              token_source=self.exact_token, scope=self.scope)
-        return ExactActor(self.client("exact"), self.division, self.client_id, self.client_secret,
-                          DEFAULT_REDIRECT_URI)
+            actor = ExactActor(self.client("exact"), self.division, self.client_id, self.client_secret, "",
+                               token_source=self.exact_token, scope=self.scope)
+        else:
+            actor = ExactActor(self.client("exact"), self.division, self.client_id, self.client_secret,
+                               DEFAULT_REDIRECT_URI)
+        actor.mirror = self.mirror
+        return actor
 
     def customcrm_actor(self) -> CustomcrmActor:
-        return CustomcrmActor(self.client("customcrm"), self.api_key, scope=self.scope)
+        actor = CustomcrmActor(self.client("customcrm"), self.api_key, scope=self.scope)
+        actor.mirror = self.mirror
+        return actor
+
+    def start_mirror(self) -> Mirror:
+        """One mirror of both systems for the checks that share them (until `stop_mirror`)."""
+        exact, crm = self.exact_actor(), self.customcrm_actor()
+        scope = self.scope
+        self.mirror = Mirror(exact.client, exact.url, exact._headers, crm.client, crm.headers,
+                             exact_marks=dict(scope.exact_marks) if scope is not None else None,
+                             crm_cursor=scope.crm_cursor if scope is not None else "")
+        return self.mirror
+
+    def stop_mirror(self) -> None:
+        self.mirror = None
 
     def cleanup(self, *, final: bool = False, sets: Collection[str] | None = None) -> None:
         """In a sandbox: delete what the run created since the last clean-up (dependants first); what

@@ -1,0 +1,99 @@
+"""The checklist's copy of both systems' records, kept current from their change APIs.
+
+When many examples share the systems, "read every record of the set" must not cost more with every record
+the run adds. The mirror reads only what changed since its last read, as an engine does: Exact's sync API
+above the last Timestamp (pages of 1,000) and ``sync/Deleted`` for removals; Customcrm's change feed after
+its cursor. And it reads nothing when nothing can have changed: every write of the checklist and every engine
+pass marks the mirror stale; a read of a fresh mirror costs no call.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from conformance.sandbox import read_sync
+
+__all__ = ["Mirror"]
+
+
+class Mirror:
+    """Every record of the sync collections and Customcrm resources the checks read, shared by all of them."""
+
+    def __init__(self, exact_client: httpx.Client, exact_url: Callable[[str], str],
+                 exact_headers: Callable[[], dict[str, str]], crm_client: httpx.Client, crm_headers: dict[str, str],
+                 *, exact_marks: dict[str, int] | None = None, deleted_mark: int = 0, crm_cursor: str = "") -> None:
+        self._exact_client, self._exact_url, self._exact_headers = exact_client, exact_url, exact_headers
+        self._crm_client, self._crm_headers = crm_client, crm_headers
+        self._lock = threading.RLock()
+        self._version = 0  # bumped by every write and every engine pass
+        self._deletes = 0  # bumped by every delete and every engine pass (only they can remove a record)
+        self._exact: dict[str, dict[str, dict[str, Any]]] = {}
+        self._exact_marks: dict[str, int] = dict(exact_marks or {})
+        self._exact_read: dict[str, int] = {}  # the version each set was last read at
+        self._deleted_mark = deleted_mark
+        self._deleted_read = -1
+        self._crm: dict[str, dict[str, dict[str, Any]]] = {}
+        self._crm_cursor = crm_cursor
+        self._crm_read = -1
+        self.reads = 0
+
+    def touch(self, *, deleted: bool = True) -> None:
+        """Something may have changed (`deleted`: something may be gone): the next read asks the system."""
+        with self._lock:
+            self._version += 1
+            if deleted:
+                self._deletes += 1
+
+    def exact(self, sync_path: str) -> list[dict[str, Any]]:
+        """Every row of an Exact sync collection (above the mark it started from), as it is now."""
+        with self._lock:
+            version = self._version
+            if self._exact_read.get(sync_path) != version:
+                rows = read_sync(self._exact_client, self._exact_url(sync_path), self._exact_headers,
+                                 self._exact_marks.get(sync_path, 0))
+                mirrored = self._exact.setdefault(sync_path, {})
+                for row in rows:
+                    mirrored[str(row["ID"]).lower()] = row
+                    self._exact_marks[sync_path] = max(self._exact_marks.get(sync_path, 0), int(row["Timestamp"]))
+                self._exact_read[sync_path] = version
+                self.reads += 1
+                self._forget_deleted(self._deletes)
+            return list(self._exact.get(sync_path, {}).values())
+
+    def _forget_deleted(self, version: int) -> None:
+        if self._deleted_read == version:
+            return
+        rows = read_sync(self._exact_client, self._exact_url("sync/Deleted"), self._exact_headers, self._deleted_mark)
+        for row in rows:
+            key = str(row.get("EntityKey") or "").lower()
+            for mirrored in self._exact.values():
+                mirrored.pop(key, None)
+            self._deleted_mark = max(self._deleted_mark, int(row["Timestamp"]))
+        self._deleted_read = version
+
+    def crm(self, path: str) -> list[dict[str, Any]]:
+        """Every record of a Customcrm resource (changed after the cursor it started from), as it is now."""
+        with self._lock:
+            version = self._version
+            if self._crm_read != version:
+                while True:
+                    params: dict[str, Any] = {"limit": 500} | ({"after": self._crm_cursor} if self._crm_cursor else {})
+                    response = self._crm_client.get("/api/v1/changes", params=params, headers=self._crm_headers)
+                    response.raise_for_status()
+                    body = response.json()
+                    for change in body["changes"]:
+                        records = self._crm.setdefault(change["resource"], {})
+                        if change["op"] == "deleted":
+                            records.pop(str(change["id"]), None)
+                        else:
+                            records[str(change["id"])] = change["record"]
+                    self._crm_cursor = str(body.get("next_cursor") or self._crm_cursor)
+                    if not body.get("has_more"):
+                        break
+                self._crm_read = version
+                self.reads += 1
+            return list(self._crm.get(path, {}).values())

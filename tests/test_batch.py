@@ -1,0 +1,112 @@
+"""The pieces that let checks share the systems: one pass per round, unique data, owned records."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from conformance.lockstep import Lockstep, run_side_by_side
+from conformance.ownership import Owned, key_of
+from conformance.strategies import PER_EXAMPLE, SLOTS, distinct_value, unique_number
+
+
+@given(st.lists(st.integers(0, 6), min_size=1, max_size=12))
+def test_a_round_costs_one_pass_however_many_checks_wait_for_it(syncs: list[int]) -> None:
+    """Checks that ask for 0..6 syncs each share the passes: as many passes as the longest check asks for,
+    and no check goes on before the pass it waited for has run."""
+    passes: list[int] = []
+    lockstep = Lockstep(lambda: passes.append(len(passes)))
+
+    def job(count: int) -> list[int]:
+        seen = []
+        for _ in range(count):
+            lockstep.sync()
+            seen.append(len(passes))
+        return seen
+
+    results = run_side_by_side(lockstep, [lambda n=n: job(n) for n in syncs])
+    assert len(passes) == max(syncs)
+    for count, seen in zip(syncs, results, strict=True):
+        assert seen == list(range(1, count + 1))
+
+
+def test_a_failed_pass_fails_every_check_that_waited_for_it() -> None:
+    def broken() -> None:
+        raise RuntimeError("engine crashed")
+
+    lockstep = Lockstep(broken)
+    errors: list[str] = []
+    lock = threading.Lock()
+
+    def job() -> None:
+        try:
+            lockstep.sync()
+        except RuntimeError as exc:
+            with lock:
+                errors.append(str(exc))
+
+    run_side_by_side(lockstep, [job, job, job])
+    assert errors == ["engine crashed"] * 3 and lockstep.passes == 1
+
+
+@given(st.tuples(st.integers(0, SLOTS - 1), st.integers(0, 10_000), st.integers(1, PER_EXAMPLE - 1)),
+       st.tuples(st.integers(0, SLOTS - 1), st.integers(0, 10_000), st.integers(1, PER_EXAMPLE - 1)))
+def test_unique_numbers_are_unique_across_checks_and_examples(a: tuple[int, int, int], b: tuple[int, int, int]
+                                                             ) -> None:
+    assert (unique_number(*a) == unique_number(*b)) == (a == b)
+
+
+def test_a_unique_number_out_of_range_is_refused() -> None:
+    with pytest.raises(ValueError, match="out of range"):
+        unique_number(SLOTS, 0, 1)
+
+
+@given(st.text(min_size=1, max_size=40), st.text(min_size=1, max_size=40), st.integers(0, 10**9),
+       st.integers(0, 10**9), st.sampled_from([None, 20, 30, 254]))
+def test_distinct_numbers_give_distinct_merge_keys(a: str, b: str, n: int, m: int, limit: int | None) -> None:
+    """Whatever two examples drew, their merge keys differ when their numbers do, and fit the field."""
+    x, y = distinct_value(a, n, limit), distinct_value(b, m, limit)
+    if n != m:  # as the engines compare keys: trimmed, in any case
+        assert key_of(x) != key_of(y)
+    if limit is not None:
+        assert len(x) <= limit and len(y) <= limit
+
+
+@given(st.emails(), st.integers(0, 10**9))
+def test_a_unique_e_mail_keeps_its_domain(email: str, n: int) -> None:
+    tagged = distinct_value(email, n, 254)
+    assert tagged.startswith(f"t{n}.") and tagged.endswith(email.split("@")[-1]) or tagged == f"t{n}@example.com"
+
+
+@given(st.dictionaries(st.sampled_from(["a", "b", "c", "d"]), st.sampled_from(["k1", "K1 ", "k2", "", None])),
+       st.sampled_from(["k1", "k2", "k3"]))
+def test_an_example_sees_the_records_with_its_keys_and_keeps_seeing_them(emails: dict[str, str | None], mine: str
+                                                                        ) -> None:
+    owned = Owned(("Email",), ("Email",))
+    owned.note_exact({"Email": mine})
+    records = {rid: {"ID": rid, "Email": value} for rid, value in emails.items()}
+    view = owned.exact_view(records)
+    assert set(view) == {rid for rid, value in emails.items() if key_of(value) == mine}
+    cleared = {rid: {"ID": rid, "Email": None} for rid in records}  # the key edited away: still its record
+    assert set(owned.exact_view(cleared)) == set(view)
+
+
+def test_the_checks_of_a_flow_share_the_engine_passes_and_per_example_mode_stays() -> None:
+    """Side by side, a flow's checks cost the passes of the longest of them, not the sum; the old way, one
+    example at a time on reset systems, still runs and agrees."""
+    from conformance.runner import run_checklist
+    from sync.dataflow import load_dataflow
+
+    doc = load_dataflow()
+    checks = ["create", "edit-customcrm", "edit-exact", "no-echo", "property:Name"]
+    batched = run_checklist(doc, flows=["product-items"], profile="smoke", checks=checks)
+    alone = run_checklist(doc, flows=["product-items"], profile="smoke", checks=checks, mode="per-example")
+    assert [c.status for c in batched.flows[0].checks] == [c.status for c in alone.flows[0].checks] == \
+        ["passed"] * 5
+    assert batched.mode == "batched" and alone.mode == "per-example"
+    passes = batched.phases["side by side"]["engine passes"]
+    assert 0 < passes <= 12  # about the passes of one check's two examples, not of all ten
+    assert "side by side" not in alone.phases
