@@ -75,7 +75,7 @@ def test_distinct_numbers_give_distinct_merge_keys(a: str, b: str, n: int, m: in
         assert len(x) <= limit and len(y) <= limit
 
 
-@given(st.emails(), st.integers(0, 10**9))
+@given(st.emails().filter(lambda e: "~" not in e), st.integers(0, 10**9))
 def test_a_unique_e_mail_keeps_its_domain(email: str, n: int) -> None:
     tagged = distinct_value(email, n, 254)
     assert tagged.startswith(f"t{n}.") and tagged.endswith(email.split("@")[-1]) or tagged == f"t{n}@example.com"
@@ -101,7 +101,7 @@ def test_the_checks_of_a_flow_share_the_engine_passes_and_per_example_mode_stays
     from sync.dataflow import load_dataflow
 
     doc = load_dataflow()
-    checks = ["create", "edit-customcrm", "edit-exact", "no-echo", "property:Name"]
+    checks = ["create", "edit-customcrm", "edit-exact", "no-echo", "property:Code"]
     batched = run_checklist(doc, flows=["product-items"], profile="smoke", checks=checks)
     alone = run_checklist(doc, flows=["product-items"], profile="smoke", checks=checks, mode="per-example")
     assert [c.status for c in batched.flows[0].checks] == [c.status for c in alone.flows[0].checks] == \
