@@ -451,6 +451,12 @@ class FlowContext:
     def exact_lines(self, exact_id: str) -> list[dict[str, Any]]:
         lines = self.plan.entity.lines
         assert lines is not None
+        mirror = self.systems.mirror
+        scope = self.systems.scope
+        if mirror is not None and (scope is None or lines.sync_path in scope.exact_marks):
+            mine = [{k: v for k, v in r.items() if k != "Timestamp"} for r in mirror.exact(lines.sync_path)
+                    if str(r.get(lines.parent_key) or "").lower() == exact_id.lower()]
+            return sorted(mine, key=lambda r: (r.get("LineNumber") or 0, str(r.get("ID"))))
         response = self.exact.client.get(self.exact.url(f"{self.exact_path}(guid'{exact_id}')/{lines.nav}"),
                                          headers=self.exact._headers())
         response.raise_for_status()

@@ -51,6 +51,16 @@ class Mirror:
     def exact(self, sync_path: str) -> list[dict[str, Any]]:
         """Every row of an Exact sync collection (above the mark it started from), as it is now."""
         with self._lock:
+            return list(self._exact_rows(sync_path).values())
+
+    def exact_get(self, sync_path: str, key: str) -> dict[str, Any] | None:
+        """One row as the REST API gives it (no Timestamp), or None when the mirror does not hold it."""
+        with self._lock:
+            row = self._exact_rows(sync_path).get(key.lower())
+        return None if row is None else {k: v for k, v in row.items() if k != "Timestamp"}
+
+    def _exact_rows(self, sync_path: str) -> dict[str, dict[str, Any]]:
+        with self._lock:
             version = self._version
             if self._exact_read.get(sync_path) != version:
                 rows = read_sync(self._exact_client, self._exact_url(sync_path), self._exact_headers,
@@ -62,7 +72,7 @@ class Mirror:
                 self._exact_read[sync_path] = version
                 self.reads += 1
                 self._forget_deleted(self._deletes)
-            return list(self._exact.get(sync_path, {}).values())
+            return self._exact.get(sync_path, {})
 
     def _forget_deleted(self, version: int) -> None:
         if self._deleted_read == version:
@@ -77,6 +87,15 @@ class Mirror:
 
     def crm(self, path: str) -> list[dict[str, Any]]:
         """Every record of a Customcrm resource (changed after the cursor it started from), as it is now."""
+        with self._lock:
+            return list(self._crm_records(path).values())
+
+    def crm_get(self, path: str, record_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            record = self._crm_records(path).get(str(record_id))
+        return None if record is None else dict(record)
+
+    def _crm_records(self, path: str) -> dict[str, dict[str, Any]]:
         with self._lock:
             version = self._version
             if self._crm_read != version:
@@ -96,4 +115,4 @@ class Mirror:
                         break
                 self._crm_read = version
                 self.reads += 1
-            return list(self._crm.get(path, {}).values())
+            return self._crm.get(path, {})

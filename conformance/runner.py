@@ -195,25 +195,29 @@ def run_checklist(
     if jobs <= 1 or len(selected) <= 1 or sandbox is not None:
         return _run_flows(doc, flows=selected, progress=progress, **options)
     started = time.monotonic()
-    by_cost = sorted(selected, key=lambda f: -_cost(doc.flow(f)))
-    done: dict[str, RunResult] = {}
+    if mode == "batched":  # a batch per process: the flows of a group share their engine passes
+        groups = _groups(doc, selected, jobs)
+    else:
+        groups = [[f] for f in sorted(selected, key=lambda f: -_cost(doc.flow(f)))]
+    done: dict[str, FlowResult] = {}
+    parts: list[RunResult] = []
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-        futures = {pool.submit(_run_flows, doc, flows=[f], **options): f for f in by_cost}
+        futures = [pool.submit(_run_flows, doc, flows=group, **options) for group in groups]
         for future in as_completed(futures):
             part = future.result()
-            done[futures[future]] = part
+            parts.append(part)
             for flow_result in part.flows:
+                done[flow_result.id] = flow_result
                 for check_result in flow_result.checks:
                     if progress:
                         progress(flow_result.id, check_result.id, check_result)
-    parts = [done[f] for f in selected]
     first = parts[0]
     phases: dict[str, dict[str, int]] = {}
     for part in parts:
         for phase, counts in part.phases.items():
             phases[phase] = _summed([phases.get(phase, {}), counts])
-    return RunResult([fr for part in parts for fr in part.flows], seed, profile, first.target, first.engine,
+    return RunResult([done[f] for f in selected], seed, profile, first.target, first.engine,
                      doc.name, time.monotonic() - started, _summed(p.calls for p in parts), {},
                      _summed(p.checklist_calls for p in parts), mode, phases)
 
@@ -224,6 +228,17 @@ def _summed(counts: Iterable[dict[str, int]]) -> dict[str, int]:
         for system, count in part.items():
             out[system] = out.get(system, 0) + count
     return out
+
+
+def _groups(doc: Dataflow, flows: list[str], jobs: int) -> list[list[str]]:
+    """The flows in `jobs` groups of about equal cost (the heaviest first, each to the lightest group)."""
+    groups: list[list[str]] = [[] for _ in range(min(jobs, len(flows)))]
+    costs = [0] * len(groups)
+    for flow in sorted(flows, key=lambda f: -_cost(doc.flow(f))):
+        lightest = costs.index(min(costs))
+        groups[lightest].append(flow)
+        costs[lightest] += _cost(doc.flow(flow))
+    return [[f for f in flows if f in group] for group in groups]
 
 
 def _cost(flow: Flow) -> int:
@@ -371,8 +386,12 @@ def _run_batch(doc: Dataflow, systems: Systems, driver: EngineDriver,
             mirror.touch()
 
     lockstep = Lockstep(one_pass)
-    for slot, ctx in enumerate(contexts):
-        ctx.join_batch(lockstep, slot)
+    slots = {(flow.id, check.id): n for n, (flow, check) in
+             enumerate((f, c) for f in doc.flows for c in checks_for(f))}
+    for (result, check, _shared), ctx in zip(rows, contexts, strict=True):
+        # A check's slot is its place in the whole document, so its data does not depend on how the flows
+        # were grouped (--jobs) or which checks were selected.
+        ctx.join_batch(lockstep, slots[(result.id, check.id)])
 
     def job(index: int) -> Callable[[], CheckResult]:
         def run() -> CheckResult:

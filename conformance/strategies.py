@@ -9,6 +9,7 @@ already linked (see ``FlowContext``).
 from __future__ import annotations
 
 import contextvars
+import functools
 import itertools
 import threading
 from collections.abc import Callable
@@ -170,9 +171,26 @@ _CONSTRAINED = {"Email", "ContactEmail", "Country", "Website", "Code", "OrderNum
                 "VatCode", "Unit"}
 
 
+def value_strategy(flow: Flow, row: PropertyRow, kind: str, *, allow_empty: bool = True) -> st.SearchStrategy[Any]:
+    """One value for a property, in Customcrm's terms (the canonical form both sides are compared in). Built
+    once per row and kind: a strategy is validated when first drawn from, and the checks draw thousands."""
+    return _value_strategy(flow, row, kind, allow_empty)
+
+
+@functools.lru_cache(maxsize=4096)
+def _value_strategy(flow: Flow, row: PropertyRow, kind: str, allow_empty: bool) -> st.SearchStrategy[Any]:
+    return _values(flow, row, kind, allow_empty=allow_empty)
+
+
+@functools.lru_cache(maxsize=256)
+def _text(limit: int, exact: bool) -> st.SearchStrategy[str]:
+    """Free text up to 40 characters, or (`exact`) of the field's full length."""
+    return st.text(_TEXT, min_size=limit, max_size=limit) if exact else st.text(_TEXT, min_size=1,
+                                                                                 max_size=min(limit, 40))
+
+
 @st.composite
-def value_strategy(draw: st.DrawFn, flow: Flow, row: PropertyRow, kind: str, *, allow_empty: bool = True) -> Any:
-    """One value for a property, in Customcrm's terms (the canonical form both sides are compared in)."""
+def _values(draw: st.DrawFn, flow: Flow, row: PropertyRow, kind: str, *, allow_empty: bool = True) -> Any:
     max_length, required = field_limits(flow, row)
     name = row.source.split(".")[-1]
     if kind == "bool":
@@ -199,10 +217,7 @@ def value_strategy(draw: st.DrawFn, flow: Flow, row: PropertyRow, kind: str, *, 
             value = str(maker())
     else:
         limit = max_length or 200
-        value = draw(st.one_of(
-            st.text(_TEXT, min_size=1, max_size=min(limit, 40)),
-            st.text(_TEXT, min_size=limit, max_size=limit) if max_length else st.nothing(),
-        ))
+        value = draw(st.one_of(_text(limit, False), _text(limit, True) if max_length else st.nothing()))
         if not value.strip():
             value = "x" + value[1:]
     if max_length is not None and len(value) > max_length:

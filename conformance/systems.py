@@ -127,6 +127,11 @@ class ExactActor:
         self.client.delete(self.url(f"{path}(guid'{key}')"), headers=self._headers()).raise_for_status()
 
     def get(self, path: str, key: str) -> dict[str, Any] | None:
+        if self.mirror is not None:  # in a batch: from the mirror, which reads only what changed
+            entity = next((e for e in ENTITIES.values() if e.path.lower() == path.lower()), None)
+            mirrored = self.mirror.exact_get(entity.sync_path, key) if entity is not None else None
+            if mirrored is not None:
+                return mirrored
         response = self.client.get(self.url(f"{path}(guid'{key}')"), headers=self._headers())
         if response.status_code == 404:
             return None
@@ -192,6 +197,10 @@ class CustomcrmActor:
         self.client.delete(f"/api/v1/{path}/{record_id}", headers=self.headers).raise_for_status()
 
     def get(self, path: str, record_id: str) -> dict[str, Any] | None:
+        if self.mirror is not None:  # in a batch: from the mirror, which reads only what changed
+            mirrored = self.mirror.crm_get(path, record_id)
+            if mirrored is not None:
+                return mirrored
         response = self.client.get(f"/api/v1/{path}/{record_id}", headers=self.headers)
         if response.status_code == 404:
             return None
