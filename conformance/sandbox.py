@@ -114,10 +114,13 @@ class Guard(httpx.BaseTransport):
         self.lock = lock
         self.cleaning = False
         self.spent = False  # the checks hit the budget: from now on only the final clean-up may call
+        # What removing the run's records will cost so far: checks side by side create many before any is
+        # removed, so the reserve grows with them.
+        self.owed: Callable[[], int] = lambda: 0
 
     @property
     def reserve(self) -> int:
-        return max(50, self.budget // 10)
+        return max(50, self.budget // 10, self.owed())
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         scheme, host, port = _origin(request.url)
@@ -177,6 +180,7 @@ class Scope:
         self.crm_cursor = ""
         self.crm_records: dict[str, dict[str, dict[str, Any]]] = {}
         self.created: dict[str, list[str]] = {}
+        self.exact_created = 0
         self.removed = 0
         self.left: list[str] = []
         self._numbers = itertools.count(1)
@@ -289,8 +293,14 @@ class Scope:
         if self._add_created(path, record_id) and self.manifest is not None:
             self.manifest.created("customcrm", path, record_id)
 
+    def cleanup_cost(self) -> int:
+        """The calls the clean-up will need for what the run created so far: a delete for each record (and
+        for the Exact record the engine made of each Customcrm one), and the reads that find them."""
+        return 2 * sum(len(ids) for ids in self.created.values()) + self.exact_created + 20
+
     def note_exact_created(self, path: str, record_id: str) -> None:
         """An Exact record the checklist created (the clean-up finds it, and the engine's, by when it was made)."""
+        self.exact_created += 1
         if self.manifest is not None:
             self.manifest.created("exact", path, record_id)
 

@@ -324,6 +324,8 @@ class Systems:
                               systems.client("customcrm"), {"Authorization": f"Bearer {cfg.customcrm.api_key}"})
         if settings.source:
             systems.scope.manifest = RunManifest(manifest_dir(settings.source), run_id)
+        for guard in systems._guards:
+            guard.owed = systems.scope.cleanup_cost
         return systems
 
     @classmethod
@@ -425,6 +427,8 @@ class Systems:
             guard = Guard(transport or httpx.HTTPTransport(), self.settings.hosts, self.settings.call_budget,
                           self.calls, system, self._lock)
             self._guards.append(guard)
+            if self.scope is not None:
+                guard.owed = self.scope.cleanup_cost
             state = self.limits.setdefault(system, LimitState(system))
             transport = Pacer(guard, state)  # every attempt, a 429 waited out included, is counted
         client = httpx.Client(base_url=base, transport=transport, timeout=30) if transport else \
