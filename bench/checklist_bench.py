@@ -2,10 +2,13 @@
 
 Each round is a fresh `talkcheck run` process (start-up included) against the built-in mocks, all seven
 flows of the project's document. Reported: the median and spread of the rounds, and the ratio of one
-process to `--jobs 2` (the flows spread over both cores). Timings are medians on a shared machine, never
+process to `--jobs 2` (the flows spread over both cores). With `--modes`, the two ways of running the
+examples side by side in one benchmark run, alternating (per-example, batched, per-example, ...): the ratio
+of their medians, and the calls and engine passes of each. Timings are medians on a shared machine, never
 assertions.
 
     python bench/checklist_bench.py --rounds 3 --json bench/checklist.json
+    python bench/checklist_bench.py --modes --rounds 3 --json bench/checklist_modes.json
 """
 
 from __future__ import annotations
@@ -20,23 +23,55 @@ import time
 from pathlib import Path
 
 
-def one_run(profile: str, jobs: int) -> tuple[float, dict[str, int]]:
+def one_run(profile: str, jobs: int, mode: str = "batched") -> tuple[float, dict[str, int]]:
     with tempfile.TemporaryDirectory() as report:
         started = time.perf_counter()
         done = subprocess.run([sys.executable, "-m", "conformance.cli", "run", "--profile", profile,
-                               "--jobs", str(jobs), "--report-dir", report], capture_output=True, text=True)
+                               "--jobs", str(jobs), "--mode", mode, "--report-dir", report],
+                              capture_output=True, text=True)
         elapsed = time.perf_counter() - started
         if done.returncode != 0:
             raise SystemExit(f"talkcheck run --profile {profile} failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
-        summary = json.loads((Path(report) / "results.json").read_text())["summary"]
-    return elapsed, {k: summary[k] for k in ("passed", "failed", "skipped")}
+        results = json.loads((Path(report) / "results.json").read_text())
+    summary, run = results["summary"], results["run"]
+    passes = sum(int(p.get("engine passes", 0)) for p in run.get("phases", {}).values())
+    return elapsed, {**{k: summary[k] for k in ("passed", "failed", "skipped")},
+                     "checklist_calls": sum(run["checklist_calls"].values()), "all_calls": sum(run["calls"].values()),
+                     "engine_passes_side_by_side": passes}
+
+
+def compare_modes(rounds: int) -> dict[str, object]:
+    """Per-example and batched, alternating, for smoke and ci with --jobs 2."""
+    figures: dict[str, object] = {}
+    for profile in ("smoke", "ci"):
+        times: dict[str, list[float]] = {"per-example": [], "batched": []}
+        counts: dict[str, dict[str, int]] = {}
+        for _ in range(rounds):
+            for mode in ("per-example", "batched"):
+                elapsed, counts[mode] = one_run(profile, 2, mode)
+                times[mode].append(elapsed)
+        for mode in times:
+            figures[f"{profile}_{mode}"] = {"median_s": round(statistics.median(times[mode]), 1),
+                                            "min_s": round(min(times[mode]), 1), "max_s": round(max(times[mode]), 1),
+                                            "rounds": rounds, **counts[mode]}
+            print(f"{profile}_{mode}", figures[f"{profile}_{mode}"], flush=True)
+        figures[f"{profile}_speedup"] = round(statistics.median(times["per-example"])
+                                              / statistics.median(times["batched"]), 2)
+        print(f"{profile} speed-up, batched over per-example:", figures[f"{profile}_speedup"], flush=True)
+    return figures
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", help="write the figures here")
+    parser.add_argument("--modes", action="store_true", help="compare --mode per-example and batched")
     args = parser.parse_args()
+    if args.modes:
+        modes = compare_modes(args.rounds)
+        if args.json:
+            Path(args.json).write_text(json.dumps(modes, indent=2) + "\n")
+        return
     figures: dict[str, object] = {}
     for profile, jobs in (("smoke", 2), ("ci", 2), ("ci", 1)):
         rounds = args.rounds if jobs == 2 else 1

@@ -30,6 +30,7 @@ def _markdown(result: RunResult) -> str:
         "Calls made to each system: " + (", ".join(f"{system} {count}" for system, count in result.calls.items())
                                          or "not counted for this target"),
         "",
+        *([f"The checklist's calls per phase: {_phases_line(result)}", ""] if result.phases else []),
         *([f"Sandbox (safe mode): {_sandbox_line(result)}", "", *(f"- left behind: {t}" for t in
                                                                    result.sandbox["left"]), ""]
           if result.sandbox else []),
@@ -62,8 +63,19 @@ def _sandbox_line(result: RunResult) -> str:
 
 
 def _calls(check: CheckResult) -> str:
-    """The checklist's own calls for one row, per system."""
+    """The checklist's own calls for one row, per system (a check run side by side shares its phase's)."""
     return " · ".join(f"{system} {count}" for system, count in sorted(check.calls.items())) or "–"
+
+
+def _phases_line(result: RunResult) -> str:
+    """Each phase of the run with the checklist's calls per system (and the engine passes it shared)."""
+    parts = []
+    for phase, counts in result.phases.items():
+        calls = ", ".join(f"{system} {n}" for system, n in sorted(counts.items()) if system != "engine passes")
+        passes = f", {counts['engine passes']} engine passes" if counts.get("engine passes") else ""
+        parts.append(f"{phase}: {calls or 'no calls'}{passes}")
+    return "; ".join(parts) + (" (checks run side by side share their phase's calls)"
+                               if "side by side" in result.phases else "")
 
 
 def replay_command(result: RunResult, flow: str | None = None, check: str | None = None) -> str:
@@ -77,6 +89,8 @@ def replay_command(result: RunResult, flow: str | None = None, check: str | None
         parts.append("--config SANDBOX.toml")
     if result.engine != "builtin":
         parts.append(f"--engine '{result.engine}'")
+    if result.mode != "batched":
+        parts.append(f"--mode {result.mode}")
     if flow:
         parts.append(f"--flow {flow}")
     if check:
@@ -127,6 +141,8 @@ def _html(result: RunResult) -> str:
         f'<div class="tile"><b>{s["duration_s"]:.0f} s</b>duration</div>',
         *(f'<div class="tile"><b>{count}</b>calls to {e(system)}</div>' for system, count in result.calls.items()),
         "</div>",
+        *([f'<p class="note" id="phases">The checklist\'s calls per phase: {e(_phases_line(result))}</p>']
+          if result.phases else []),
     ]
     for flow in result.flows:
         failed = sum(c.status == "failed" for c in flow.checks)

@@ -91,3 +91,16 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     subprocess.run([browser, *flags, "--window-size=1200,1600", f"--screenshot={shot}", url],
                    capture_output=True, timeout=120, check=True)
     assert shot.stat().st_size > 20_000  # a rendered page, not a blank one
+
+
+def test_the_report_gives_the_calls_of_each_phase_and_the_mode_replays(tmp_path: Path) -> None:
+    result = sample()
+    result.phases = {"side by side": {"exact": 300, "customcrm": 200, "engine passes": 16},
+                     "one at a time": {"exact": 40, "customcrm": 30}}
+    write_reports(result, tmp_path)
+    line = "side by side: customcrm 200, exact 300, 16 engine passes; one at a time: customcrm 30, exact 40"
+    assert line in (tmp_path / "report.md").read_text() and line in (tmp_path / "report.html").read_text()
+    assert json.loads((tmp_path / "results.json").read_text())["run"]["phases"]["side by side"]["engine passes"] == 16
+    result.mode = "per-example"
+    write_reports(result, tmp_path)
+    assert "--seed 7 --mode per-example" in (tmp_path / "report.md").read_text()
