@@ -263,7 +263,10 @@ class _Server:
 
 def _serve(app: Any) -> _Server:
     port = _free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    # Checks side by side wait at the barrier for the engine pass far longer than uvicorn keeps an idle
+    # connection by default (5 s): a connection closed under a waiting client is reset on its next call.
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off",
+                            timeout_keep_alive=300)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"mock-{port}", daemon=True)
     thread.start()
