@@ -7,6 +7,7 @@ the smallest plausible mistake a real sync engine makes, written as an override 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, time
 from typing import Any
@@ -15,7 +16,7 @@ from sync.dataflow import Dataflow
 from sync.engine import Engine, FlowPlan, Mapping
 from sync.values import AMSTERDAM
 
-__all__ = ["PLANTED_BUGS", "PlantedBug"]
+__all__ = ["FIRST_PAGE_ONLY", "PLANTED_BUGS", "PlantedBug"]
 
 
 class DroppedPropertyEngine(Engine):
@@ -155,6 +156,21 @@ class LineMishandlingEngine(Engine):
         return result
 
 
+class FirstPageOnlyEngine(Engine):
+    """Reads only the first page of every Exact list and never follows ``__next``: a division with more users
+    than one page (60) holds owners the engine never matches, and their orders get no Salesperson."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        connector = self.exact
+
+        def first_page(path: str, params: dict[str, str]) -> Iterator[dict[str, Any]]:
+            body = connector._call("GET", path, params=params).json().get("d", {})
+            yield from (body.get("results", []) if isinstance(body, dict) else body)
+
+        connector._pages = first_page  # type: ignore[method-assign]
+
+
 class PlantedBug:
     """One planted bug: the engine variant, the flow to run, and the check that must catch it."""
 
@@ -177,3 +193,7 @@ PLANTED_BUGS: tuple[PlantedBug, ...] = (
     PlantedBug("breaks-a-reference", BrokenReferenceEngine, "contact-contacts", "references"),
     PlantedBug("mishandles-lines", LineMishandlingEngine, "order-salesorders", "lines"),
 )
+
+# Caught only where a list is longer than a page: the checks side by side give it one (see tests/test_batch.py).
+FIRST_PAGE_ONLY = PlantedBug("reads-the-first-page-only", FirstPageOnlyEngine, "user-salesorders",
+                             "property:Id->Salesperson")

@@ -110,3 +110,19 @@ def test_the_checks_of_a_flow_share_the_engine_passes_and_per_example_mode_stays
     passes = batched.phases["side by side"]["engine passes"]
     assert 0 < passes <= 12  # about the passes of one check's two examples, not of all ten
     assert "side by side" not in alone.phases
+
+
+def test_an_engine_that_reads_only_the_first_page_fails_a_named_check() -> None:
+    """Side by side, the division holds more users than one page of Exact's list (60): an engine that never
+    follows `__next` leaves owners unmatched, and the owner checks say which order and which user."""
+    from conformance.planted import FIRST_PAGE_ONLY
+    from conformance.runner import run_checklist
+    from sync.dataflow import load_dataflow
+
+    result = run_checklist(load_dataflow(), flows=["order-salesorders", "user-salesorders"], profile="smoke",
+                           engine_class=FIRST_PAGE_ONLY.engine)
+    failed = {c.id: c.detail for c in result.flows[1].checks if c.status == "failed"}
+    # Which users land past the first page depends on how the checks' steps interleave, so which owner
+    # checks fail (and whether Hypothesis can replay them) varies; that one fails naming the empty
+    # Salesperson does not.
+    assert any("has Salesperson None" in detail for detail in failed.values()), failed
