@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from conformance.sandbox import read_sync
+from conformance.sandbox import read_changes, read_sync
 
 __all__ = ["Mirror"]
 
@@ -99,20 +99,13 @@ class Mirror:
         with self._lock:
             version = self._version
             if self._crm_read != version:
-                while True:
-                    params: dict[str, Any] = {"limit": 500} | ({"after": self._crm_cursor} if self._crm_cursor else {})
-                    response = self._crm_client.get("/api/v1/changes", params=params, headers=self._crm_headers)
-                    response.raise_for_status()
-                    body = response.json()
-                    for change in body["changes"]:
-                        records = self._crm.setdefault(change["resource"], {})
-                        if change["op"] == "deleted":
-                            records.pop(str(change["id"]), None)
-                        else:
-                            records[str(change["id"])] = change["record"]
-                    self._crm_cursor = str(body.get("next_cursor") or self._crm_cursor)
-                    if not body.get("has_more"):
-                        break
+                changes, self._crm_cursor = read_changes(self._crm_client, self._crm_headers, self._crm_cursor)
+                for change in changes:
+                    records = self._crm.setdefault(change["resource"], {})
+                    if change["op"] == "deleted":
+                        records.pop(str(change["id"]), None)
+                    else:
+                        records[str(change["id"])] = change["record"]
                 self._crm_read = version
                 self.reads += 1
             return self._crm.get(path, {})

@@ -158,6 +158,21 @@ def read_sync(client: httpx.Client, url: str, headers: Callable[[], dict[str, st
     return rows
 
 
+def read_changes(client: httpx.Client, headers: dict[str, str], after: str) -> tuple[list[dict[str, Any]], str]:
+    """The Customcrm change feed after a cursor, every page of it, and the cursor to continue from."""
+    out: list[dict[str, Any]] = []
+    cursor = after
+    while True:
+        response = client.get("/api/v1/changes", params={"limit": 1000} | ({"after": cursor} if cursor else {}),
+                              headers=headers)
+        response.raise_for_status()
+        body = response.json()
+        out.extend(body["changes"])
+        cursor = str(body.get("next_cursor") or cursor)
+        if not body.get("has_more"):
+            return out, cursor
+
+
 class Scope:
     """What this run may see and must clean up in a sandbox.
 
@@ -214,17 +229,7 @@ class Scope:
 
     def crm_changes(self, after: str) -> tuple[list[dict[str, Any]], str]:
         """The Customcrm change feed after a cursor (every page), and the cursor to continue from."""
-        out: list[dict[str, Any]] = []
-        cursor = after
-        while True:
-            response = self.crm_client.get("/api/v1/changes", params={"limit": 1000} | (
-                {"after": cursor} if cursor else {}), headers=self.crm_headers)
-            response.raise_for_status()
-            body = response.json()
-            out.extend(body["changes"])
-            cursor = body["next_cursor"]
-            if not body.get("has_more"):
-                return out, cursor
+        return read_changes(self.crm_client, self.crm_headers, after)
 
     def begin(self, sync_paths: list[str]) -> None:
         """Note where every collection stands (again, after the engine settled): later reads see only what

@@ -34,7 +34,7 @@ from mocks.exact.state import (
     ExactState,
 )
 from sync.config import CustomcrmConfig, EngineConfig, ExactConfig, SyncConfig
-from sync.systems.exact import ENTITIES
+from sync.systems.exact import ENTITIES, ExactEntity
 
 __all__ = ["CustomcrmActor", "ExactActor", "Systems", "TokenSet"]
 
@@ -107,7 +107,8 @@ class ExactActor:
         response.raise_for_status()
         row: dict[str, Any] = response.json()["d"]
         if self.scope is not None:
-            key = next((e.key for e in ENTITIES.values() if e.path.lower() == path.lower()), "ID")
+            entity = _entity_at(path)
+            key = entity.key if entity is not None else "ID"
             self.scope.note_exact_created(path, str(row.get(key, "")))
         if self.observer is not None:
             self.observer("create", path, values, row)
@@ -128,7 +129,7 @@ class ExactActor:
 
     def get(self, path: str, key: str) -> dict[str, Any] | None:
         if self.mirror is not None:  # in a batch: from the mirror, which reads only what changed
-            entity = next((e for e in ENTITIES.values() if e.path.lower() == path.lower()), None)
+            entity = _entity_at(path)
             mirrored = self.mirror.exact_get(entity.sync_path, key) if entity is not None else None
             if mirrored is not None:
                 return mirrored
@@ -147,6 +148,11 @@ class ExactActor:
         if self.scope is not None:
             return self.scope.exact_all(sync_path)
         return read_sync(self.client, self.url(sync_path), self._headers, 0)
+
+
+def _entity_at(path: str) -> ExactEntity | None:
+    """The declared Exact entity whose REST path this is (any case), if any."""
+    return next((e for e in ENTITIES.values() if e.path.lower() == path.lower()), None)
 
 
 class CustomcrmActor:
