@@ -82,6 +82,9 @@ class LimitState:
     waits: int = 0
     refused: int = 0  # 429 answers seen (each waited out and sent again)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # One call at a time per system: a call is sent only after the answer to the one before has told how
+    # many are left (checks side by side would otherwise all read "calls left" and send at once).
+    turn: threading.Lock = field(default_factory=threading.Lock)
 
     def note(self, response: httpx.Response) -> None:
         headers = response.headers
@@ -134,9 +137,10 @@ class Pacer(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         for attempt in range(self.attempts):
-            self._hold()
-            response = self.inner.handle_request(request)
-            self.state.note(response)
+            with self.state.turn:
+                self._hold()
+                response = self.inner.handle_request(request)
+                self.state.note(response)
             if response.status_code != 429:
                 return response
             if daily_spent(response.headers, 429):
