@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from mocks.common.admin import ADMIN_PREFIX, admin_router, install_journal
+from mocks.common.edges import optional_not_nullable
 from mocks.common.faults import install_faults
 from mocks.customcrm.contract import components
 from mocks.customcrm.errors import install_error_handlers, problem_response
@@ -17,6 +18,23 @@ from mocks.customcrm.routes import build_router
 from mocks.customcrm.state import CustomcrmState
 
 __all__ = ["create_app"]
+
+
+def _drop_fastapi_422(responses: dict[str, Any]) -> None:
+    """FastAPI documents its own 422 body on operations with parameters; the contract answers problem details,
+    so only FastAPI's part goes (the contract's own 422, where an operation has one, stays)."""
+    answer = responses.get("422")
+    if answer is None or "HTTPValidationError" not in json.dumps(answer):
+        return
+    content = answer.get("content", {})
+    content.pop("application/json", None)
+    if content:
+        answer["description"] = _CONTRACT_422
+    else:
+        del responses["422"]
+
+
+_CONTRACT_422 = "A field is invalid; every invalid field is named"
 
 
 def create_app(state: CustomcrmState | None = None) -> FastAPI:
@@ -47,8 +65,9 @@ def create_app(state: CustomcrmState | None = None) -> FastAPI:
                 for op in item.values():
                     # FastAPI adds its own 422 shape; the contract answers problem details instead.
                     responses = op.get("responses", {})
-                    if "422" in responses and "HTTPValidationError" in json.dumps(responses["422"]):
-                        del responses["422"]
+                    _drop_fastapi_422(responses)
+                    for parameter in op.get("parameters", []):
+                        optional_not_nullable(parameter)
                     responses.pop("default", None)
             for unused in ("HTTPValidationError", "ValidationError"):
                 schema["components"]["schemas"].pop(unused, None)

@@ -29,7 +29,7 @@ __all__ = [
 
 def _email(value: str) -> str:
     try:
-        validate_email(value, check_deliverability=False)
+        validate_email(value, check_deliverability=False, test_environment=True)
     except EmailNotValidError as exc:
         raise ValueError(f"not a valid e-mail address: {exc}") from exc
     return value  # stored as given: the contract does not normalise case
@@ -41,8 +41,9 @@ def _finite(value: float) -> float:
     return value
 
 
-EmailAddress = Annotated[str, Field(max_length=254), AfterValidator(_email)]
+EmailAddress = Annotated[str, Field(max_length=254, json_schema_extra={"format": "email"}), AfterValidator(_email)]
 Number = Annotated[float, AfterValidator(_finite)]
+NonNegative = Annotated[float, Field(ge=0), AfterValidator(_finite)]
 def _iso_date(value: object) -> object:
     if not isinstance(value, str | date):
         raise ValueError("a date is written as an ISO string, YYYY-MM-DD")
@@ -76,7 +77,7 @@ class CustomerFields(_Fields):
     ZipCode: str | None = Field(default=None, max_length=20)
     City: str | None = Field(default=None, max_length=60)
     Country: str | None = Field(default=None, pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2 code")
-    CreditLimit: Number | None = Field(default=None, ge=0)
+    CreditLimit: NonNegative | None = None
     Blocked: bool = False
 
 
@@ -101,7 +102,7 @@ class ProductFields(_Fields):
     Name: str = Field(min_length=1, max_length=60)
     Description: Text | None = None
     Unit: str | None = Field(default=None, max_length=10)
-    Price: Number | None = Field(default=None, ge=0)
+    Price: NonNegative | None = None
     Barcode: str | None = Field(default=None, max_length=40)
     VatCode: str | None = Field(default=None, max_length=10)
     Notes: Text | None = None
@@ -118,7 +119,7 @@ class LineFields(_Fields):
     Id: str | None = Field(default=None, max_length=64, description="Server-assigned; send it back to keep the line")
     ProductId: RecordId
     Quantity: Number = 1.0
-    UnitPrice: Number | None = Field(default=None, ge=0)
+    UnitPrice: NonNegative | None = None
     Discount: Number = Field(default=0.0, ge=0, le=1, description="A fraction: 0.1 is 10%")
     Description: str | None = Field(default=None, max_length=200)
 

@@ -4,12 +4,14 @@
 
 import json
 from collections.abc import Callable
+from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from mocks.common.edges import MAX_JSON_DEPTH, too_deep
 from mocks.customcrm.contract import operation
 from mocks.customcrm.errors import Problem
 from mocks.customcrm.models import RESOURCES, Resource
@@ -18,8 +20,13 @@ from mocks.customcrm.state import CustomcrmState, Tenant
 __all__ = ["build_router"]
 
 StateGetter = Callable[[], CustomcrmState]
+IfMatch = Annotated[str | None, Header(pattern=r'^(\*|(W/)?"?[0-9]+"?)$', description=(
+    'The version the change is based on, as the ETag gave it ("3"; 3 is taken too), or * for any'))]
+ResourceName = StrEnum("ResourceName", {name: name for name in RESOURCES})  # type: ignore[misc]
 _bearer = HTTPBearer(auto_error=False, description="A tenant API key")
 MAX_PAGE = 200
+_CURSOR_DOC = "The next_cursor of the previous page (the last id it held)"
+_UUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
 
 def _article(name: str) -> str:
@@ -45,13 +52,25 @@ async def _json_object(request: Request) -> dict[str, Any]:
     content_type = request.headers.get("content-type", "")
     if "json" not in content_type:
         raise Problem(415, "Send the body as application/json.")
+    raw = await request.body()
+    if too_deep(raw):
+        raise Problem(400, f"The body nests deeper than {MAX_JSON_DEPTH} levels.")
     try:
-        body = json.loads(await request.body())
+        body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise Problem(400, f"The body is not valid JSON: {exc}.") from exc
     if not isinstance(body, dict):
         raise Problem(400, "The body must be a JSON object.")
     return body
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {"description": description,
+            "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+
+
+_feed_problems = {"400": _problem("Unknown cursor or resource"), "401": _problem("Missing or unknown API key"),
+                  "429": _problem("Too many requests; see Retry-After")}
 
 
 def build_router(get_state: StateGetter) -> APIRouter:
@@ -70,12 +89,11 @@ def build_router(get_state: StateGetter) -> APIRouter:
         "operationId": "list_changes",
         "responses": {"200": {"description": "A page of the change feed",
                               "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ChangePage"}}}},
-                      "400": {"description": "Unknown cursor or resource", "content": {"application/problem+json": {
-                          "schema": {"$ref": "#/components/schemas/Problem"}}}}}})
+                      **_feed_problems}})
     async def changes(
         t: Annotated[Tenant, Depends(tenant)],
-        after: Annotated[str | None, Query(description="The next_cursor of the previous page")] = None,
-        resource: Annotated[list[str] | None, Query(description="Only these collections")] = None,
+        after: Annotated[str | None, Query(pattern="^[0-9]+$", description=_CURSOR_DOC)] = None,
+        resource: Annotated[list[ResourceName] | None, Query(description="Only these collections")] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 500,
     ) -> dict[str, Any]:
         """Creates, updates and deletes in commit order after a cursor; deletes carry no record."""
@@ -85,10 +103,8 @@ def build_router(get_state: StateGetter) -> APIRouter:
             raise Problem(400, f"The cursor {after!r} is not one this API issued.") from exc
         if position < 0:
             raise Problem(400, f"The cursor {after!r} is not one this API issued.")
-        unknown = [r for r in resource or [] if r not in RESOURCES]
-        if unknown:
-            raise Problem(400, f"Unknown resource {unknown[0]!r}.")
-        entries, last, more = get_state().changes(t, position, set(resource) if resource else None, limit)
+        chosen = {r.value for r in resource} if resource else None
+        entries, last, more = get_state().changes(t, position, chosen, limit)
         return {
             "changes": [
                 {"cursor": str(e["seq"]), "resource": e["resource"], "id": e["id"], "op": e["op"],
@@ -113,7 +129,7 @@ def _add_resource_routes(router: APIRouter, resource: Resource, get_state: State
         request: Request,
         t: Annotated[Tenant, Depends(tenant)],
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
-        cursor: Annotated[str | None, Query()] = None,
+        cursor: Annotated[str | None, Query(pattern=_UUID, description=_CURSOR_DOC)] = None,
     ) -> dict[str, Any]:
         filters: dict[str, Any] = {}
         for name, value in request.query_params.items():
@@ -136,13 +152,13 @@ def _add_resource_routes(router: APIRouter, resource: Resource, get_state: State
         return JSONResponse(record, headers={"ETag": _etag(record)})
 
     async def update(request: Request, record_id: str, t: Annotated[Tenant, Depends(tenant)],
-                     if_match: Annotated[str | None, Header()] = None) -> JSONResponse:
+                     if_match: IfMatch = None) -> JSONResponse:
         patch = await _json_object(request)
         record = get_state().update(t, resource, record_id, patch, _if_match(if_match))
         return JSONResponse(record, headers={"ETag": _etag(record)})
 
     async def delete(record_id: str, t: Annotated[Tenant, Depends(tenant)],
-               if_match: Annotated[str | None, Header()] = None) -> Response:
+               if_match: IfMatch = None) -> Response:
         get_state().delete(t, resource, record_id, _if_match(if_match))
         return Response(status_code=204)
 

@@ -237,9 +237,6 @@ class CustomcrmState:
             record = tenant.rows(resource).get(record_id)
             if record is None:
                 raise Problem(404, f"No {resource.name.lower()} with id {record_id}.")
-            if if_match is not None and if_match != record["Version"]:
-                raise Problem(412, f"The {resource.name.lower()} has changed: version {record['Version']} is "
-                                   f"current, the request was based on version {if_match}.")
             meta = [k for k in patch if k in _META]
             if meta:
                 raise Problem(422, "Read-only fields cannot be written.",
@@ -247,6 +244,11 @@ class CustomcrmState:
             merged = {k: v for k, v in record.items() if k not in _META}
             merged.update(patch)
             values = self._validate(tenant, resource, merged, record_id, record.get("Lines"))
+            # The version is compared after the body is validated: an invalid change is refused as invalid,
+            # whatever version it was based on.
+            if if_match is not None and if_match != record["Version"]:
+                raise Problem(412, f"The {resource.name.lower()} has changed: version {record['Version']} is "
+                                   f"current, the request was based on version {if_match}.")
             record.update(values)
             record["ModifiedAt"] = iso(self.clock.now())
             record["Version"] += 1

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 
 from mocks.common.admin import ADMIN_PREFIX, admin_router, install_journal
 from mocks.common.faults import install_faults
 from mocks.exact.errors import error_body, install_error_handlers
+from mocks.exact.openapi import finish_schema
 from mocks.exact.paths import CaseInsensitivePaths
 from mocks.exact.ratelimit import install_rate_limits
 from mocks.exact.routes import build_router
@@ -42,4 +46,12 @@ def create_app(state: ExactState | None = None, *, rate_limits: bool = False) ->
     install_journal(app, lambda: current().journal, lambda: current().clock)
     app.include_router(build_router(current))
     app.include_router(admin_router(current))
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = finish_schema(get_openapi(title=app.title, version=app.version,
+                                                           description=app.description, routes=app.routes))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app

@@ -17,7 +17,7 @@ __all__ = ["AMSTERDAM", "EdmError", "date_literal", "from_wire", "to_wire"]
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 _EPOCH = datetime(1970, 1, 1)
 _DATE_JSON = re.compile(r"^/Date\((-?\d+)(?:[+-]\d{4})?\)/$")
-_INT_RANGES = {"Edm.Byte": (0, 255), "Edm.Int16": (-(2**15), 2**15 - 1), "Edm.Int32": (-(2**31), 2**31 - 1),
+INT_RANGES = {"Edm.Byte": (0, 255), "Edm.Int16": (-(2**15), 2**15 - 1), "Edm.Int32": (-(2**31), 2**31 - 1),
                "Edm.Int64": (-(2**63), 2**63 - 1)}
 
 
@@ -39,7 +39,10 @@ def date_literal(text: str) -> datetime:
     """Parse an input date-time: ISO without offset is Amsterdam local time, with offset is absolute."""
     m = _DATE_JSON.match(text)
     if m:
-        return _from_wall_ms(int(m.group(1)))
+        try:
+            return _from_wall_ms(int(m.group(1)))
+        except (OverflowError, ValueError) as exc:
+            raise EdmError(f"'{text}' is outside the dates Exact stores") from exc
     candidate = text.strip()
     if candidate.endswith("Z"):
         candidate = candidate[:-1] + "+00:00"
@@ -52,7 +55,12 @@ def date_literal(text: str) -> datetime:
             raise EdmError(f"'{text}' is not a valid date-time") from exc
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=AMSTERDAM)
-    return parsed.astimezone(UTC)
+    try:
+        instant = parsed.astimezone(UTC)
+        _wall_ms(instant)  # it must be written back as Exact's wall-clock /Date()/ too
+        return instant
+    except (OverflowError, ValueError) as exc:
+        raise EdmError(f"'{text}' is outside the dates Exact stores") from exc
 
 
 def to_wire(value: Any, edm_type: str) -> Any:
@@ -89,7 +97,7 @@ def from_wire(value: Any, edm_type: str) -> Any:
         if isinstance(value, str) and value.lower() in ("true", "false"):
             return value.lower() == "true"
         raise EdmError("true or false is expected")
-    if edm_type in _INT_RANGES:
+    if edm_type in INT_RANGES:
         if isinstance(value, bool):
             raise EdmError("a whole number is expected")
         try:
@@ -98,7 +106,7 @@ def from_wire(value: Any, edm_type: str) -> Any:
             number = None
         if number is None:
             raise EdmError("a whole number is expected")
-        low, high = _INT_RANGES[edm_type]
+        low, high = INT_RANGES[edm_type]
         if not low <= number <= high:
             raise EdmError(f"{number} is out of range for {edm_type}")
         return number

@@ -13,6 +13,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from mocks.common.edges import allowed_methods
+
 __all__ = ["ExactError", "error_body", "install_error_handlers"]
 
 
@@ -35,12 +37,14 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, ExactError)
         return JSONResponse(error_body(exc.message), status_code=exc.status, headers=exc.headers)
 
-    async def http_error(_: Request, exc: Exception) -> JSONResponse:
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         text = "Not found" if exc.status_code == 404 else str(exc.detail)
+        headers = dict(exc.headers or {})
         if exc.status_code == 405:
             text = "Method not allowed"
-        return JSONResponse(error_body(text), status_code=exc.status_code)
+            headers["Allow"] = ", ".join(allowed_methods(request))
+        return JSONResponse(error_body(text), status_code=exc.status_code, headers=headers)
 
     async def validation_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)

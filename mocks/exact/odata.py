@@ -14,7 +14,7 @@ $filter is parsed into a small expression tree and evaluated against stored reco
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -49,6 +49,7 @@ class _Tok:
     kind: str
     value: Any
     pos: int
+    edm: str | None = None  # a literal's type, so a comparison can refuse a literal of the wrong type
 
 
 Evaluator = Callable[[dict[str, Any]], Any]
@@ -76,19 +77,20 @@ def _tokenize(text: str) -> list[_Tok]:
             raise ExactError(400, SYNTAX_ERROR)
         start = m.start() + (len(m.group(0)) - len(m.group(0).lstrip()))
         if m.group("guid"):
-            tokens.append(_Tok("lit", m.group("guidval").lower(), start))
+            tokens.append(_Tok("lit", m.group("guidval").lower(), start, "Edm.Guid"))
         elif m.group("dt") is not None:
             try:
-                tokens.append(_Tok("lit", date_literal(m.group("dtval")), start))
+                tokens.append(_Tok("lit", date_literal(m.group("dtval")), start, "Edm.DateTime"))
             except EdmError as exc:
                 raise ExactError(400, SYNTAX_ERROR) from exc
         elif m.group("str") is not None:
-            tokens.append(_Tok("lit", m.group("strval").replace("''", "'"), start))
+            tokens.append(_Tok("lit", m.group("strval").replace("''", "'"), start, "Edm.String"))
         elif m.group("num"):
             raw = m.group("num")
             suffix = (m.group("suffix") or "").upper()
             is_int = re.fullmatch(r"-?\d+", raw) is not None and suffix not in ("M", "D", "F")
-            tokens.append(_Tok("lit", int(raw) if is_int else float(raw), start))
+            tokens.append(_Tok("lit", int(raw) if is_int else float(raw), start,
+                                  "Edm.Int64" if is_int else "Edm.Double"))
         elif m.group("lp"):
             tokens.append(_Tok("(", None, start))
         elif m.group("rp"):
@@ -99,7 +101,7 @@ def _tokenize(text: str) -> list[_Tok]:
             word = m.group("name")
             low = word.lower()
             if low in ("true", "false"):
-                tokens.append(_Tok("lit", low == "true", start))
+                tokens.append(_Tok("lit", low == "true", start, "Edm.Boolean"))
             elif low == "null":
                 tokens.append(_Tok("lit", None, start))
             elif low in _COMPARE or low in ("and", "or", "not"):
@@ -150,8 +152,21 @@ def _compare(op: str, a: Any, b: Any) -> bool:
         return False
 
 
+_NUMBERS = frozenset({"Edm.Byte", "Edm.Int16", "Edm.Int32", "Edm.Int64", "Edm.Double", "Edm.Decimal",
+                      "Edm.Single"})
+
+
+def _family(edm: str) -> str:
+    """Types that compare with each other: all numbers, the two date kinds; the rest only with themselves."""
+    if edm in _NUMBERS:
+        return "number"
+    return "date" if edm in ("Edm.DateTime", "Edm.DateTimeOffset") else edm
+
+
 class _Parser:
-    def __init__(self, tokens: list[_Tok], known: Callable[[str], bool], type_name: str) -> None:
+    def __init__(self, tokens: list[_Tok], known: Callable[[str], bool], type_name: str,
+                 types: Mapping[str, str] | None = None) -> None:
+        self.types = types or {}
         self.tokens = tokens
         self.i = 0
         self.known = known
@@ -203,13 +218,27 @@ class _Parser:
             return lambda rec: not bool(inner(rec))
         return self.compare()
 
+    def _operand_type(self, start: int) -> str | None:
+        """The Edm type of an operand that is one property or one literal (None for anything else)."""
+        if self.i != start + 1:
+            return None
+        tok = self.tokens[start]
+        return tok.edm if tok.kind == "lit" else self.types.get(tok.value) if tok.kind == "name" else None
+
     def compare(self) -> Evaluator:
+        start = self.i
         left = self.term()
+        left_type = self._operand_type(start)
         tok = self.peek()
         if tok is not None and tok.kind == "op" and tok.value in _COMPARE:
             self.take()
+            start = self.i
             right = self.term()
+            right_type = self._operand_type(start)
             op = tok.value
+            if left_type and right_type and _family(left_type) != _family(right_type):
+                raise ExactError(400, f"Bad Request - Operator '{op}' incompatible with operand types "
+                                      f"'{left_type}' and '{right_type}' at position {tok.pos}.")
             return lambda rec: _compare(op, left(rec), right(rec))
         return left
 
@@ -274,11 +303,13 @@ class _Parser:
         return call
 
 
-def parse_filter(text: str, known: Callable[[str], bool], type_name: str) -> Filter:
-    """Parse a $filter; `known` says whether a property name exists on the entity type."""
+def parse_filter(text: str, known: Callable[[str], bool], type_name: str,
+                 types: Mapping[str, str] | None = None) -> Filter:
+    """Parse a $filter; `known` says whether a property name exists on the entity type, and `types` gives
+    the properties' Edm types, so that `ID eq 'abc'` or `Name eq 5` is refused as Exact refuses it."""
     if not text.strip():
         raise ExactError(400, SYNTAX_ERROR)
-    parser = _Parser(_tokenize(text), known, type_name)
+    parser = _Parser(_tokenize(text), known, type_name, types)
     predicate = parser.parse()
     return Filter(frozenset(parser.fields), predicate)
 

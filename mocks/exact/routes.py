@@ -13,10 +13,13 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from mocks.common.edges import MAX_JSON_DEPTH, basic_credentials, too_deep
 from mocks.exact.edm import to_wire
 from mocks.exact.entities import ENTITY_SETS, EntitySetDef
 from mocks.exact.errors import ExactError
+from mocks.exact.metadata import metadata_services, service_metadata
 from mocks.exact.odata import Filter, parse_filter, parse_orderby, parse_select
+from mocks.exact.openapi import entity_operation
 from mocks.exact.state import ExactState, TokenError, User
 
 __all__ = ["BULK_PAGE_SIZE", "PAGE_SIZE", "SYNC_PAGE_SIZE", "build_router"]
@@ -89,8 +92,25 @@ def _next_url(request: Request, **changes: str) -> str:
     return f"{_base(request)}{request.url.path}?{urlencode(params, safe=chr(39) + '$(),')}"
 
 
+_SYSTEM_OPTIONS = frozenset({"$filter", "$select", "$expand", "$top", "$skip", "$skiptoken", "$orderby",
+                             "$inlinecount", "$format"})
+
+
+async def _known_options(request: Request) -> None:
+    """OData servers refuse a system query option they do not know, and a value outside an option's set."""
+    for name, value in request.query_params.multi_items():
+        if name.startswith("$") and name not in _SYSTEM_OPTIONS:
+            raise ExactError(400, f"Bad Request - The query parameter '{name}' begins with a system-reserved '$' "
+                                  "character but is not recognized.")
+        if name == "$inlinecount" and value not in ("allpages", "none"):
+            raise ExactError(400, f"Bad Request - Invalid value '{value}' for $inlinecount query option found. "
+                                  "Valid values are 'allpages' and 'none'.")
+        if name == "$format" and value not in ("json", "application/json"):
+            raise ExactError(400, f"Bad Request - The $format value '{value}' is not supported; use json.")
+
+
 def build_router(get_state: StateGetter) -> APIRouter:
-    router = APIRouter()
+    router = APIRouter(dependencies=[Depends(_known_options)])
 
     async def current_user(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -125,6 +145,19 @@ def build_router(get_state: StateGetter) -> APIRouter:
         if "application/x-www-form-urlencoded" not in request.headers.get("content-type", ""):
             return JSONResponse({"error": "invalid_request"}, status_code=400)
         form = {k: v[0] for k, v in parse_qs((await request.body()).decode("utf-8", "replace")).items()}
+        try:
+            basic = basic_credentials(request.headers.get("authorization"))
+        except ValueError as exc:
+            return JSONResponse({"error": "invalid_client", "error_description": str(exc)}, status_code=401,
+                                headers={"WWW-Authenticate": 'Basic realm="oauth2"'})
+        if basic is not None:
+            if "client_secret" in form:  # RFC 6749 §2.3: one authentication method per request
+                return JSONResponse({"error": "invalid_request", "error_description":
+                                     "the client authenticated both in the header and in the body"}, status_code=400)
+            if form.get("client_id", basic[0]) != basic[0]:
+                return JSONResponse({"error": "invalid_request", "error_description":
+                                     "client_id differs from the one in the Authorization header"}, status_code=400)
+            form["client_id"], form["client_secret"] = basic
         state = get_state()
         try:
             grant = form.get("grant_type")
@@ -157,6 +190,18 @@ def build_router(get_state: StateGetter) -> APIRouter:
             "ServerUtcOffset": 0.0,
         }
         return {"d": {"results": [row]}}
+
+    # ---------------------------------------------------------------- the service documents
+
+    @router.get("/api/v1/{division}/{service}/$metadata", tags=["system"], response_class=Response,
+                responses={200: {"content": {"application/xml": {}}, "description": "The EDMX service document"}})
+    async def metadata(division: int, service: str, user: Annotated[User, Depends(division_user)]) -> Response:
+        """The OData service document of one service (crm, salesorder, logistics, ...): its entity sets."""
+        document = service_metadata(service)
+        if document is None:
+            raise ExactError(404, f"Not found: the mock has no service '{service}'; it serves "
+                                  + ", ".join(metadata_services()))
+        return Response(document, media_type="application/xml")
 
     # ---------------------------------------------------------------- entity sets
 
@@ -237,6 +282,8 @@ def _add_sync_route(
     def known(name: str) -> bool:
         return name in extras or name in entity_set.properties
 
+    edm_types = {name: p.edm_type for name, p in entity_set.properties.items()} | {"Timestamp": "Edm.Int64"}
+
     async def sync_list(
         request: Request, division: int, user: Annotated[User, Depends(division_user)],
         filter_: Annotated[str | None, Query(alias="$filter")] = None,
@@ -247,7 +294,7 @@ def _add_sync_route(
         _check_accept(accept)
         chosen = parse_select(select, known, entity_set.type_name)
         if filter_:
-            parsed = parse_filter(filter_, known, entity_set.type_name)
+            parsed = parse_filter(filter_, known, entity_set.type_name, edm_types)
             if parsed.fields - {"Timestamp"}:
                 raise ExactError(400, "This $filter parameter is not supported for this resource")
         state = get_state()
@@ -259,7 +306,8 @@ def _add_sync_route(
         )
 
     router.add_api_route(f"/api/v1/{{division}}/sync/{entity_set.sync_path}", sync_list, methods=["GET"],
-                         tags=["sync"], name=f"sync_{entity_set.name}")
+                         tags=["sync"], name=f"sync_{entity_set.name}",
+                         openapi_extra=entity_operation(entity_set, "sync"))
 
 
 def _page(
@@ -309,6 +357,8 @@ def _add_entity_routes(
     def known(name: str) -> bool:
         return name in entity_set.properties
 
+    edm_types = {name: p.edm_type for name, p in entity_set.properties.items()}
+
     def parse_key(key: str) -> str:
         m = _KEY.match(key)
         if not m:
@@ -316,7 +366,7 @@ def _add_entity_routes(
         return m.group(1).lower()
 
     def filtered(division: int, filter_: str | None, mandatory: bool = True) -> list[dict[str, Any]]:
-        predicate = parse_filter(filter_, known, entity_set.type_name) if filter_ else None
+        predicate = parse_filter(filter_, known, entity_set.type_name, edm_types) if filter_ else None
         if (mandatory and entity_set.mandatory_filter
                 and (predicate is None or not predicate.fields & entity_set.mandatory_filter)):
             raise ExactError(
@@ -395,15 +445,21 @@ def _add_entity_routes(
 
     tag = entity_set.path
     name = f"{entity_set.service}_{entity_set.name}"
-    router.add_api_route(path, list_, methods=["GET"], tags=[tag], name=f"list_{name}")
+    router.add_api_route(path, list_, methods=["GET"], tags=[tag], name=f"list_{name}",
+                         openapi_extra=entity_operation(entity_set, "list"))
     router.add_api_route(path + "/$count", count, methods=["GET"], tags=[tag], name=f"count_{name}",
+                         openapi_extra=entity_operation(entity_set, "count"),
                          response_class=PlainTextResponse)
-    router.add_api_route(item_path, get_one, methods=["GET"], tags=[tag], name=f"get_{name}")
+    router.add_api_route(item_path, get_one, methods=["GET"], tags=[tag], name=f"get_{name}",
+                         openapi_extra=entity_operation(entity_set, "get"))
     if not entity_set.read_only:
-        router.add_api_route(path, create, methods=["POST"], tags=[tag], name=f"create_{name}", status_code=201)
+        router.add_api_route(path, create, methods=["POST"], tags=[tag], name=f"create_{name}", status_code=201,
+                             openapi_extra=entity_operation(entity_set, "create"))
         router.add_api_route(item_path, update, methods=["PUT"], tags=[tag], name=f"update_{name}",
+                             openapi_extra=entity_operation(entity_set, "update"),
                              status_code=204)
         router.add_api_route(item_path, delete, methods=["DELETE"], tags=[tag], name=f"delete_{name}",
+                             openapi_extra=entity_operation(entity_set, "delete"),
                              status_code=204)
     if entity_set.lines is not None:
         line_set = ENTITY_SETS[entity_set.lines.set_name]
@@ -417,7 +473,7 @@ def _add_entity_routes(
             return {"d": {"results": [_serialize(request, division, line_set, r, None, state=state) for r in rows]}}
 
         router.add_api_route(item_path + f"/{entity_set.lines.nav}", lines, methods=["GET"], tags=[tag],
-                             name=f"lines_{name}")
+                             name=f"lines_{name}", openapi_extra=entity_operation(line_set, "lines"))
     if entity_set.bulk_path:
         async def bulk(
             request: Request, division: int, user: Annotated[User, Depends(division_user)],
@@ -436,7 +492,7 @@ def _add_entity_routes(
                          inlinecount=None, expand={})
 
         router.add_api_route(f"/api/v1/{{division}}/bulk/{entity_set.bulk_path}", bulk, methods=["GET"],
-                             tags=["bulk"], name=f"bulk_{name}")
+                             tags=["bulk"], name=f"bulk_{name}", openapi_extra=entity_operation(entity_set, "bulk"))
 
 
 def _order_key(name: str) -> Callable[[dict[str, Any]], tuple[bool, str]]:
@@ -451,6 +507,8 @@ def _order_key(name: str) -> Callable[[dict[str, Any]], tuple[bool, str]]:
 
 async def _json_body(request: Request) -> dict[str, Any]:
     raw = await request.body()
+    if too_deep(raw):
+        raise ExactError(400, f"Error processing request stream. The JSON nests deeper than {MAX_JSON_DEPTH} levels.")
     try:
         body = json.loads(raw or b"null")
     except (ValueError, UnicodeDecodeError) as exc:
