@@ -13,7 +13,10 @@ from sync.dataflow import DataflowError, load_dataflow
 
 __all__ = ["main"]
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+# 0 all done; 1 some record failed (the rest synced); 2 configuration, document or credentials; 3 a system was
+# unreachable or answered errors after retries, or the engine crashed; 4 the state file needs a person
+# (damaged, or lost while both systems hold records: see --relink); 5 another engine holds the state file.
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_STATE, EXIT_BUSY = 0, 1, 2, 3, 4, 5
 
 
 class _Parser(argparse.ArgumentParser):
@@ -73,6 +76,14 @@ def _parser() -> argparse.ArgumentParser:
     sync.add_argument("--once", action="store_true", help="one pass, then exit (0: no record failed, 1: some did)")
     sync.add_argument("--full", action="store_true",
                       help="re-read both systems from the start (after lost or expired cursors)")
+    first = sync.add_mutually_exclusive_group()
+    first.add_argument("--relink", action="store_true",
+                       help="after a lost or damaged state file: link the records both systems hold by their merge "
+                            "keys, create nothing, and hold back what has no match")
+    first.add_argument("--first-sync", action="store_true",
+                       help="the first sync of two systems that both hold data: link what matches, create the rest")
+    sync.add_argument("--release-held", action="store_true",
+                      help="let the records a --relink held back be created on the next pass")
 
     cleanup = sub.add_parser("cleanup", help="remove what interrupted sandbox runs left behind (from their manifests)")
     cleanup.add_argument("--config", required=True, help="the sandbox config the runs used")
@@ -214,9 +225,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK if result.ok else EXIT_FAILED
 
 
+def _first_sync(args: argparse.Namespace) -> str:
+    """A state that knows nothing: the checklist hands `--from-env` a new state for new systems (create);
+    a configured engine refuses when both systems already hold records, unless told what to do."""
+    if args.relink:
+        return "relink"
+    if args.first_sync or args.from_env:
+        return "create"
+    return "refuse"
+
+
 def _cmd_sync(args: argparse.Namespace) -> int:
     from sync.config import config_from_env, load_config
-    from sync.errors import AuthError, ConfigError
+    from sync.errors import AuthError, ConfigError, ConnectorError, EngineBusy, StateError
     from sync.service import run_service, scrub
 
     try:
@@ -224,13 +245,30 @@ def _cmd_sync(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"talkcheck: {exc}", file=sys.stderr)
         return EXIT_USAGE
+
+    def fail(code: int, text: str) -> int:
+        print(f"talkcheck: {scrub(text, config.secrets)}", file=sys.stderr)
+        return code
+
     try:
-        report = run_service(config, once=args.once, full=args.full, out=lambda text: print(text, flush=True))
+        report = run_service(config, once=args.once, full=args.full, out=lambda text: print(text, flush=True),
+                             first_sync=_first_sync(args), release_held=args.release_held)
     except (ConfigError, AuthError) as exc:
-        print(f"talkcheck: {scrub(str(exc), config.secrets)}", file=sys.stderr)
-        return EXIT_USAGE
+        return fail(EXIT_USAGE, str(exc))
+    except StateError as exc:
+        return fail(EXIT_STATE, str(exc))
+    except EngineBusy as exc:
+        return fail(EXIT_BUSY, str(exc))
+    except ConnectorError as exc:
+        return fail(EXIT_UNREACHABLE, f"the pass stopped: {exc}. Nothing is lost: the next pass starts from where "
+                                      "this one was")
     except KeyboardInterrupt:
         return EXIT_OK
+    except Exception as exc:  # a defect of the engine itself: one line, the traceback only when asked for
+        if os.environ.get("TALKCHECK_DEBUG"):
+            raise
+        return fail(EXIT_UNREACHABLE, f"the engine crashed ({type(exc).__name__}: {exc}); run again with "
+                                      "TALKCHECK_DEBUG=1 for the traceback, and please report it")
     return EXIT_OK if all(r.failed == 0 for r in report.flows) else EXIT_FAILED
 
 

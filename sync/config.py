@@ -6,6 +6,7 @@ Example ``sync.toml``::
     state = "talkcheck-sync.sqlite3"     # links, snapshots, cursors and tokens
     priority = "customcrm"               # who wins when both sides changed at the same time
     interval = 60                         # seconds between passes without --once
+    lock_wait = 600                       # seconds to wait for another engine on the same state file
 
     [customcrm]
     base_url = "https://crm.example.com"
@@ -25,16 +26,28 @@ Example ``sync.toml``::
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sync.errors import ConfigError
 
-__all__ = ["ENV_VARIABLES", "CustomcrmConfig", "EngineConfig", "ExactConfig", "SyncConfig", "config_from_env",
-           "exact_app", "load_config"]
+__all__ = [
+    "CustomcrmConfig",
+    "ENV_VARIABLES",
+    "EngineConfig",
+    "ExactConfig",
+    "KNOWN_KEYS",
+    "SyncConfig",
+    "check_keys",
+    "config_from_env",
+    "exact_app",
+    "load_config",
+]
 
 # The variables an engine under test gets from `talkcheck run --engine cmd:/poll:` (and that
 # `talkcheck sync --from-env` reads): name -> what it holds.
@@ -85,6 +98,7 @@ class EngineConfig:
     document: str | None = None
     timeout: float = 30.0
     flows: tuple[str, ...] | None = None  # only these flows (all of the document's when None)
+    lock_wait: float = 600.0  # how long a pass waits for another engine on the same state file
 
 
 @dataclass(frozen=True)
@@ -141,6 +155,43 @@ def exact_app(data: dict[str, Any], name: str, path: Path, base: ExactConfig) ->
                        str(_secret(section, "client_secret", name, path)), refresh, access)
 
 
+_APP_KEYS = frozenset({"client_id_env", "client_secret_env", "refresh_token_env", "access_token_env"})
+# Every key a config file may hold, per section: a typo is refused with the nearest key, never ignored.
+KNOWN_KEYS: dict[str, frozenset[str]] = {
+    "engine": frozenset({"state", "priority", "interval", "document", "timeout", "lock_wait"}),
+    "customcrm": frozenset({"base_url", "api_key_env"}),
+    "exact": frozenset({"base_url", "division"}) | _APP_KEYS,
+    "engine_exact": _APP_KEYS,
+    "checklist": frozenset({"call_budget"}),
+}
+
+
+def _nearest(word: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def check_keys(data: dict[str, Any], path: Path) -> None:
+    """Refuse sections and keys the config does not know, naming the nearest known one."""
+    for section, body in data.items():
+        if section not in KNOWN_KEYS:
+            raise ConfigError(f"{path}: unknown section [{section}]{_nearest(section, KNOWN_KEYS)}; known: "
+                              + ", ".join(f"[{name}]" for name in KNOWN_KEYS))
+        if not isinstance(body, dict):
+            raise ConfigError(f"{path}: [{section}] must be a section, not a value")
+        for key in body:
+            if key not in KNOWN_KEYS[section]:
+                raise ConfigError(f"{path}: [{section}] has no key {key!r}{_nearest(key, KNOWN_KEYS[section])}; "
+                                  f"known: {', '.join(sorted(KNOWN_KEYS[section]))}")
+
+
+def _number(section: dict[str, Any], key: str, default: float, name: str, path: Path) -> float:
+    value = section.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ConfigError(f"{path}: [{name}] {key} must be a number of seconds, not {value!r}")
+    return float(value)
+
+
 def load_config(path: str | Path) -> SyncConfig:
     p = Path(path)
     try:
@@ -149,6 +200,7 @@ def load_config(path: str | Path) -> SyncConfig:
         raise ConfigError(f"cannot read the config {p}: {exc.strerror or exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p}: not valid TOML: {exc}") from exc
+    check_keys(data, p)
     engine = data.get("engine", {})
     crm = _section(data, "customcrm", p)
     exact = _section(data, "exact", p)
@@ -163,8 +215,9 @@ def load_config(path: str | Path) -> SyncConfig:
     if not Path(state).is_absolute():
         state = str((p.parent / state).resolve())
     return SyncConfig(
-        engine=EngineConfig(state=state, priority=priority, interval=float(engine.get("interval", 60)),
-                            document=engine.get("document"), timeout=float(engine.get("timeout", 30))),
+        engine=EngineConfig(state=state, priority=priority, interval=_number(engine, "interval", 60, "engine", p),
+                            document=engine.get("document"), timeout=_number(engine, "timeout", 30, "engine", p),
+                            lock_wait=_number(engine, "lock_wait", 600, "engine", p)),
         customcrm=CustomcrmConfig(_url(crm, "customcrm", p), str(_secret(crm, "api_key", "customcrm", p))),
         exact=ExactConfig(_url(exact, "exact", p), division, str(_secret(exact, "client_id", "exact", p)),
                           str(_secret(exact, "client_secret", "exact", p)),

@@ -35,17 +35,20 @@ from typing import Any
 from sync.connectors.customcrm import CustomcrmConnector
 from sync.connectors.exact import ExactConnector
 from sync.dataflow import Dataflow, Flow, PropertyRow
-from sync.errors import AuthError, ConflictError, ConnectorError, LinkConflict, SyncError
+from sync.errors import AuthError, ConflictError, ConnectorError, LinkConflict, StateError, SyncError
 from sync.store import Link, LinkStore
 from sync.systems.customcrm import CustomcrmResource, resource_for
 from sync.systems.exact import ExactEntity, entity_for
 from sync.values import canonical, exact_datetime, kind_for, parse_crm_datetime, to_customcrm, to_exact
 
-__all__ = ["Engine", "FlowPlan", "FlowReport", "Issue", "Mapping", "SyncReport", "plan_flow"]
+__all__ = ["FIRST_SYNC", "Engine", "FlowPlan", "FlowReport", "Issue", "Mapping", "SyncReport", "plan_flow"]
 
 _MISSING = object()
 LINES = "__lines__"
 UNLINKED = "exact:"  # prefix of a canonical reference to an Exact record no Customcrm record is linked to
+
+
+FIRST_SYNC = ("create", "refuse", "relink")
 
 
 class Waiting(SyncError):
@@ -129,7 +132,7 @@ class FlowReport:
         self.issues.append(Issue(record, kind, reason))
         if kind in ("failed", "waiting"):
             self.failed += 1
-        elif kind in ("skipped", "ambiguous"):
+        elif kind in ("skipped", "ambiguous", "held"):
             self.skipped += 1
         elif kind == "retired":
             self.retired += 1
@@ -259,9 +262,15 @@ class Engine:
     """Synchronizes the flows of a document between one Customcrm tenant and one Exact division."""
 
     def __init__(self, doc: Dataflow, crm: CustomcrmConnector, exact: ExactConnector, store: LinkStore,
-                 *, priority: str = "customcrm", flows: list[str] | None = None) -> None:
+                 *, priority: str = "customcrm", flows: list[str] | None = None, first_sync: str = "create") -> None:
         if priority not in ("customcrm", "exact"):
             raise ValueError("priority is 'customcrm' or 'exact'")
+        if first_sync not in FIRST_SYNC:
+            raise ValueError(f"first_sync is one of {', '.join(FIRST_SYNC)}")
+        # What a pass does when the state knows nothing yet: "create" what has no match (a first sync),
+        # "refuse" when both systems already hold records of a flow (the state may have been lost), or
+        # "relink": link by merge key and hold, not create, what has no match.
+        self.first_sync = first_sync
         self.doc = doc
         self.crm = crm
         self.exact = exact
@@ -304,6 +313,7 @@ class Engine:
 
     def _sync_flow(self, plan: FlowPlan, report: FlowReport, *, full: bool = False) -> None:
         flow_id = plan.flow.id
+        fresh = self.first_sync == "refuse" and self.store.knows_nothing_of(flow_id)
         self._recover_intents(plan, report)
 
         crm_cursor = f"{flow_id}:customcrm"
@@ -313,6 +323,8 @@ class Engine:
         exact_rows, next_exact = self.exact.changes(plan.entity, plan.exact_fields,
                                                     0 if full else int(self.store.cursor(exact_cursor) or 0))
         deleted_keys, next_deleted = self.exact.deleted(plan.entity, int(self.store.cursor(deleted_cursor) or 0))
+        if fresh:
+            self._refuse_if_both_hold_records(plan, events, exact_rows)
         if full:
             present = {str(r[plan.entity.key]).lower() for r in exact_rows}
             mentioned = {str(e["id"]) for e in events}
@@ -394,6 +406,21 @@ class Engine:
         self.store.set_cursor(deleted_cursor, str(next_deleted))
         if plan.entity.lines is not None and plan.lines:
             self.store.set_cursor(f"{flow_id}:exact-lines", str(next_lines))
+
+    def _refuse_if_both_hold_records(self, plan: FlowPlan, events: list[dict[str, Any]],
+                                     exact_rows: list[dict[str, Any]]) -> None:
+        """A state that knows nothing while both systems hold records of this flow: the state file may have
+        been lost, and creating what has no merge key would duplicate it. A person decides."""
+        live = {str(e["id"]) for e in events if e["op"] != "deleted"}
+        linked = self.store.linked_exact_ids()  # records another flow made or linked (Contacts serve two flows)
+        unlinked = [r for r in exact_rows if str(r[plan.entity.key]).lower() not in linked]
+        if live and unlinked:
+            raise StateError(
+                f"the state file {self.store.path} holds no links, but both systems already hold "
+                f"{plan.flow.id} records ({len(live)} in Customcrm, {len(unlinked)} in Exact). If the state "
+                "file was lost or emptied, run `talkcheck sync --relink` once: it links records by their merge "
+                "keys and creates none. If this is the first sync of two systems that both hold data, run "
+                "`talkcheck sync --first-sync` once.")
 
     def _guarded(self, plan: FlowPlan, report: FlowReport, crm_id: str, action: Any) -> None:
         """One bad record does not stop a flow: it is reported and retried on the next pass."""
@@ -636,8 +663,14 @@ class Engine:
                                 f"the Exact record matching {conditions} is linked to Customcrm {owner.crm_id} "
                                 "already; nothing created")
                     return
+                self.store.unhold(flow_id, crm_id)
                 self._link_existing(plan, record, match, report)
                 return
+        if self.first_sync == "relink" or self.store.is_held(flow_id, crm_id):
+            self.store.hold(flow_id, crm_id)
+            report.note(crm_id, "held", "no Exact record matches its merge keys since the state was relinked; it "
+                                        "is not created (`talkcheck sync --release-held` lets it be)")
+            return
         self._create(plan, record, crm_values, conditions, report)
 
     def _create(self, plan: FlowPlan, record: dict[str, Any], crm_values: dict[str, Any],

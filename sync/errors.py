@@ -10,6 +10,8 @@
     │   ├── ConflictError         412: the record changed since it was read
     │   └── RejectedError         400/409/422, or Exact's functional 500: the record itself is refused
     ├── ConfigError               a config file or document the engine cannot use
+    ├── StateError                the state file is damaged, or new while both systems hold records
+    ├── EngineBusy                another engine holds the state file
     └── LinkConflict              a link would break the one-to-one rule
 """
 
@@ -20,10 +22,12 @@ __all__ = [
     "ConfigError",
     "ConflictError",
     "ConnectorError",
+    "EngineBusy",
     "LinkConflict",
     "NotFoundError",
     "RejectedError",
     "RetriableError",
+    "StateError",
     "SyncError",
 ]
 
@@ -65,3 +69,11 @@ class ConfigError(SyncError):
 
 class LinkConflict(SyncError):
     pass
+
+
+class StateError(SyncError):
+    """The state file cannot be used as it is: a person decides (see `talkcheck sync --relink`)."""
+
+
+class EngineBusy(SyncError):
+    """Another engine process is running a pass on the same state file."""

@@ -36,7 +36,7 @@ def scrub(text: str, secrets: list[str]) -> str:
 
 
 def build_engine(config: SyncConfig, *, policy: HttpPolicy | None = None,
-                 transports: dict[str, httpx.BaseTransport] | None = None) -> Engine:
+                 transports: dict[str, httpx.BaseTransport] | None = None, first_sync: str = "create") -> Engine:
     doc = load_dataflow(config.engine.document) if config.engine.document else load_dataflow()
     store = LinkStore(config.engine.state)
     saved = store.cursor(_TOKEN_KEY)
@@ -79,17 +79,27 @@ def build_engine(config: SyncConfig, *, policy: HttpPolicy | None = None,
     crm = CustomcrmConnector(crm_client, config.customcrm.api_key, policy)
     exact = ExactConnector(exact_client, config.exact.division, tokens, policy)
     flows = list(config.engine.flows) if config.engine.flows else None
-    return Engine(doc, crm, exact, store, priority=config.engine.priority, flows=flows)
+    return Engine(doc, crm, exact, store, priority=config.engine.priority, flows=flows, first_sync=first_sync)
 
 
 def run_service(config: SyncConfig, *, once: bool, full: bool = False, out: Callable[[str], None] = print,
-                sleep: Callable[[float], None] = time.sleep) -> SyncReport:
+                sleep: Callable[[float], None] = time.sleep, first_sync: str = "create",
+                release_held: bool = False) -> SyncReport:
     """Run passes until stopped (or one pass with `once`); prints each pass's report, secrets scrubbed.
-    With `full`, the first pass re-reads everything (after lost or expired cursors)."""
-    engine = build_engine(config)
+
+    With `full`, the first pass re-reads everything (after lost or expired cursors). `first_sync` says what
+    the first pass does on a state that knows nothing (see `Engine`); "relink" also re-reads everything.
+    Each pass holds the state file, so two engines on one config (cron overlapping a slow pass) take turns.
+    """
+    engine = build_engine(config, first_sync=first_sync)
+    if release_held:
+        out(f"released {engine.store.release_held()} held records: the next pass creates them")
     while True:
-        report = engine.run_pass(full=full)
+        with engine.store.running(config.engine.lock_wait):
+            report = engine.run_pass(full=full or engine.first_sync == "relink")
         full = False
+        if engine.first_sync == "relink":
+            engine.first_sync = "create"
         out(scrub(report.summary(), config.secrets))
         if once:
             return report

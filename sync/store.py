@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 import sqlite3
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sync.errors import LinkConflict
+from sync.errors import EngineBusy, LinkConflict, StateError
 
 __all__ = ["Link", "LinkStore"]
 
@@ -35,6 +38,7 @@ CREATE TABLE IF NOT EXISTS retired (
     flow TEXT NOT NULL, crm_id TEXT NOT NULL, exact_id TEXT NOT NULL, deleted_in TEXT NOT NULL,
     PRIMARY KEY (flow, crm_id));
 CREATE TABLE IF NOT EXISTS pending (flow TEXT NOT NULL, crm_id TEXT NOT NULL, PRIMARY KEY (flow, crm_id));
+CREATE TABLE IF NOT EXISTS held (flow TEXT NOT NULL, crm_id TEXT NOT NULL, PRIMARY KEY (flow, crm_id));
 CREATE TABLE IF NOT EXISTS exact_keys (flow TEXT NOT NULL, exact_id TEXT NOT NULL, key TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS exact_keys_by_key ON exact_keys (flow, key);
 CREATE INDEX IF NOT EXISTS exact_keys_by_id ON exact_keys (flow, exact_id);
@@ -54,11 +58,63 @@ class LinkStore:
 
     def __init__(self, path: str = ":memory:") -> None:
         self.path = path
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL") if path != ":memory:" else None
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        if path != ":memory:":
+            # The state holds the Exact refresh token. SQLite gives its -wal and -shm files the database's mode.
+            for name in (path, f"{path}.lock", f"{path}.run.lock"):
+                _private(name)
+        try:
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+            self._db.execute("PRAGMA journal_mode=WAL") if path != ":memory:" else None
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise StateError(f"the state file {path} is damaged or is not a talkcheck state file ({exc}): move it "
+                             "aside, then run `talkcheck sync --relink` to link the records both systems already "
+                             "hold by their merge keys") from exc
         self._lock = threading.Lock()
+
+    def knows_nothing_of(self, flow: str) -> bool:
+        """Nothing of this flow synced yet: no link, intent, retired or held record, and no cursor."""
+        row = self._one("SELECT (SELECT COUNT(*) FROM links WHERE flow=?) + (SELECT COUNT(*) FROM retired WHERE flow=?)"
+                        " + (SELECT COUNT(*) FROM held WHERE flow=?) + (SELECT COUNT(*) FROM intents WHERE flow=?)"
+                        " + (SELECT COUNT(*) FROM cursors WHERE name LIKE ? ESCAPE '\\')",
+                        flow, flow, flow, flow, flow.replace("%", "\\%").replace("_", "\\_") + ":%")
+        return row is None or int(row[0]) == 0
+
+    def linked_exact_ids(self) -> set[str]:
+        """Every Exact key some flow links (a set shared by two flows, such as Contacts, counts for both)."""
+        with self._lock:
+            return {r[0] for r in self._db.execute("SELECT exact_id FROM links").fetchall()}
+
+    @contextmanager
+    def running(self, wait: float, sleep: Callable[[float], None] = time.sleep) -> Iterator[None]:
+        """Hold the state file for one pass; another engine on the same file waits up to `wait` seconds for it,
+        then gives up with EngineBusy (two passes at once would both create the same records)."""
+        if self.path == ":memory:":
+            yield
+            return
+        handle = open(f"{self.path}.run.lock", "a+")  # noqa: SIM115 - held across the yield
+        try:
+            deadline = time.monotonic() + wait
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        handle.seek(0)
+                        holder = handle.read().strip() or "another process"
+                        raise EngineBusy(f"another engine ({holder}) is running a pass on {self.path}; waited "
+                                         f"{wait:.0f} s. Nothing was done.") from None
+                    sleep(0.2)
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"pid {os.getpid()}")
+            handle.flush()
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            handle.close()
 
     def close(self) -> None:
         self._db.close()
@@ -184,3 +240,30 @@ class LinkStore:
 
     def drop_pending(self, flow: str, crm_id: str) -> None:
         self._run("DELETE FROM pending WHERE flow=? AND crm_id=?", flow, crm_id)
+
+    # ------------------------------------------------------------------ held after a relink
+
+    def hold(self, flow: str, crm_id: str) -> None:
+        """A record a relink could not match: it is not created until a person releases it."""
+        self._run("INSERT OR IGNORE INTO held VALUES (?, ?)", flow, crm_id)
+
+    def is_held(self, flow: str, crm_id: str) -> bool:
+        return self._one("SELECT 1 FROM held WHERE flow=? AND crm_id=?", flow, crm_id) is not None
+
+    def unhold(self, flow: str, crm_id: str) -> None:
+        self._run("DELETE FROM held WHERE flow=? AND crm_id=?", flow, crm_id)
+
+    def release_held(self) -> int:
+        """Let every held record be created on the next pass; returns how many there were."""
+        with self._lock:
+            count = int(self._db.execute("SELECT COUNT(*) FROM held").fetchone()[0])
+            self._db.execute("DELETE FROM held")
+        return count
+
+
+def _private(path: str) -> None:
+    """Create the file readable by its owner only, or make an existing one so."""
+    if os.path.exists(path):
+        os.chmod(path, 0o600)
+    else:
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))

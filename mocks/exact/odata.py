@@ -22,7 +22,7 @@ from typing import Any
 from mocks.exact.edm import EdmError, date_literal
 from mocks.exact.errors import ExactError
 
-__all__ = ["Filter", "parse_filter", "parse_orderby", "parse_select"]
+__all__ = ["SYSTEM_OPTIONS", "Filter", "parse_filter", "parse_orderby", "parse_select", "unknown_option"]
 
 SYNTAX_ERROR = "Bad Request - Error in query syntax."
 
@@ -339,3 +339,22 @@ def parse_orderby(text: str | None, known: Callable[[str], bool], type_name: str
             raise ExactError(400, f"Could not find a property named '{words[0]}' on type '{type_name}'.")
         out.append((words[0], len(words) == 2 and words[1].lower() == "desc"))
     return out
+
+
+SYSTEM_OPTIONS = frozenset({"$filter", "$select", "$expand", "$top", "$skip", "$skiptoken", "$orderby",
+                            "$inlinecount", "$format"})
+
+
+def unknown_option(query: list[tuple[str, str]]) -> str | None:
+    """Why OData refuses these query parameters: a system option ($…) it does not know, or a value outside
+    an option's set; None when they are acceptable."""
+    for name, value in query:
+        if name.startswith("$") and name not in SYSTEM_OPTIONS:
+            return (f"Bad Request - The query parameter '{name}' begins with a system-reserved '$' character but "
+                    "is not recognized.")
+        if name == "$inlinecount" and value not in ("allpages", "none"):
+            return (f"Bad Request - Invalid value '{value}' for $inlinecount query option found. Valid values are "
+                    "'allpages' and 'none'.")
+        if name == "$format" and value not in ("json", "application/json"):
+            return f"Bad Request - The $format value '{value}' is not supported; use json."
+    return None

@@ -1,13 +1,19 @@
 """Exact's paths are matched without regard to case: clients write both ``CRM/Accounts`` and ``crm/Accounts``.
 
-A small ASGI middleware rewrites a request's path to the documented casing before routing.
+A small ASGI middleware rewrites a request's path to the documented casing before routing, and refuses
+unknown OData system query options there, as an OData server does before it dispatches.
 """
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.responses import JSONResponse
 
 from mocks.exact.entities import ENTITY_SETS
+from mocks.exact.errors import error_body
+from mocks.exact.odata import unknown_option
 
 __all__ = ["CaseInsensitivePaths", "canonical_path"]
 
@@ -61,4 +67,10 @@ class CaseInsensitivePaths:
             fixed = canonical_path(scope["path"])
             if fixed != scope["path"]:
                 scope = dict(scope, path=fixed, raw_path=fixed.encode())
+            # OData refuses a system query option it does not know, before any route sees the request.
+            query = parse_qsl(scope.get("query_string", b"").decode("utf-8", "replace"), keep_blank_values=True)
+            why = unknown_option(query) if fixed.startswith("/api/v1/") else None
+            if why is not None:
+                await JSONResponse(error_body(why), status_code=400)(scope, receive, send)
+                return
         await self.app(scope, receive, send)

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from sync.errors import AuthError, NotFoundError
+from sync.errors import AuthError, NotFoundError, RejectedError
 from sync.http import CallCounter, HttpPolicy, send
 from sync.systems.exact import ExactEntity
 
@@ -70,12 +70,16 @@ class ExactTokens:
             return
         if not self.refresh_allowed():
             return  # the old token is still accepted for a few seconds; Exact refuses an early refresh
-        response = send(
-            client, "POST", "/api/oauth2/token", system=SYSTEM, policy=policy, counter=counter,
-            idempotent=False,
-            data={"grant_type": "refresh_token", "refresh_token": self.refresh_token,
-                  "client_id": self.client_id, "client_secret": self.client_secret},
-        )
+        try:
+            response = send(
+                client, "POST", "/api/oauth2/token", system=SYSTEM, policy=policy, counter=counter,
+                idempotent=False,
+                data={"grant_type": "refresh_token", "refresh_token": self.refresh_token,
+                      "client_id": self.client_id, "client_secret": self.client_secret},
+            )
+        except RejectedError as exc:  # a refused grant: no retry helps, a person must authorize again
+            raise AuthError(f"Exact refused the refresh token ({exc}): authorize the app again and hand the new "
+                            "refresh token over through the configured variable", exc.status, SYSTEM) from exc
         body = response.json()
         self.access_token = str(body["access_token"])
         self.refresh_token = str(body["refresh_token"])
@@ -113,9 +117,12 @@ class ExactConnector:
 
     def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         url = path if path.startswith("http") else f"/api/v1/{self.division}/{path}"
+        # Exact answers a refused write with 500 and a readable text; a read has nothing to refuse, so its
+        # 500 is a server fault and is retried like any 5xx.
+        functional = method != "GET"
         try:
             return send(self.client, method, url, system=SYSTEM, policy=self.policy, counter=self.counter,
-                        functional_500=True, before=self._auth, **kwargs)
+                        functional_500=functional, before=self._auth, **kwargs)
         except AuthError as exc:
             if exc.status != 401:
                 raise
@@ -123,7 +130,7 @@ class ExactConnector:
             # once, whatever our own reckoning of its age.
             self.tokens.access_token = None
             return send(self.client, method, url, system=SYSTEM, policy=self.policy, counter=self.counter,
-                        functional_500=True, before=self._auth, **kwargs)
+                        functional_500=functional, before=self._auth, **kwargs)
 
     def _pages(self, path: str, params: dict[str, str]) -> Iterator[dict[str, Any]]:
         response = self._call("GET", path, params=params)
