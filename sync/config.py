@@ -180,6 +180,9 @@ def check_keys(data: dict[str, Any], path: Path) -> None:
         if not isinstance(body, dict):
             raise ConfigError(f"{path}: [{section}] must be a section, not a value")
         for key in body:
+            if f"{key}_env" in KNOWN_KEYS[section]:
+                raise ConfigError(f"{path}: [{section}] {key} must not be written in the file; name an environment "
+                                  f"variable with {key}_env")
             if key not in KNOWN_KEYS[section]:
                 raise ConfigError(f"{path}: [{section}] has no key {key!r}{_nearest(key, KNOWN_KEYS[section])}; "
                                   f"known: {', '.join(sorted(KNOWN_KEYS[section]))}")

@@ -72,7 +72,7 @@ def customcrm_errors_are_problem_details(ctx: Any, response: Any, case: Any) -> 
 
 
 @exact_schema.parametrize()
-@settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=5, deadline=None, suppress_health_check=list(HealthCheck))
 def test_exact_mock_against_its_openapi(case: Any) -> None:
     if "division" in (case.path_parameters or {}):
         case.path_parameters["division"] = DEFAULT_DIVISION
