@@ -340,7 +340,7 @@ class FlowContext:
 
     def exact_users(self, email: str | None = None) -> list[dict[str, Any]]:
         """Exact's users (those with this e-mail), every page of them."""
-        params: dict[str, str] | None = {"$filter": f"Email eq '{email}'"} if email else None
+        params: dict[str, str] | None = {"$filter": "Email eq '" + email.replace("'", "''") + "'"} if email else None
         url = self.exact.url("users/Users")
         users: list[dict[str, Any]] = []
         while url:

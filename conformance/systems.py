@@ -51,7 +51,33 @@ class TokenSet:
     refresh_token: str
 
 
-class ExactActor:
+Observer = Callable[[str, str, dict[str, Any], dict[str, Any] | None], None]
+
+
+class _Actor:
+    """What both systems' actors do around a write when checks run side by side: the observer notes what
+    the check owns (before the call too, since a write whose answer is lost may still land), and the
+    shared mirror learns that a read must look again."""
+
+    observer: Observer | None = None  # told of every write (action, path, values, the created record)
+    mirror: Mirror | None = None  # in a batch: "every record" comes from the shared mirror
+
+    def _writing(self, path: str, values: dict[str, Any]) -> None:
+        if self.observer is not None:
+            self.observer("write", path, values, None)
+        if self.mirror is not None:
+            self.mirror.touch(deleted=False)
+
+    def _created(self, path: str, values: dict[str, Any], record: dict[str, Any]) -> None:
+        if self.observer is not None:
+            self.observer("create", path, values, record)
+
+    def _deleting(self) -> None:
+        if self.mirror is not None:
+            self.mirror.touch()
+
+
+class ExactActor(_Actor):
     """A user of Exact Online: authorises an app, then reads and writes records through the REST API."""
 
     def __init__(self, client: httpx.Client, division: int, client_id: str, client_secret: str,
@@ -65,9 +91,6 @@ class ExactActor:
         self.token_source = token_source  # a sandbox's token (no authorization dance there)
         self.scope = scope  # in a sandbox: "every record" is every record changed during the run
         self._token: str | None = None
-        # Told of every write (action, path, values, the created row): a check notes what it owns.
-        self.observer: Callable[[str, str, dict[str, Any], dict[str, Any] | None], None] | None = None
-        self.mirror: Mirror | None = None  # in a batch: "every record" comes from the shared mirror
 
     def authorize(self) -> TokenSet:
         """The authorization-code dance a person does once when connecting an app."""
@@ -98,10 +121,7 @@ class ExactActor:
         return f"/api/v1/{self.division}/{path}"
 
     def create(self, path: str, values: dict[str, Any]) -> dict[str, Any]:
-        if self.observer is not None:  # before the call: a write whose answer is lost may still land
-            self.observer("write", path, values, None)
-        if self.mirror is not None:
-            self.mirror.touch(deleted=False)
+        self._writing(path, values)
         response = self.client.post(self.url(path), json=values,
                                     headers=self._headers() | {"Prefer": "return=representation"})
         response.raise_for_status()
@@ -110,21 +130,16 @@ class ExactActor:
             entity = _entity_at(path)
             key = entity.key if entity is not None else "ID"
             self.scope.note_exact_created(path, str(row.get(key, "")))
-        if self.observer is not None:
-            self.observer("create", path, values, row)
+        self._created(path, values, row)
         return row
 
     def update(self, path: str, key: str, values: dict[str, Any]) -> None:
-        if self.observer is not None:
-            self.observer("write", path, values, None)
-        if self.mirror is not None:
-            self.mirror.touch(deleted=False)
+        self._writing(path, values)
         response = self.client.put(self.url(f"{path}(guid'{key}')"), json=values, headers=self._headers())
         response.raise_for_status()
 
     def delete(self, path: str, key: str) -> None:
-        if self.mirror is not None:
-            self.mirror.touch()
+        self._deleting()
         self.client.delete(self.url(f"{path}(guid'{key}')"), headers=self._headers()).raise_for_status()
 
     def get(self, path: str, key: str) -> dict[str, Any] | None:
@@ -155,29 +170,22 @@ def _entity_at(path: str) -> ExactEntity | None:
     return next((e for e in ENTITIES.values() if e.path.lower() == path.lower()), None)
 
 
-class CustomcrmActor:
+class CustomcrmActor(_Actor):
     """A user of Customcrm, through its REST API."""
 
     def __init__(self, client: httpx.Client, api_key: str, *, scope: Scope | None = None) -> None:
         self.client = client
         self.headers = {"Authorization": f"Bearer {api_key}"}
         self.scope = scope
-        # Told of every write (action, path, values, the created record): a check notes what it owns.
-        self.observer: Callable[[str, str, dict[str, Any], dict[str, Any] | None], None] | None = None
-        self.mirror: Mirror | None = None  # in a batch: "every record" comes from the shared mirror
 
     def create(self, path: str, values: dict[str, Any]) -> dict[str, Any]:
-        if self.observer is not None:
-            self.observer("write", path, values, None)
-        if self.mirror is not None:
-            self.mirror.touch(deleted=False)
+        self._writing(path, values)
         response = self.client.post(f"/api/v1/{path}", json=values, headers=self.headers)
         response.raise_for_status()
         record: dict[str, Any] = response.json()
         if self.scope is not None:
             self.scope.note_created(path, str(record["Id"]))
-        if self.observer is not None:
-            self.observer("create", path, values, record)
+        self._created(path, values, record)
         return record
 
     def find(self, path: str, **equal: str) -> list[dict[str, Any]]:
@@ -188,18 +196,14 @@ class CustomcrmActor:
         return items
 
     def update(self, path: str, record_id: str, values: dict[str, Any]) -> dict[str, Any]:
-        if self.observer is not None:
-            self.observer("write", path, values, None)
-        if self.mirror is not None:
-            self.mirror.touch(deleted=False)
+        self._writing(path, values)
         response = self.client.patch(f"/api/v1/{path}/{record_id}", json=values, headers=self.headers)
         response.raise_for_status()
         record: dict[str, Any] = response.json()
         return record
 
     def delete(self, path: str, record_id: str) -> None:
-        if self.mirror is not None:
-            self.mirror.touch()
+        self._deleting()
         self.client.delete(f"/api/v1/{path}/{record_id}", headers=self.headers).raise_for_status()
 
     def get(self, path: str, record_id: str) -> dict[str, Any] | None:

@@ -269,7 +269,7 @@ class Engine:
             raise ValueError(f"first_sync is one of {', '.join(FIRST_SYNC)}")
         # What a pass does when the state knows nothing yet: "create" what has no match (a first sync),
         # "refuse" when both systems already hold records of a flow (the state may have been lost), or
-        # "relink": link by merge key and hold, not create, what has no match.
+        # "relink": for one full pass, link by merge key and hold, not create, what has no match.
         self.first_sync = first_sync
         self.doc = doc
         self.crm = crm
@@ -291,6 +291,8 @@ class Engine:
         cursors: the recovery for lost or expired cursors (Exact keeps deletions for two months); links whose
         records are gone from a full read are retired."""
         report = SyncReport()
+        relink = self.first_sync == "relink"
+        full = full or relink  # a relink reads everything both systems hold
         before = (dict(self.crm.counter.calls), dict(self.exact.counter.calls))
         for flow in _order(self.doc.flows):
             if self.selected is not None and flow.id not in self.selected:
@@ -309,6 +311,8 @@ class Engine:
             "customcrm": _delta(before[0], self.crm.counter.calls),
             "exact": _delta(before[1], self.exact.counter.calls),
         }
+        if relink:  # one pass relinks; later ones create as usual, and what it held stays held
+            self.first_sync = "create"
         return report
 
     def _sync_flow(self, plan: FlowPlan, report: FlowReport, *, full: bool = False) -> None:

@@ -88,7 +88,7 @@ def run_service(config: SyncConfig, *, once: bool, full: bool = False, out: Call
     """Run passes until stopped (or one pass with `once`); prints each pass's report, secrets scrubbed.
 
     With `full`, the first pass re-reads everything (after lost or expired cursors). `first_sync` says what
-    the first pass does on a state that knows nothing (see `Engine`); "relink" also re-reads everything.
+    the first pass does on a state that knows nothing (see `Engine`).
     Each pass holds the state file, so two engines on one config (cron overlapping a slow pass) take turns.
     """
     engine = build_engine(config, first_sync=first_sync)
@@ -96,10 +96,8 @@ def run_service(config: SyncConfig, *, once: bool, full: bool = False, out: Call
         out(f"released {engine.store.release_held()} held records: the next pass creates them")
     while True:
         with engine.store.running(config.engine.lock_wait):
-            report = engine.run_pass(full=full or engine.first_sync == "relink")
+            report = engine.run_pass(full=full)
         full = False
-        if engine.first_sync == "relink":
-            engine.first_sync = "create"
         out(scrub(report.summary(), config.secrets))
         if once:
             return report

@@ -75,10 +75,11 @@ class LinkStore:
 
     def knows_nothing_of(self, flow: str) -> bool:
         """Nothing of this flow synced yet: no link, intent, retired or held record, and no cursor."""
+        prefix = f"{flow}:"  # the flow's cursors are named "<flow>:<what>"
         row = self._one("SELECT (SELECT COUNT(*) FROM links WHERE flow=?) + (SELECT COUNT(*) FROM retired WHERE flow=?)"
                         " + (SELECT COUNT(*) FROM held WHERE flow=?) + (SELECT COUNT(*) FROM intents WHERE flow=?)"
-                        " + (SELECT COUNT(*) FROM cursors WHERE name LIKE ? ESCAPE '\\')",
-                        flow, flow, flow, flow, flow.replace("%", "\\%").replace("_", "\\_") + ":%")
+                        " + (SELECT COUNT(*) FROM cursors WHERE substr(name, 1, ?) = ?)",
+                        flow, flow, flow, flow, len(prefix), prefix)
         return row is None or int(row[0]) == 0
 
     def linked_exact_ids(self) -> set[str]:

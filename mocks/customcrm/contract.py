@@ -16,7 +16,7 @@ from typing import Any
 
 from mocks.customcrm.models import RESOURCES, Resource
 
-__all__ = ["CONTRACT_FILE", "DOC_FILE", "components", "operation", "render_markdown"]
+__all__ = ["CONTRACT_FILE", "DOC_FILE", "components", "operation", "problems", "render_markdown"]
 
 CONTRACT_FILE = Path(__file__).with_name("openapi.json")
 DOC_FILE = Path(__file__).resolve().parents[2] / "docs" / "customcrm-api.md"
@@ -92,7 +92,7 @@ def components() -> dict[str, Any]:
     return schemas
 
 
-def _problems(*codes: int) -> dict[str, Any]:
+def problems(*codes: int) -> dict[str, Any]:
     return {str(code): {"description": _ERRORS[code],
                         "content": {"application/problem+json": {"schema": _ref("Problem")}}} for code in codes}
 
@@ -111,24 +111,24 @@ def operation(resource: Resource, kind: str) -> dict[str, Any]:
         return {"operationId": f"list_{resource.path}", "responses": {
             "200": {"description": f"A page of {resource.path}",
                     "content": {"application/json": {"schema": _ref(f"{name}Page")}}},
-            **_problems(400, 401, 429)}}
+            **problems(400, 401, 429)}}
     if kind == "create":
         return {"operationId": f"create_{name}",
                 "requestBody": {"required": True, "content": {"application/json": {"schema": _ref(f"{name}Input")}}},
                 "responses": {"201": {"description": "Created", **record, "headers": etag, "links": links},
-                              **_problems(400, 401, 409, 415, 422, 429)}}
+                              **problems(400, 401, 409, 415, 422, 429)}}
     if kind == "get":
         return {"operationId": f"get_{name}", "responses": {
-            "200": {"description": "The record", **record, "headers": etag}, **_problems(401, 404, 429)}}
+            "200": {"description": "The record", **record, "headers": etag}, **problems(401, 404, 429)}}
     if kind == "update":
         return {"operationId": f"update_{name}",
                 "requestBody": {"required": True, "content": {"application/json": {"schema": _ref(f"{name}Patch")}}},
                 "responses": {"200": {"description": "The updated record", **record, "headers": etag},
-                              **_problems(400, 401, 404, 409, 412, 415, 422, 429)}}
+                              **problems(400, 401, 404, 409, 412, 415, 422, 429)}}
     if kind == "delete":
         return {"operationId": f"delete_{name}", "responses": {
             "204": {"description": "Deleted; the change feed shows a tombstone"},
-            **_problems(400, 401, 404, 409, 412, 429)}}
+            **problems(400, 401, 404, 409, 412, 429)}}
     raise ValueError(kind)
 
 

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from mocks.common.edges import MAX_JSON_DEPTH, too_deep
-from mocks.customcrm.contract import operation
+from mocks.customcrm.contract import operation, problems
 from mocks.customcrm.errors import Problem
 from mocks.customcrm.models import RESOURCES, Resource
 from mocks.customcrm.state import CustomcrmState, Tenant
@@ -64,15 +64,6 @@ async def _json_object(request: Request) -> dict[str, Any]:
     return body
 
 
-def _problem(description: str) -> dict[str, Any]:
-    return {"description": description,
-            "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
-
-
-_feed_problems = {"400": _problem("Unknown cursor or resource"), "401": _problem("Missing or unknown API key"),
-                  "429": _problem("Too many requests; see Retry-After")}
-
-
 def build_router(get_state: StateGetter) -> APIRouter:
     router = APIRouter(prefix="/api/v1")
 
@@ -89,7 +80,7 @@ def build_router(get_state: StateGetter) -> APIRouter:
         "operationId": "list_changes",
         "responses": {"200": {"description": "A page of the change feed",
                               "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ChangePage"}}}},
-                      **_feed_problems}})
+                      **problems(400, 401, 429)}})
     async def changes(
         t: Annotated[Tenant, Depends(tenant)],
         after: Annotated[str | None, Query(pattern="^[0-9]+$", description=_CURSOR_DOC)] = None,

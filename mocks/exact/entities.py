@@ -60,6 +60,11 @@ class EntitySetDef:
     sync_extra: tuple[str, ...] = ()  # properties only the sync endpoint has (besides Timestamp)
 
     @property
+    def edm_types(self) -> dict[str, str]:
+        """Each property's Edm type (a $filter compares a property only with a literal of its type)."""
+        return {name: prop.edm_type for name, prop in self.properties.items()}
+
+    @property
     def path(self) -> str:
         return f"{self.service}/{self.name}"
 

@@ -25,6 +25,7 @@ LEFT_OUT = ("Left out of this schema: navigation properties are described only a
             "line array; `$metadata` answers EDMX (XML), which OpenAPI does not describe.")
 
 _KEY_PATTERN = "^guid'[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}'$"
+_OPTIONS_OF = "x-talkcheck-options-of"  # [entity set's path, operation kind], dropped from the served schema
 _FILTER_TERMS = 6
 _GRANTS = ["authorization_code", "refresh_token"]
 _DATE_WIRE = r"^/Date\(-?[0-9]+\)/$"
@@ -120,6 +121,12 @@ def _json(schema: dict[str, Any]) -> dict[str, Any]:
 
 def entity_operation(entity_set: EntitySetDef, kind: str) -> dict[str, Any]:
     """The OpenAPI of one operation on an entity set (for FastAPI's ``openapi_extra``)."""
+    # Marks the operation for `finish_schema`, which describes its query options and then drops the mark.
+    mark = {_OPTIONS_OF: [entity_set.path, kind]}
+    return mark | _operation(entity_set, kind)
+
+
+def _operation(entity_set: EntitySetDef, kind: str) -> dict[str, Any]:
     name = _name(entity_set)
     one = {"type": "object", "required": ["d"], "properties": {"d": _ref(name)}}
     page = {"type": "object", "required": ["d"], "properties": {"d": {
@@ -249,31 +256,16 @@ def query_parameter_schemas(entity_set: EntitySetDef, kind: str) -> dict[str, di
     return schemas
 
 
-def _operations_by_path() -> dict[str, tuple[EntitySetDef, str]]:
-    """Each entity path the mock serves: the set it answers with and the kind of operation."""
-    paths: dict[str, tuple[EntitySetDef, str]] = {}
-    for entity_set in ENTITY_SETS.values():
-        base = f"/api/v1/{{division}}/{entity_set.path}" if entity_set.needs_division else f"/api/v1/{entity_set.path}"
-        paths[base] = (entity_set, "list")
-        paths[f"{base}/$count"] = (entity_set, "list")
-        paths[f"{base}({{key}})"] = (entity_set, "get")
-        if entity_set.sync_path:
-            paths[f"/api/v1/{{division}}/sync/{entity_set.sync_path}"] = (entity_set, "sync")
-        if entity_set.bulk_path:
-            paths[f"/api/v1/{{division}}/bulk/{entity_set.bulk_path}"] = (entity_set, "list")
-        if entity_set.lines is not None:
-            paths[f"{base}({{key}})/{entity_set.lines.nav}"] = (ENTITY_SETS[entity_set.lines.set_name], "get")
-    return paths
-
-
 def _describe_query_options(schema: dict[str, Any]) -> None:
-    known = _operations_by_path()
-    for path, item in schema["paths"].items():
-        if path not in known:
-            continue
-        entity_set, kind = known[path]
-        options = query_parameter_schemas(entity_set, kind)
+    """Give each marked operation's query options and key the schemas of its entity set."""
+    by_path = {e.path: e for e in ENTITY_SETS.values()}
+    for item in schema["paths"].values():
         for operation in item.values():
+            mark = operation.pop(_OPTIONS_OF, None)
+            if mark is None:
+                continue
+            path, kind = mark
+            options = query_parameter_schemas(by_path[path], kind)
             for parameter in operation.get("parameters", []):
                 if parameter.get("in") == "query" and parameter["name"] in options:
                     parameter["schema"] = options[parameter["name"]]

@@ -265,7 +265,7 @@ def _add_sync_route(
     def known(name: str) -> bool:
         return name in extras or name in entity_set.properties
 
-    edm_types = {name: p.edm_type for name, p in entity_set.properties.items()} | {"Timestamp": "Edm.Int64"}
+    edm_types = entity_set.edm_types | {"Timestamp": "Edm.Int64"}
 
     async def sync_list(
         request: Request, division: int, user: Annotated[User, Depends(division_user)],
@@ -340,7 +340,7 @@ def _add_entity_routes(
     def known(name: str) -> bool:
         return name in entity_set.properties
 
-    edm_types = {name: p.edm_type for name, p in entity_set.properties.items()}
+    edm_types = entity_set.edm_types
 
     def parse_key(key: str) -> str:
         m = _KEY.match(key)
