@@ -38,6 +38,8 @@ def allowed_methods(request: Request) -> list[str]:
 
 def too_deep(raw: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
     """Whether arrays and objects in a JSON text nest deeper than `limit` (brackets inside strings ignored)."""
+    if raw.count(b"{") + raw.count(b"[") <= limit:
+        return False  # too few brackets to nest that deep: every ordinary body, without the scan below
     depth = 0
     in_string = escaped = False
     for byte in raw:
