@@ -43,8 +43,9 @@ class Check:
     machine: Callable[[FlowContext], type[RuleBasedStateMachine]] | None = None
     # Why the check does not apply to a flow (no lines, no references...), or None when it does.
     applies: Callable[[FlowContext], str | None] | None = None
-    # Runs alone, never side by side with other checks: it stops the clocks or injects faults, which would
-    # reach every check sharing the systems.
+    # Runs alone, never side by side with other checks: it stops the mocks' clocks or injects faults, which
+    # would reach every check sharing the systems. (A sandbox keeps real time and takes no faults: there such a
+    # check runs side by side.)
     alone: bool = False
 
     def skip_reason(self, ctx: FlowContext) -> str | None:

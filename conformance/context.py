@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -98,6 +99,7 @@ class FlowContext:
     slot: int = 0
     examples: int = 0
     owned: Owned | None = None
+    shared_pools: dict[str, dict[str, str]] | None = None  # in a batch: the references every check shares
 
     @classmethod
     def for_flow(cls, flow: Flow, doc: Dataflow, systems: Systems, engine: EngineDriver) -> FlowContext | str:
@@ -257,29 +259,20 @@ class FlowContext:
     # ------------------------------------------------------------------ prerequisites
 
     def prepare(self, data: st.DataObject, needed: set[str] | None = None) -> None:
-        """Create and link the records this flow's references point at: two of each kind."""
+        """The records this flow's references point at, linked: two of each kind. In a batch the customers
+        and products are the batch's own, created once for every check (only referred to, never changed);
+        alone, each example creates its own."""
         if needed is None:
             needed = {self.ref_type(m) for m in self.mappings if m.kind == "ref"}
         if "User" in needed:
             self.add_users(data, 2, matched=True)
-        if "Customer" in needed or "Product" in needed:
-            customers = [self.crm.create("customers", {
-                "Name": f"Customer {i}", "Email": self.unique(f"c{i}.{next_unique()}@example.com")})
-                for i in range(2)]
-        products = []
-        if "Product" in needed:
-            products = [self.crm.create("products", {"Code": self.unique(f"PRE-{i}-{next_unique()}"),
-                                                     "Name": f"Product {i}", "Price": 10.0 + i})
-                        for i in range(2)]
-        if needed - {"User"}:
-            self.sync()
-        if "Customer" in needed or "Product" in needed:
-            by_email = {r["Email"]: str(r["ID"]).lower() for r in self.exact.all("sync/CRM/Accounts")}
-            self.pools["Customer"] = {c["Id"]: by_email[c["Email"]] for c in customers if c["Email"] in by_email}
-        if "Product" in needed:
-            by_code = {r["Code"]: str(r["ID"]).lower() for r in self.exact.all("sync/Logistics/Items")}
-            self.pools["Product"] = {p["Id"]: by_code[p["Code"]] for p in products if p["Code"] in by_code}
-        for kind in needed:
+        kinds = needed - {"User"}
+        if self.shared_pools is not None and kinds <= set(self.shared_pools):
+            for kind in kinds:
+                self.pools[kind] = dict(self.shared_pools[kind])
+            return
+        self.pools.update(create_references(self.crm, self.exact, self.unique, kinds, self.sync))
+        for kind in kinds:
             if len(self.pools.get(kind, {})) < 1:
                 raise CheckFailure(f"[{self.flow.id}] the prerequisite {kind} records were not linked by the engine; "
                                    "check the flows they depend on first")
@@ -339,7 +332,16 @@ class FlowContext:
         return out
 
     def exact_users(self, email: str | None = None) -> list[dict[str, Any]]:
-        """Exact's users (those with this e-mail), every page of them."""
+        """Exact's users (those with this e-mail), every page of them. A sandbox's users are read once per
+        run: the API cannot create or change any, so the list stands."""
+        if email is None and self.safe:
+            with self.systems.users_lock:
+                if self.systems.exact_user_list is None:
+                    self.systems.exact_user_list = self._read_exact_users(None)
+                return list(self.systems.exact_user_list)
+        return self._read_exact_users(email)
+
+    def _read_exact_users(self, email: str | None) -> list[dict[str, Any]]:
         params: dict[str, str] | None = {"$filter": "Email eq '" + email.replace("'", "''") + "'"} if email else None
         url = self.exact.url("users/Users")
         users: list[dict[str, Any]] = []
@@ -532,6 +534,29 @@ class FlowContext:
             out["exact lines"] = {k: r["Timestamp"] for k, r in
                                   self.exact_records(self.plan.entity.lines.sync_path).items()}
         return out
+
+
+REFERENCE_KINDS = frozenset({"Customer", "Product"})  # references the checklist creates (users it matches)
+
+
+def create_references(crm: CustomcrmActor, exact: ExactActor, unique: Callable[[str], str], kinds: set[str],
+                      sync: Callable[[], None]) -> dict[str, dict[str, str]]:
+    """Two linked records of each kind referred to (customers, products): created in Customcrm, carried over
+    by one engine pass, and found in Exact by their merge keys. Returns kind -> {Customcrm id: Exact id}."""
+    kinds = set(kinds) & REFERENCE_KINDS
+    if not kinds:
+        return {}
+    customers = [crm.create("customers", {"Name": f"Customer {i}",
+                                          "Email": unique(f"c{i}.{next_unique()}@example.com")}) for i in range(2)]
+    products = [crm.create("products", {"Code": unique(f"PRE-{i}-{next_unique()}"), "Name": f"Product {i}",
+                                        "Price": 10.0 + i}) for i in range(2)] if "Product" in kinds else []
+    sync()
+    by_email = {r["Email"]: str(r["ID"]).lower() for r in exact.all("sync/CRM/Accounts")}
+    pools = {"Customer": {c["Id"]: by_email[c["Email"]] for c in customers if c["Email"] in by_email}}
+    if products:
+        by_code = {r["Code"]: str(r["ID"]).lower() for r in exact.all("sync/Logistics/Items")}
+        pools["Product"] = {p["Id"]: by_code[p["Code"]] for p in products if p["Code"] in by_code}
+    return pools
 
 
 def engine_flows(flow: Flow, doc: Dataflow) -> list[str]:

@@ -3,14 +3,15 @@
 When many examples share the systems, "read every record of the set" must not cost more with every record
 the run adds. The mirror reads only what changed since its last read, as an engine does: Exact's sync API
 above the last Timestamp (pages of 1,000) and ``sync/Deleted`` for removals; Customcrm's change feed after
-its cursor. And it reads nothing when nothing can have changed: every write of the checklist and every engine
-pass marks the mirror stale; a read of a fresh mirror costs no call.
+its cursor. And it reads nothing when nothing can have changed: an engine pass marks both systems stale, a
+write of the checklist only the system it wrote to (a Customcrm create does not make Exact worth reading
+again); a read of a fresh mirror costs no call.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import httpx
@@ -29,11 +30,13 @@ class Mirror:
         self._exact_client, self._exact_url, self._exact_headers = exact_client, exact_url, exact_headers
         self._crm_client, self._crm_headers = crm_client, crm_headers
         self._lock = threading.RLock()
-        self._version = 0  # bumped by every write and every engine pass
-        self._deletes = 0  # bumped by every delete and every engine pass (only they can remove a record)
+        # Each system's version: bumped by every write to it and by every engine pass (which writes both).
+        self._version = {"exact": 0, "customcrm": 0}
+        self._deletes = 0  # bumped by every Exact delete and every engine pass (only they can remove a record)
         self._exact: dict[str, dict[str, dict[str, Any]]] = {}
         self._exact_marks: dict[str, int] = dict(exact_marks or {})
-        self._exact_read: dict[str, int] = {}  # the version each set was last read at
+        self._set_version: dict[str, int] = {}  # bumped by a write to that set alone
+        self._exact_read: dict[str, tuple[int, int]] = {}  # the versions each set was last read at
         self._deleted_mark = deleted_mark
         self._deleted_read = -1
         self._crm: dict[str, dict[str, dict[str, Any]]] = {}
@@ -41,11 +44,18 @@ class Mirror:
         self._crm_read = -1
         self.reads = 0
 
-    def touch(self, *, deleted: bool = True) -> None:
-        """Something may have changed (`deleted`: something may be gone): the next read asks the system."""
+    def touch(self, system: str | None = None, *, deleted: bool = True, sets: Collection[str] = ()) -> None:
+        """Something may have changed in `system` (None: in both, as after an engine pass; `deleted`: an
+        Exact record may be gone; `sets`: only these Exact sync collections): the next read of what may have
+        changed asks the system again."""
         with self._lock:
-            self._version += 1
-            if deleted:
+            if system == "exact" and sets:
+                for sync_path in sets:
+                    self._set_version[sync_path] = self._set_version.get(sync_path, 0) + 1
+            else:
+                for name in self._version if system is None else (system,):
+                    self._version[name] += 1
+            if deleted and system in (None, "exact"):
                 self._deletes += 1
 
     def exact(self, sync_path: str) -> list[dict[str, Any]]:
@@ -61,7 +71,7 @@ class Mirror:
 
     def _exact_rows(self, sync_path: str) -> dict[str, dict[str, Any]]:
         with self._lock:
-            version = self._version
+            version = (self._version["exact"], self._set_version.get(sync_path, 0))
             if self._exact_read.get(sync_path) != version:
                 rows = read_sync(self._exact_client, self._exact_url(sync_path), self._exact_headers,
                                  self._exact_marks.get(sync_path, 0))
@@ -97,7 +107,7 @@ class Mirror:
 
     def _crm_records(self, path: str) -> dict[str, dict[str, Any]]:
         with self._lock:
-            version = self._version
+            version = self._version["customcrm"]
             if self._crm_read != version:
                 changes, self._crm_cursor = read_changes(self._crm_client, self._crm_headers, self._crm_cursor)
                 for change in changes:

@@ -20,10 +20,11 @@ from hypothesis.reporting import with_reporter
 from hypothesis.stateful import run_state_machine_as_test
 
 from conformance.checks import Check, checks_for
-from conformance.context import FlowContext, NotApplicable
+from conformance.context import REFERENCE_KINDS, FlowContext, NotApplicable, create_references
 from conformance.engines import EngineDriver, make_driver, target_for, validate_engine
 from conformance.lockstep import Lockstep, run_side_by_side
 from conformance.sandbox import BudgetExhausted, SandboxSettings
+from conformance.strategies import reset_unique
 from conformance.systems import Systems
 from sync.dataflow import Dataflow, Flow
 from sync.engine import Engine
@@ -300,7 +301,7 @@ def _run_flows(
         alone = list(range(len(rows)))
         if mode == "batched" and not budget_note:
             side_by_side = [i for i, (_r, check, ctx) in enumerate(rows) if not isinstance(ctx, str)
-                            and not check.alone and not check.skip_reason(ctx)]
+                            and not (check.alone and not systems.safe) and not check.skip_reason(ctx)]
             alone = [i for i in alone if i not in set(side_by_side)]
             before = dict(systems.calls)
             systems.start_mirror()
@@ -385,6 +386,9 @@ def _run_batch(doc: Dataflow, systems: Systems, driver: EngineDriver,
         finally:
             mirror.touch()
 
+    pools = _shared_references(systems, contexts, one_pass)
+    for ctx in contexts:
+        ctx.shared_pools = pools
     lockstep = Lockstep(one_pass)
     slots = {(flow.id, check.id): n for n, (flow, check) in
              enumerate((f, c) for f in doc.flows for c in checks_for(f))}
@@ -403,6 +407,27 @@ def _run_batch(doc: Dataflow, systems: Systems, driver: EngineDriver,
 
     results = run_side_by_side(lockstep, [job(i) for i in range(len(rows))])
     return BatchOutcome(results, lockstep.passes)
+
+
+def _shared_references(systems: Systems, contexts: list[FlowContext], one_pass: Callable[[], None]
+                       ) -> dict[str, dict[str, str]] | None:
+    """The customers and products the batch's checks refer to, created and linked once for all of them (in
+    a sandbox every record is a call to delete, and two per example were most of the clean-up). None when
+    they cannot be set up (an engine that fails its pass): each example then prepares its own and fails
+    with its own evidence."""
+    kinds: set[str] = set()
+    for ctx in contexts:
+        kinds |= REFERENCE_KINDS if ctx.plan.kind == "users" else \
+            {ctx.ref_type(m) for m in ctx.mappings if m.kind == "ref"}
+    if not kinds & REFERENCE_KINDS:
+        return None
+    reset_unique(0, 0)  # example 0 of a slot is no check's: these numbers are the batch's own
+    try:
+        pools = create_references(systems.customcrm_actor(), systems.exact_actor(), contexts[0].unique, kinds,
+                                  one_pass)
+    except (Exception, BudgetExhausted):  # noqa: BLE001 - each check then meets it itself, with its evidence
+        return None
+    return pools if all(pools.get(kind) for kind in kinds & REFERENCE_KINDS) else None
 
 
 def _reporter(progress: Callable[[str, str, CheckResult], None] | None, secrets: list[str]

@@ -61,24 +61,43 @@ class _Actor:
 
     observer: Observer | None = None  # told of every write (action, path, values, the created record)
     mirror: Mirror | None = None  # in a batch: "every record" comes from the shared mirror
+    system = ""  # the mirror's name for the system this actor writes to
 
     def _writing(self, path: str, values: dict[str, Any]) -> None:
         if self.observer is not None:
             self.observer("write", path, values, None)
+        self._written(path, deleted=False)
+
+    def _written(self, path: str, *, deleted: bool) -> None:
+        """Before a write and again once it is answered: a read from another thread in between must not
+        leave the mirror holding the state before the write as fresh."""
         if self.mirror is not None:
-            self.mirror.touch(deleted=False)
+            self.mirror.touch(self.system, deleted=deleted, sets=self._sets_changed_by(path))
+
+    def _sets_changed_by(self, path: str) -> tuple[str, ...]:
+        """The sync collections a write to `path` can change (none named: all of the system's)."""
+        return ()
 
     def _created(self, path: str, values: dict[str, Any], record: dict[str, Any]) -> None:
         if self.observer is not None:
             self.observer("create", path, values, record)
 
-    def _deleting(self) -> None:
-        if self.mirror is not None:
-            self.mirror.touch()
+    def _deleting(self, path: str) -> None:
+        self._written(path, deleted=True)
 
 
 class ExactActor(_Actor):
     """A user of Exact Online: authorises an app, then reads and writes records through the REST API."""
+
+    system = "exact"
+
+    def _sets_changed_by(self, path: str) -> tuple[str, ...]:
+        """An entity's own set and its lines' (a line's write changes its header's amounts and Timestamp)."""
+        for entity in ENTITIES.values():
+            lines = entity.lines
+            if path.lower() in (entity.path.lower(), "" if lines is None else lines.path.lower()):
+                return (entity.sync_path,) + (() if lines is None else (lines.sync_path,))
+        return ()
 
     def __init__(self, client: httpx.Client, division: int, client_id: str, client_secret: str,
                  redirect_uri: str, *, token_source: Callable[[], str] | None = None,
@@ -122,8 +141,11 @@ class ExactActor(_Actor):
 
     def create(self, path: str, values: dict[str, Any]) -> dict[str, Any]:
         self._writing(path, values)
-        response = self.client.post(self.url(path), json=values,
-                                    headers=self._headers() | {"Prefer": "return=representation"})
+        try:
+            response = self.client.post(self.url(path), json=values,
+                                        headers=self._headers() | {"Prefer": "return=representation"})
+        finally:
+            self._written(path, deleted=False)
         response.raise_for_status()
         row: dict[str, Any] = response.json()["d"]
         if self.scope is not None:
@@ -135,12 +157,19 @@ class ExactActor(_Actor):
 
     def update(self, path: str, key: str, values: dict[str, Any]) -> None:
         self._writing(path, values)
-        response = self.client.put(self.url(f"{path}(guid'{key}')"), json=values, headers=self._headers())
+        try:
+            response = self.client.put(self.url(f"{path}(guid'{key}')"), json=values, headers=self._headers())
+        finally:
+            self._written(path, deleted=False)
         response.raise_for_status()
 
     def delete(self, path: str, key: str) -> None:
-        self._deleting()
-        self.client.delete(self.url(f"{path}(guid'{key}')"), headers=self._headers()).raise_for_status()
+        self._deleting(path)
+        try:
+            response = self.client.delete(self.url(f"{path}(guid'{key}')"), headers=self._headers())
+        finally:
+            self._deleting(path)
+        response.raise_for_status()
 
     def get(self, path: str, key: str) -> dict[str, Any] | None:
         if self.mirror is not None:  # in a batch: from the mirror, which reads only what changed
@@ -173,6 +202,8 @@ def _entity_at(path: str) -> ExactEntity | None:
 class CustomcrmActor(_Actor):
     """A user of Customcrm, through its REST API."""
 
+    system = "customcrm"
+
     def __init__(self, client: httpx.Client, api_key: str, *, scope: Scope | None = None) -> None:
         self.client = client
         self.headers = {"Authorization": f"Bearer {api_key}"}
@@ -180,7 +211,10 @@ class CustomcrmActor(_Actor):
 
     def create(self, path: str, values: dict[str, Any]) -> dict[str, Any]:
         self._writing(path, values)
-        response = self.client.post(f"/api/v1/{path}", json=values, headers=self.headers)
+        try:
+            response = self.client.post(f"/api/v1/{path}", json=values, headers=self.headers)
+        finally:
+            self._written(path, deleted=False)
         response.raise_for_status()
         record: dict[str, Any] = response.json()
         if self.scope is not None:
@@ -197,14 +231,21 @@ class CustomcrmActor(_Actor):
 
     def update(self, path: str, record_id: str, values: dict[str, Any]) -> dict[str, Any]:
         self._writing(path, values)
-        response = self.client.patch(f"/api/v1/{path}/{record_id}", json=values, headers=self.headers)
+        try:
+            response = self.client.patch(f"/api/v1/{path}/{record_id}", json=values, headers=self.headers)
+        finally:
+            self._written(path, deleted=False)
         response.raise_for_status()
         record: dict[str, Any] = response.json()
         return record
 
     def delete(self, path: str, record_id: str) -> None:
-        self._deleting()
-        self.client.delete(f"/api/v1/{path}/{record_id}", headers=self.headers).raise_for_status()
+        self._deleting(path)
+        try:
+            response = self.client.delete(f"/api/v1/{path}/{record_id}", headers=self.headers)
+        finally:
+            self._deleting(path)
+        response.raise_for_status()
 
     def get(self, path: str, record_id: str) -> dict[str, Any] | None:
         if self.mirror is not None:  # in a batch: from the mirror, which reads only what changed
@@ -319,7 +360,9 @@ class Systems:
     _cleaners: tuple[ExactActor, CustomcrmActor] | None = None
     mirror: Mirror | None = None
     # Held while a check finds or creates the Customcrm user matching a sandbox's Exact user (shared by all).
-    users_lock: threading.Lock = field(default_factory=threading.Lock)
+    users_lock: threading.RLock = field(default_factory=threading.RLock)
+    # A sandbox's Exact users, read once (the API cannot create or change any).
+    exact_user_list: list[dict[str, Any]] | None = None
 
     @classmethod
     def sandbox(cls, settings: SandboxSettings, run_id: str,

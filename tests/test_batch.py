@@ -126,3 +126,63 @@ def test_an_engine_that_reads_only_the_first_page_fails_a_named_check() -> None:
                                    "property:Id->Salesperson"], engine_class=FIRST_PAGE_ONLY.engine)
     failed = {f"{f.id} / {c.id}": c.detail for f in result.flows for c in f.checks if c.status == "failed"}
     assert any("Salesperson" in detail and "is owned by" in detail for detail in failed.values()), failed
+
+
+def test_the_mirror_reads_again_only_what_a_write_can_have_changed() -> None:
+    """A Customcrm write does not make Exact worth reading again, nor an Exact write to one set another set;
+    a line's write does change its header (its amounts), and an engine pass changes everything."""
+    from conformance.systems import Systems
+
+    systems = Systems.start()
+    try:
+        mirror = systems.start_mirror()
+        exact, crm = systems.exact_actor(), systems.customcrm_actor()
+        for path in ("sync/CRM/Accounts", "sync/CRM/Contacts", "sync/SalesOrder/SalesOrderHeaders"):
+            exact.all(path)
+        crm.all("customers")
+
+        def reads() -> int:
+            before = mirror.reads
+            for path in ("sync/CRM/Accounts", "sync/CRM/Contacts", "sync/SalesOrder/SalesOrderHeaders"):
+                exact.all(path)
+            crm.all("customers")
+            return mirror.reads - before
+
+        assert reads() == 0
+        crm.create("customers", {"Name": "Mirror", "Email": "mirror@example.com"})
+        assert reads() == 1  # the change feed only
+        account = exact.create("crm/Accounts", {"Name": "Mirror"})
+        assert reads() == 1  # Accounts only
+        exact.update("crm/Accounts", str(account["ID"]), {"Name": "Mirror 2"})
+        assert reads() == 1
+        assert exact._sets_changed_by("salesorder/SalesOrderLines") == (
+            "sync/SalesOrder/SalesOrderHeaders", "sync/SalesOrder/SalesOrderLines")
+        mirror.touch("exact", deleted=False, sets=exact._sets_changed_by("salesorder/SalesOrderLines"))
+        assert reads() == 1  # the header's set (the lines' set is not read here)
+        mirror.touch()  # an engine pass
+        assert reads() == 4
+    finally:
+        systems.close()
+
+
+def test_the_references_of_a_batch_are_created_once_for_all_its_checks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Customers and products that orders refer to are the batch's, not each example's: in a sandbox every
+    record is a call to delete, and two of each per example were most of a run's clean-up."""
+    import conformance.context
+    import conformance.runner
+    from conformance.runner import run_checklist
+    from sync.dataflow import load_dataflow
+
+    made: list[set[str]] = []
+    original = conformance.context.create_references
+
+    def counted(*args: object, **kwargs: object) -> dict[str, dict[str, str]]:
+        made.append(set(args[3]))  # type: ignore[call-overload]
+        return original(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(conformance.context, "create_references", counted)
+    monkeypatch.setattr(conformance.runner, "create_references", counted)
+    result = run_checklist(load_dataflow(), flows=["order-salesorders"], profile="smoke",
+                           checks=["create", "references"])
+    assert [c.status for c in result.flows[0].checks] == ["passed", "passed"]
+    assert len(made) == 1 and {"Customer", "Product"} <= made[0]
