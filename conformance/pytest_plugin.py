@@ -18,7 +18,7 @@ from conformance.context import FlowContext
 from conformance.engines import EngineDriver, make_driver, target_for, validate_engine
 from conformance.runner import PROFILES, CheckResult, run_check
 from conformance.systems import Systems
-from sync.dataflow import Dataflow, load_dataflow
+from sync.dataflow import Dataflow, DataflowError, load_dataflow
 
 __all__ = ["ChecklistSession"]
 
@@ -35,7 +35,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def _document(config: pytest.Config) -> Dataflow:
     path = config.getoption("--doc")
-    return load_dataflow(path) if path else load_dataflow()
+    try:
+        return load_dataflow(path) if path else load_dataflow()
+    except DataflowError as exc:
+        pytest.exit(f"talkcheck: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A wrong --flow or --doc is a usage error, said in one line (as the command line says it) with pytest's
+    usage exit code, not a collection error with a traceback."""
+    wanted = config.getoption("talkcheck_flows", None)
+    if not wanted and not config.getoption("--doc", None):
+        return
+    doc = _document(config)
+    known = {flow.id for flow in doc.flows}
+    unknown = [f for f in wanted or [] if f not in known]
+    if unknown:
+        pytest.exit(f"talkcheck: no flow {unknown[0]!r} in {doc.name}; known: {', '.join(sorted(known))}",
+                    returncode=pytest.ExitCode.USAGE_ERROR)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -209,8 +209,10 @@ class Scope:
         if not isinstance(value, str) or not value:
             return value
         n = next(self._numbers)
-        if "@" in value:
-            return f"tc.{self.run_id}.{n}@example.com"
+        if "@" in value:  # an e-mail stays one, where it fits (text that merely holds an "@" may be short)
+            mail = f"tc.{self.run_id}.{n}@example.com"
+            if max_length is None or len(mail) <= max_length:
+                return mail
         tagged = f"TC-{self.run_id}-{n}"
         if max_length is not None and len(tagged) > max_length:
             tagged = f"{self.run_id}{n}"[-max_length:]

@@ -22,6 +22,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from conformance.cli import main
 from conformance.manifest import manifest_dir
@@ -381,3 +383,26 @@ def test_the_checklists_exact_token_is_refreshed_between_exacts_570_and_600_seco
             assert (token != first) == refreshed, f"at {age} s"
     finally:
         systems.close()
+
+
+_TAGGER: list[Any] = []
+
+
+@example(value="a@b", max_length=20)
+@given(value=st.text(min_size=1, max_size=60) | st.text(st.sampled_from("ab-@. 1é"), min_size=1, max_size=60),
+       max_length=st.none() | st.integers(16, 200))
+def test_a_run_tag_fits_the_field_and_an_e_mail_stays_one_where_it_fits(value: str, max_length: int | None) -> None:
+    """Tagged merge keys carry the run id and fit the field: text that holds an "@" in a 20-character field
+    is not turned into a 25-character e-mail (Customcrm refused it: a failure of the checklist, not the
+    engine)."""
+    from conformance.sandbox import Scope
+
+    if not _TAGGER:
+        _TAGGER.append(Scope("80798716", httpx.Client(), dict, 1, httpx.Client(), {}))
+    scope = _TAGGER[0]
+    first, second = scope.tag(value, max_length), scope.tag(value, max_length)
+    assert first != second
+    for tagged in (first, second):
+        assert max_length is None or len(tagged) <= max_length
+        if "@" in value and (max_length is None or max_length >= 40):
+            assert tagged.endswith("@example.com")
