@@ -17,6 +17,8 @@ __all__ = ["main"]
 # unreachable or answered errors after retries, or the engine crashed; 4 the state file needs a person
 # (damaged, or lost while both systems hold records: see --relink); 5 another engine holds the state file.
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_STATE, EXIT_BUSY = 0, 1, 2, 3, 4, 5
+# talkcheck run: no check passed or failed (every row skipped), so the run says nothing about the engine.
+EXIT_NOTHING_CHECKED = 6
 
 
 class _Parser(argparse.ArgumentParser):
@@ -61,6 +63,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="batched (default): the checks run side by side and share each engine pass; "
                           "per-example: every example alone, on systems reset before it (slower, for isolating "
                           "a failure)")
+    run.add_argument("--fail-on-skip", action="store_true",
+                     help="a skipped check fails the run (exit 1), for teams that want every row to run")
     run.add_argument("--plan", action="store_true",
                      help="print the calls each check will make to each system and the time at Exact's limits, "
                           "then stop (nothing is written to any system)")
@@ -119,8 +123,8 @@ def _cmd_flows(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from conformance.engines import validate_engine
-    from conformance.report import write_reports
+    from conformance.engines import target_for, validate_engine
+    from conformance.report import failure_groups, first_line, write_reports
     from conformance.runner import CheckResult, run_checklist
     from conformance.sandbox import SandboxSettings, load_sandbox
     from sync.errors import ConfigError
@@ -165,9 +169,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return EXIT_USAGE
 
+    said: dict[str, str] = {}  # the skip reason each flow last printed: a flow-wide reason is said once
+
     def progress(flow: str, check: str, result: CheckResult) -> None:
+        reason = first_line(result.detail)
+        if result.status == "skipped" and said.get(flow) == reason:
+            return
+        if result.status == "skipped":
+            said[flow] = reason
         print(f"  {result.status.upper():<7} {flow} / {check}"
-              + (f"  ({result.detail[:100]})" if result.status != "passed" else ""), flush=True)
+              + (f"  ({reason})" if result.status != "passed" else ""), flush=True)
 
     if args.plan or sandbox is not None:
         from conformance.plan import day_left, estimate, refusal, render_plan
@@ -192,8 +203,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"talkcheck: planned {plan.total('exact')} Exact and {plan.total('customcrm')} Customcrm calls "
               f"(at least {plan.minutes_at_limit():.0f} min at Exact's limit)"
               + (f"; {left} Exact calls left today" if left is not None else ""), flush=True)
-    print(f"talkcheck: {doc.title}, profile {args.profile}, seed {args.seed}, target {args.target}, "
-          f"engine {args.engine}", flush=True)
+    print(f"talkcheck: {doc.title}, profile {args.profile}, seed {args.seed}, target "
+          f"{target_for(args.engine, args.target)}, engine {args.engine}", flush=True)
     try:
         result = run_checklist(doc, flows=args.flows, checks=args.checks, profile=args.profile, seed=args.seed,
                                target=args.target,
@@ -205,9 +216,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print(f"\n{result.count('passed')} passed, {result.count('failed')} failed, {result.count('skipped')} skipped "
           f"in {result.duration_s:.1f}s")
     for flow in result.flows:
-        failed = [c.id for c in flow.checks if c.status == "failed"]
-        state = "FAILED " + ", ".join(failed) if failed else ("skipped" if flow.note else "ok")
-        print(f"  {flow.id:<20} {state}")
+        counts = {status: sum(c.status == status for c in flow.checks) for status in ("passed", "failed", "skipped")}
+        state = "FAILED" if counts["failed"] else ("skipped" if not counts["passed"] else "ok")
+        print(f"  {flow.id:<20} {state:<7} {counts['passed']} passed, {counts['failed']} failed, "
+              f"{counts['skipped']} skipped" + (f": {flow.note}" if flow.note else ""))
+    groups = failure_groups(result)
+    if groups:
+        print(f"\nfailures by probable cause ({len(groups)}):")
+        for cause, rows in groups:
+            print(f"  {len(rows)} × {cause}")
+            print("      " + ", ".join(rows[:8]) + (f" and {len(rows) - 8} more" if len(rows) > 8 else ""))
+    if result.banner:
+        print(f"\ntalkcheck: {result.banner}", file=sys.stderr)
     if result.sandbox:
         info = result.sandbox
         print(f"sandbox: run id {info['run_id']}, {sum(result.calls.values())} of {info['call_budget']} calls "
@@ -222,7 +242,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if info.get("manifest"):
             print(f"  what is left is listed in {info['manifest']}: talkcheck cleanup --config {args.config}")
     print("report: " + ", ".join(str(p) for p in files))
-    return EXIT_OK if result.ok else EXIT_FAILED
+    if result.nothing_checked:
+        return EXIT_NOTHING_CHECKED
+    if not result.ok or (args.fail_on_skip and result.count("skipped")):
+        return EXIT_FAILED
+    return EXIT_OK
 
 
 def _first_sync(args: argparse.Namespace) -> str:

@@ -95,6 +95,17 @@ def _owner_rows(flow: Flow, doc: Dataflow, entity: ExactEntity) -> list[RowCheck
     return out
 
 
+# The project's own document, whose tables are complete: where a user sees what a full table looks like.
+COMPLETE_TABLES = "dataflows/customcrm-exact.rst"
+
+
+def _add_rows(flow: Flow, fields: list[str]) -> str:
+    """What to add to the document so that the flow can be checked."""
+    names = " and ".join(f"Exact {flow.target_type}.{name}" for name in fields)
+    where = f" of the section at line {flow.line}" if flow.line else ""
+    return f"add a row mapping {names} to the table{where} (see {COMPLETE_TABLES} for a complete table)"
+
+
 def plan_checks(flow: Flow, doc: Dataflow) -> CheckPlan | str:
     """The flow as the checklist checks it, or why it cannot be checked (named with the table line)."""
     resource, entity = resource_for(flow.source_type), entity_for(flow.target_type)
@@ -104,7 +115,8 @@ def plan_checks(flow: Flow, doc: Dataflow) -> CheckPlan | str:
         return f"talkcheck has no declaration for Exact {flow.target_type}"
     if flow.source_type.lower() == "user":
         if not any(row.target.lower() == "salesperson" for row in flow.properties):
-            return f"not satisfiable: the table does not say which Exact {flow.target_type} property is the user"
+            return (f"not satisfiable: the table does not say which Exact {flow.target_type} property is the user; "
+                    f"{_add_rows(flow, ['Salesperson'])}")
         return CheckPlan(flow, resource, entity, (), kind="users")
     rows: list[RowCheck] = []
     for row in flow.properties:
@@ -129,7 +141,8 @@ def plan_checks(flow: Flow, doc: Dataflow) -> CheckPlan | str:
     missing = [" or ".join(group) for group in entity.mandatory if not any(name in header for name in group)]
     if missing:
         return (f"not satisfiable: Exact {flow.target_type} cannot be created without {', '.join(missing)}, which "
-                "the document's table does not map")
+                f"the document's table does not map; {_add_rows(flow, [g.split(' or ')[0] for g in missing])}")
     if entity.lines is not None and not any(r.is_line for r in rows):
-        return f"not satisfiable: Exact {flow.target_type} needs lines, which the document's table does not map"
+        return (f"not satisfiable: Exact {flow.target_type} needs lines, which the document's table does not map; "
+                f"{_add_rows(flow, [entity.lines.nav])}")
     return CheckPlan(flow, resource, entity, tuple(rows))

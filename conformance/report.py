@@ -4,14 +4,46 @@ from __future__ import annotations
 
 import html
 import json
+import os
+import re
+import shutil
+import tempfile
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
 from conformance.runner import CheckResult, RunResult, as_json
 
-__all__ = ["replay_command", "write_reports"]
+__all__ = ["failure_groups", "first_line", "replay_command", "write_reports"]
 
 _ICON = {"passed": "PASS", "failed": "FAIL", "skipped": "SKIP"}
+
+
+def first_line(text: str) -> str:
+    """A reason's first line, whole: the word that matters is often the last one."""
+    return text.strip().splitlines()[0] if text.strip() else ""
+
+
+_IDS = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|\b\d+(?:\.\d+)?\b", re.I)
+_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+_PREFIX = re.compile(r"^\[[^\]]*\]\s*")
+
+
+def cause_of(detail: str) -> str:
+    """A failure's probable cause: its first line with the flow/check prefix, record ids, numbers and quoted
+    values taken out, so that one defect failing many rows reads as one shape."""
+    shape = _PREFIX.sub("", first_line(detail))
+    shape = _QUOTED.sub("…", _IDS.sub("#", shape))
+    return re.sub(r"\s+", " ", shape)[:240]
+
+
+def failure_groups(result: RunResult) -> list[tuple[str, list[str]]]:
+    """The failed rows grouped by probable cause, the largest group first: (cause, ["flow / check", ...])."""
+    groups: dict[str, list[str]] = {}
+    for flow in result.flows:
+        for check in flow.checks:
+            if check.status == "failed":
+                groups.setdefault(cause_of(check.detail), []).append(f"{flow.id} / {check.id}")
+    return sorted(groups.items(), key=lambda item: -len(item[1]))
 
 
 def _markdown(result: RunResult) -> str:
@@ -23,6 +55,7 @@ def _markdown(result: RunResult) -> str:
         f"Document: `{result.document}` · target `{result.target}` · engine `{result.engine}` · "
         f"profile `{result.profile}` · seed `{result.seed}`",
         "",
+        *([f"> **{result.banner}**", ""] if result.banner else []),
         f"**{s['passed']} passed, {s['failed']} failed, {s['skipped']} skipped** in {s['duration_s']} s.",
         "",
         f"Replay: `{replay_command(result)}`",
@@ -102,7 +135,8 @@ _CSS = """
 body{font:15px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1d2433;background:#f6f7f9}
 header{background:#1d2433;color:#fff;padding:20px 32px}header h1{margin:0 0 4px;font-size:22px}
 header p{margin:2px 0;color:#c9d1e0}main{padding:20px 32px;max-width:1100px}
-.summary{display:flex;gap:12px;margin:0 0 18px}.tile{background:#fff;border-radius:8px;padding:12px 18px;
+.banner{background:#fde8e8;border:2px solid #c81e1e;border-radius:8px;padding:12px 18px;font-weight:600;
+color:#9b1c1c}.summary{display:flex;gap:12px;margin:0 0 18px}.tile{background:#fff;border-radius:8px;padding:12px 18px;
 box-shadow:0 1px 2px #0002;min-width:110px}.tile b{display:block;font-size:26px}
 .passed{color:#17813c}.failed{color:#c62828}.skipped{color:#8a6d00}
 section{background:#fff;border-radius:8px;box-shadow:0 1px 2px #0002;margin:0 0 18px;padding:4px 18px 14px}
@@ -134,6 +168,7 @@ def _html(result: RunResult) -> str:
         *([f'<p class="note" id="sandbox">Sandbox, safe mode: {e(_sandbox_line(result))}</p>',
            *(f'<p class="note">Left behind: {e(t)}</p>' for t in result.sandbox["left"])] if result.sandbox else []),
         "</header><main>",
+        *([f'<p class="banner" id="banner">{e(result.banner)}</p>'] if result.banner else []),
         '<div class="summary" id="summary">',
         f'<div class="tile"><b class="passed">{s["passed"]}</b>passed</div>',
         f'<div class="tile"><b class="failed">{s["failed"]}</b>failed</div>',
@@ -189,17 +224,23 @@ def _junit(result: RunResult) -> bytes:
 
 
 def write_reports(result: RunResult, directory: str | Path) -> list[Path]:
+    """Every report file, written beside the folder first and then moved into its place at once, so the
+    folder never mixes this run's files with an older run's (or holds half a report)."""
     out = Path(directory)
-    out.mkdir(parents=True, exist_ok=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
     files = {
         "report.html": _html(result).encode("utf-8"),
         "results.json": json.dumps(as_json(result), indent=2).encode("utf-8"),
         "report.md": _markdown(result).encode("utf-8"),
         "junit.xml": _junit(result),
     }
-    written = []
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     for name, content in files.items():
-        path = out / name
-        path.write_bytes(content)
-        written.append(path)
-    return written
+        (staging / name).write_bytes(content)
+    staging.chmod(0o755)
+    old = out.parent / f".{out.name}.old-{os.getpid()}"
+    if out.exists():
+        out.rename(old)
+    staging.rename(out)
+    shutil.rmtree(old, ignore_errors=True)
+    return [out / name for name in files]

@@ -88,6 +88,20 @@ class RunResult:
     def ok(self) -> bool:
         return self.count("failed") == 0
 
+    @property
+    def nothing_checked(self) -> bool:
+        """No check passed or failed: every row was skipped (a document whose tables check nothing, a budget
+        spent at once). Not a pass."""
+        return self.count("passed") + self.count("failed") == 0
+
+    @property
+    def banner(self) -> str:
+        """What a reader must see before any row, or ""."""
+        if self.nothing_checked:
+            return ("NOTHING WAS CHECKED: every row was skipped, so this run says nothing about the engine. The "
+                    "reason is given once per flow, with what to add to the document.")
+        return ""
+
 
 # Every example drives two systems and an engine over HTTP, so it is slow by nature; the other health checks
 # (filters, data size, nesting, executors) apply to the checklist's strategies as to any.
@@ -475,7 +489,8 @@ def _redacted(outcome: CheckResult, secrets: list[str]) -> CheckResult:
 def as_json(result: RunResult) -> dict[str, Any]:
     return {
         "summary": {"passed": result.count("passed"), "failed": result.count("failed"),
-                    "skipped": result.count("skipped"), "duration_s": round(result.duration_s, 3)},
+                    "skipped": result.count("skipped"), "duration_s": round(result.duration_s, 3),
+                    "nothing_checked": result.nothing_checked},
         "run": {"seed": result.seed, "profile": result.profile, "target": result.target, "engine": result.engine,
                 "document": result.document, "calls": result.calls, "checklist_calls": result.checklist_calls,
                 "mode": result.mode, "phases": result.phases}

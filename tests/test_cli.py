@@ -34,14 +34,18 @@ def test_flows_lists_seven_flows_of_a_seed_shaped_document(tmp_path: Path) -> No
         assert flow_id in out
 
 
-def test_run_on_a_seed_shaped_document_reports_unsatisfiable_flows(tmp_path: Path) -> None:
+def test_a_seed_shaped_document_checks_nothing_exits_6_and_says_what_to_add(tmp_path: Path, capsys: object) -> None:
+    """The seed's shape (empty tables) is not a pass: exit 6, and the reason once per flow with the row to add."""
     doc = tmp_path / "seed.rst"
     doc.write_text(seed_shaped())
-    assert main(["run", "--doc", str(doc), "--profile", "smoke", "--report-dir", str(tmp_path / "r")]) == 0
+    code = main(["run", "--doc", str(doc), "--profile", "smoke", "--jobs", "1", "--report-dir", str(tmp_path / "r")])
+    out, err = capsys.readouterr()  # type: ignore[attr-defined]
+    assert code == 6 and "NOTHING WAS CHECKED" in err
+    assert out.count("SKIPPED customer-accounts") == 1
     results = json.loads((tmp_path / "r" / "results.json").read_text())
-    assert [f["id"] for f in results["flows"]] == SEVEN
+    assert [f["id"] for f in results["flows"]] == SEVEN and results["summary"]["nothing_checked"] is True
     accounts = results["flows"][1]
-    assert "not satisfiable" in accounts["note"] and "Name" in accounts["note"]
+    assert "not satisfiable" in accounts["note"] and "add a row mapping Exact Accounts.Name" in accounts["note"]
 
 
 def test_a_malformed_document_is_a_usage_error_with_a_line(tmp_path: Path) -> None:
@@ -82,3 +86,17 @@ def test_version_and_a_missing_document(tmp_path: Path, capsys: object) -> None:
     assert main(["run", "--doc", str(tmp_path / "missing.rst"), "--report-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err  # type: ignore[attr-defined]
     assert f"{tmp_path / 'missing.rst'}: cannot read" in err and "::" not in err
+
+
+def test_fail_on_skip_fails_a_run_with_a_skipped_row(tmp_path: Path) -> None:
+    args = ["run", "--flow", "product-items", "--check", "create", "--check", "lines", "--profile", "smoke",
+            "--jobs", "1", "--report-dir", str(tmp_path / "r")]
+    assert main(args) == 0
+    assert main([*args, "--fail-on-skip"]) == 1
+
+
+def test_pytest_with_an_unknown_flow_says_so_in_one_line() -> None:
+    done = subprocess.run([sys.executable, "-m", "pytest", "conformance/", "--flow", "nope", "-q", "-p",
+                           "no:cacheprovider"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 4
+    assert "no flow 'nope'" in done.stdout + done.stderr and "Traceback" not in done.stdout + done.stderr

@@ -51,7 +51,8 @@ def test_all_four_files_follow_the_document(tmp_path: Path) -> None:
     assert markdown.index("Customer to Exact Accounts") < markdown.index("Order to Exact Salesorders")
     assert "exact 120, customcrm 80" in markdown
     results = json.loads((tmp_path / "results.json").read_text())
-    assert results["summary"] == {"passed": 2, "failed": 1, "skipped": 2, "duration_s": 3.25}
+    assert results["summary"] == {"passed": 2, "failed": 1, "skipped": 2, "duration_s": 3.25,
+                                  "nothing_checked": False}
     assert [c["status"] for c in results["flows"][0]["checks"]] == ["passed", "failed", "skipped"]
     cases = ET.parse(tmp_path / "junit.xml").getroot().findall(".//testcase")
     assert len(cases) == 5 and cases[1].find("failure") is not None and cases[2].find("skipped") is not None
@@ -104,3 +105,38 @@ def test_the_report_gives_the_calls_of_each_phase_and_the_mode_replays(tmp_path:
     result.mode = "per-example"
     write_reports(result, tmp_path)
     assert "--seed 7 --mode per-example" in (tmp_path / "report.md").read_text()
+
+
+def test_failures_of_one_defect_group_under_one_cause() -> None:
+    """Record ids, numbers and quoted values are not the cause: an engine that shifts every date fails many
+    rows with one message shape, and the summary says so once."""
+    from conformance.report import cause_of, failure_groups
+
+    def failed(flow: str, check: str, detail: str) -> FlowResult:
+        return FlowResult(flow, flow, [CheckResult(check, check, "failed", detail)])
+
+    a = "[order-salesorders / create] Customcrm Order 3f1c2d4e-1111-2222-3333-444455556666 has OrderDate='2024-03-31'"
+    b = "[quote-quotations / edit-exact] Customcrm Order 9a9a9a9a-1111-2222-3333-444455556666 has OrderDate='1999-1-1'"
+    c = "PUT http://exact.test/api answered 500: boom"
+    result = RunResult([failed("order-salesorders", "create", a), failed("quote-quotations", "edit-exact", b),
+                        failed("customer-accounts", "create", c)], 0, "smoke", "inproc", "builtin", "d", 1.0)
+    groups = failure_groups(result)
+    assert groups[0] == (cause_of(a), ["order-salesorders / create", "quote-quotations / edit-exact"])
+    assert len(groups) == 2 and groups[1][1] == ["customer-accounts / create"]
+    assert "OrderDate=" in cause_of(a) and "3f1c2d4e" not in cause_of(a)
+
+
+def test_a_report_replaces_the_whole_folder_and_says_when_nothing_was_checked(tmp_path: Path) -> None:
+    """A folder never mixes an older run's files with this run's; a run whose every row was skipped carries
+    a banner (and the command line exits 6)."""
+    folder = tmp_path / "latest"
+    folder.mkdir()
+    (folder / "stale.txt").write_text("an older run's file")
+    skipped = RunResult([FlowResult("product-contacts", "p", [CheckResult("create", "x", "skipped", "why")],
+                                    note="why")], 0, "smoke", "inproc", "builtin", "d", 1.0)
+    write_reports(skipped, folder)
+    assert sorted(p.name for p in folder.iterdir()) == ["junit.xml", "report.html", "report.md", "results.json"]
+    assert [p.name for p in tmp_path.iterdir()] == ["latest"]  # nothing left beside it
+    assert 'id="banner">NOTHING WAS CHECKED' in (folder / "report.html").read_text()
+    assert "NOTHING WAS CHECKED" in (folder / "report.md").read_text()
+    assert json.loads((folder / "results.json").read_text())["summary"]["nothing_checked"] is True
