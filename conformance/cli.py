@@ -102,11 +102,25 @@ def _parser() -> argparse.ArgumentParser:
 
 
 
+def _refused(doc: Any) -> bool:
+    """Print why a document cannot run (other systems, unknown property names), each on its own line."""
+    from conformance.planner import document_problems
+
+    problems = document_problems(doc)
+    for problem in problems[:20]:
+        print(f"talkcheck: {problem}", file=sys.stderr)
+    if len(problems) > 20:
+        print(f"talkcheck: and {len(problems) - 20} more", file=sys.stderr)
+    return bool(problems)
+
+
 def _cmd_flows(args: argparse.Namespace) -> int:
     from conformance.checks import checks_for
     from conformance.planner import plan_checks
 
     doc = load_dataflow(args.doc) if args.doc else load_dataflow()
+    if _refused(doc):
+        return EXIT_USAGE
     print(f"{doc.title} ({doc.name}): {len(doc.flows)} flows")
     for flow in doc.flows:
         plan = plan_checks(flow, doc)
@@ -114,6 +128,16 @@ def _cmd_flows(args: argparse.Namespace) -> int:
         print(f"\n{flow.id:<20} {flow.title}")
         if flow.requires:
             print(f"  requires: {', '.join(flow.requires)}")
+        for sentence in flow.preconditions:
+            print(f"  precondition: {sentence}")
+        for sentence in flow.conditions:
+            print(f"  condition (not checked): {sentence}")
+        if flow.merge_rules:
+            print("  merges on: " + "; or ".join(f"{' + '.join(r.source)} = {' + '.join(r.target)}"
+                                               for r in flow.merge_rules) + " (the document's merge table)")
+        elif not isinstance(plan, str) and plan.entity.merge_keys:
+            print("  merges on: " + "; or ".join(" + ".join(k) for k in plan.entity.merge_keys)
+                  + f" of Exact {flow.target_type} (talkcheck's declaration; the document has no merge table)")
         print(f"  checks:   {len(checks_for(flow))} ({status})")
         for row in flow.properties:
             print(f"    {row.source:<22} -> {row.target:<26} {row.data_type or row.raw_type or 'N/A'}")
@@ -149,6 +173,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         doc = load_dataflow(args.doc) if args.doc else load_dataflow()
     except DataflowError as exc:
         print(f"talkcheck: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if _refused(doc):
         return EXIT_USAGE
     try:
         jobs = (os.cpu_count() or 1) if args.jobs == "auto" else int(args.jobs)

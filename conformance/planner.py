@@ -10,13 +10,14 @@ engine's planner cannot make a row disappear from the checklist.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import difflib
+from dataclasses import dataclass, replace
 
 from sync.dataflow import Dataflow, Flow, PropertyRow
 from sync.systems.customcrm import CustomcrmResource, resource_for
 from sync.systems.exact import ExactEntity, entity_for
 
-__all__ = ["CheckPlan", "RowCheck", "plan_checks", "value_kind"]
+__all__ = ["CheckPlan", "RowCheck", "document_problems", "plan_checks", "value_kind"]
 
 # The document's data types, as the kind of value the checklist compares.
 _EDM: dict[str, str] = {"Edm.String": "string", "Edm.Guid": "guid", "Edm.Double": "double", "Edm.Decimal": "double",
@@ -108,6 +109,9 @@ def _add_rows(flow: Flow, fields: list[str]) -> str:
 
 def plan_checks(flow: Flow, doc: Dataflow) -> CheckPlan | str:
     """The flow as the checklist checks it, or why it cannot be checked (named with the table line)."""
+    if flow.conditions:
+        return (f"conditional: not checked: the document limits this flow to some records ({flow.conditions[0]!r}), "
+                "which the checklist cannot stage; it does not pretend the flow is unconditional")
     resource, entity = resource_for(flow.source_type), entity_for(flow.target_type)
     if resource is None:
         return f"talkcheck has no declaration for Customcrm {flow.source_type}"
@@ -145,4 +149,67 @@ def plan_checks(flow: Flow, doc: Dataflow) -> CheckPlan | str:
     if entity.lines is not None and not any(r.is_line for r in rows):
         return (f"not satisfiable: Exact {flow.target_type} needs lines, which the document's table does not map; "
                 f"{_add_rows(flow, [entity.lines.nav])}")
-    return CheckPlan(flow, resource, entity, tuple(rows))
+    unmapped = [rule for rule in flow.merge_rules if not set(rule.target) <= header]
+    if unmapped:
+        return (f"not satisfiable: the merge row at line {unmapped[0].line} names Exact {flow.target_type} "
+                f"{' + '.join(unmapped[0].target)}, which the document's table does not map; "
+                f"{_add_rows(flow, list(unmapped[0].target))}")
+    return CheckPlan(flow, resource, _with_document_merge_keys(flow, entity), tuple(rows))
+
+
+def _with_document_merge_keys(flow: Flow, entity: ExactEntity) -> ExactEntity:
+    """The flow's merge keys: the document's merge table where it has one (in its order), else the
+    declaration's."""
+    if not flow.merge_rules:
+        return entity
+    return replace(entity, merge_keys=tuple(rule.target for rule in flow.merge_rules))
+
+
+# The pair of systems talkcheck has declarations and mocks for, in the direction it checks.
+SUPPORTED = ("customcrm", "exact")
+
+
+def document_problems(doc: Dataflow) -> list[str]:
+    """What makes a document unfit to run, each with its line: systems talkcheck has no declarations for (or
+    the mirror direction, which it does not check yet), and property names neither system has (with the
+    nearest one that exists). Empty when the document can run."""
+    pair = (doc.source_system, doc.target_system)
+    if pair != SUPPORTED:
+        if pair == SUPPORTED[::-1]:
+            return [f"{doc.name or 'the document'}: this is the mirror direction ({doc.source_label} to "
+                    f"{doc.target_label}); talkcheck checks Customcrm to Exact documents only (the engine does not "
+                    "create in Customcrm from Exact yet)"]
+        return [f"{doc.name or 'the document'}: talkcheck has no declarations for {doc.source_label} to "
+                f"{doc.target_label}; it supports Customcrm to Exact documents"]
+    problems: list[str] = []
+    for flow in doc.flows:
+        resource, entity = resource_for(flow.source_type), entity_for(flow.target_type)
+        if resource is None or entity is None:
+            continue
+        crm_names = {resource.key, *resource.fields, *(f"Lines.{name}" for name in resource.line_fields)}
+        exact_names = _exact_names(entity)
+        pairs = [(row.source, row.target, row.line) for row in flow.properties]
+        pairs += [(s, t, rule.line) for rule in flow.merge_rules for s, t in zip(rule.source, rule.target, strict=True)]
+        for source, target, line in pairs:
+            if source not in crm_names:
+                problems.append(_unknown(doc, line, f"Customcrm {flow.source_type}", source, crm_names))
+            if exact_names and target not in exact_names:
+                problems.append(_unknown(doc, line, f"Exact {flow.target_type}", target, exact_names))
+    return problems
+
+
+def _exact_names(entity: ExactEntity) -> set[str]:
+    """Every property of the Exact set (its lines' as ``<Lines>.<name>``), from Exact's API reference."""
+    from mocks.exact.properties import TABLES  # the API reference's property lists (the checklist's own copy)
+
+    by_name = {name.lower(): rows for name, rows in TABLES.items()}
+    names = {row[0] for row in by_name.get(entity.type_name.lower(), ())}
+    if entity.lines is not None:
+        names |= {f"{entity.lines.nav}.{row[0]}" for row in by_name.get(entity.lines.nav.lower(), ())}
+    return names
+
+
+def _unknown(doc: Dataflow, line: int, owner: str, name: str, known: set[str]) -> str:
+    near = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+    hint = f" (did you mean {near[0]}?)" if near else ""
+    return f"{doc.name or 'the document'}:{line}: {owner} has no property {name!r}{hint}"

@@ -16,6 +16,7 @@ import pytest
 from conformance.checks import checks_for
 from conformance.context import FlowContext
 from conformance.engines import EngineDriver, make_driver, target_for, validate_engine
+from conformance.planner import document_problems
 from conformance.runner import PROFILES, CheckResult, run_check
 from conformance.systems import Systems
 from sync.dataflow import Dataflow, DataflowError, load_dataflow
@@ -48,6 +49,9 @@ def pytest_configure(config: pytest.Config) -> None:
     if not wanted and not config.getoption("--doc", None):
         return
     doc = _document(config)
+    problems = document_problems(doc)
+    if problems:
+        pytest.exit("talkcheck: " + "\ntalkcheck: ".join(problems[:20]), returncode=pytest.ExitCode.USAGE_ERROR)
     known = {flow.id for flow in doc.flows}
     unknown = [f for f in wanted or [] if f not in known]
     if unknown:

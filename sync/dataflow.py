@@ -15,6 +15,7 @@ Example::
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass, field
 from importlib import resources
@@ -25,6 +26,7 @@ __all__ = [
     "DataflowError",
     "Dataflow",
     "Flow",
+    "MergeRule",
     "PropertyRow",
     "load_dataflow",
     "normalize_type",
@@ -97,6 +99,16 @@ class PropertyRow:
 
 
 @dataclass(frozen=True)
+class MergeRule:
+    """One row of a flow's merge table: records merge (link) when these properties are equal on both sides.
+    A cell may name several properties ("FirstName + LastName"): a combination, all of which must match."""
+
+    source: tuple[str, ...]
+    target: tuple[str, ...]
+    line: int = 0
+
+
+@dataclass(frozen=True)
 class Flow:
     """One section of the document: every <source type> is synchronized with a <target type>."""
 
@@ -112,6 +124,13 @@ class Flow:
     create_condition: str = ""
     notes: tuple[str, ...] = ()
     line: int = 0
+    # The document's own merge keys (its merge table), in its order; empty when it states none.
+    merge_rules: tuple[MergeRule, ...] = ()
+    # "A link between <this section's own pair> must be established": a precondition, not a dependency.
+    preconditions: tuple[str, ...] = ()
+    # Sentences that limit which records the flow covers ("When a Deal has a 100% probability ..."): the
+    # checklist cannot stage them, so such a flow is reported as conditional and not checked.
+    conditions: tuple[str, ...] = ()
 
     @property
     def title(self) -> str:
@@ -192,6 +211,10 @@ _CREATED_IF = re.compile(
     r"that is synchronized into (?P<sys>.+?)\.?$"
 )
 _KEEP_IN_SYNC = re.compile(r"^Once a link between .+ is established, it will keep in sync")
+_MERGES_IF = re.compile(r"^An? (?P<a>.+?) will merge with an? (?P<b>.+?) if (?:one of )?the following property "
+                        r"combinations? match(?:es)?:?$")
+_CONDITION = re.compile(r"^(?:When|If|Only when|Only if|Unless) an? .+", re.IGNORECASE)
+_COMBINATION = re.compile(r"\s*(?:\+|,|\band\b)\s*")
 _PROPERTIES_INTRO = re.compile(r"^The following properties are synchronized between ")
 
 
@@ -237,10 +260,10 @@ def parse_dataflow(text: str, name: str = "") -> Dataflow:
             if g:
                 generated = g.group(1).strip()
     for section in sections:
-        if section.title.strip().lower() == "introduction":
+        if section.title.strip().rstrip(".").strip().lower() == "introduction":
             introduction.extend(p for _, p in _paragraphs(section.body))
             continue
-        flow = _parse_flow(section, doc_source, doc_target, name)
+        flow = _parse_flow(section, (doc_source, source_label), (doc_target, target_label), name)
         if flow.id in flows:
             flows[flow.id] = _merge_repeated(flows[flow.id], flow)
         else:
@@ -319,14 +342,40 @@ def _paragraphs(body: list[tuple[int, str]]) -> list[tuple[int, str]]:
     return out
 
 
-def _split_label(text: str, system: str, line: int, name: str) -> tuple[str, str]:
-    """Split 'Custom CRM Customer' into ('Custom CRM', 'Customer') given the expected system key."""
+def _squash(text: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", text.lower())
+
+
+def _label_matches(candidate: str, system: tuple[str, str]) -> bool:
+    """Whether a section's label names the system the title calls `system` (key, title label): its known
+    spellings; case, spaces and punctuation ignored; a start of the title's label ("Wave" for "Wave
+    Financial", "Custom" for "Customcrm", three letters at least); or its end ("BusinessNxt" for "Visma
+    Business Nxt")."""
+    key, title_label = system
+    if system_key(candidate) == key:
+        return True
+    short, full = _squash(candidate), _squash(title_label)
+    return len(short) >= 3 and (full.startswith(short) or full.endswith(short))
+
+
+def _split_label(text: str, system: tuple[str, str], line: int, name: str,
+                 other: tuple[str, str] | None = None) -> tuple[str, str]:
+    """Split 'Custom CRM Customer' into ('Custom CRM', 'Customer') given the system (key, title label). A
+    label run together with the type ("WoocommerceProduct") is cut where the title's label ends; a label
+    that would name the other system of the document just as well is ambiguous and refused."""
     words = text.split()
     for cut in range(len(words) - 1, 0, -1):
         label = " ".join(words[:cut])
-        if system_key(label) == system:
+        if _label_matches(label, system):
+            if other is not None and system_key(label) != system[0] and _label_matches(label, other):
+                raise DataflowError(f"{label!r} in {text!r} could name either system of the document "
+                                    f"({system[1]!r} or {other[1]!r})", line, name)
             return label, " ".join(words[cut:])
-    raise DataflowError(f"{text!r} does not start with a label of the system {system!r}", line, name)
+    full = _squash(system[1])
+    if words and len(words[0]) > len(full) and _squash(words[0]).startswith(full) and words[0][:len(full)].isalpha():
+        cut_at = len(full)
+        return words[0][:cut_at], " ".join([words[0][cut_at:], *words[1:]])
+    raise DataflowError(f"{text!r} does not start with a label of the system {system[1]!r}", line, name)
 
 
 def _flow_id(source_type: str, target_type: str) -> str:
@@ -336,7 +385,7 @@ def _flow_id(source_type: str, target_type: str) -> str:
     return f"{slug(source_type)}-{slug(target_type)}"
 
 
-def _parse_flow(section: _Section, doc_source: str, doc_target: str, name: str) -> Flow:
+def _parse_flow(section: _Section, source: tuple[str, str], target: tuple[str, str], name: str) -> Flow:
     parts = section.title.split(" to ")
     if len(parts) != 2:
         raise DataflowError(
@@ -344,37 +393,54 @@ def _parse_flow(section: _Section, doc_source: str, doc_target: str, name: str) 
             section.line,
             name,
         )
-    source_label, source_type = _split_label(parts[0].strip(), doc_source, section.line, name)
-    target_label, target_type = _split_label(parts[1].strip(), doc_target, section.line, name)
+    source_label, source_type = _split_label(parts[0].strip(), source, section.line, name, target)
+    target_label, target_type = _split_label(parts[1].strip(), target, section.line, name, source)
     flow_id = _flow_id(source_type, target_type)
 
     requires: list[str] = []
+    preconditions: list[str] = []
+    conditions: list[str] = []
     create_condition = ""
     notes: list[str] = []
-    for line_no, paragraph in _paragraphs(section.body):
-        if _EVERY.match(paragraph) or _KEEP_IN_SYNC.match(paragraph) or _PROPERTIES_INTRO.match(paragraph):
+    paragraphs = _paragraphs(section.body)
+    for line_no, paragraph in paragraphs:
+        if _EVERY.match(paragraph) or _KEEP_IN_SYNC.match(paragraph) or _PROPERTIES_INTRO.match(paragraph) \
+                or _MERGES_IF.match(paragraph):
             continue
         link = _LINK_REQUIRED.match(paragraph)
         if link:
-            _, a_type = _split_label(link.group("a"), doc_source, line_no, name)
-            _, b_type = _split_label(link.group("b"), doc_target, line_no, name)
+            _, a_type = _split_label(link.group("a"), source, line_no, name, target)
+            _, b_type = _split_label(link.group("b"), target, line_no, name, source)
             required = _flow_id(a_type, b_type)
-            if required not in requires:
+            if required == flow_id:  # the section's own pair: what must hold before it syncs, not a dependency
+                preconditions.append(paragraph)
+            elif required not in requires:
                 requires.append(required)
             continue
         created = _CREATED_IF.match(paragraph)
         if created:
             create_condition = created.group("via").strip()
             continue
+        if _CONDITION.match(paragraph):
+            conditions.append(paragraph)
+            continue
         notes.append(paragraph)
 
-    rows = _parse_table(section.body, name)
+    rows: list[PropertyRow] = []
+    merge_rules: list[MergeRule] = []
+    for table in _tables(section.body, name):
+        lead = next((text for start, text in reversed(paragraphs) if start < table.line), "")
+        if _MERGES_IF.match(lead):
+            merge_rules.extend(_merge_rules(table, name))
+        else:
+            rows.extend(r for r in _property_rows(table, name) if (r.source, r.target) not in
+                        {(x.source, x.target) for x in rows})
     return Flow(
         id=flow_id,
-        source_system=doc_source,
+        source_system=source[0],
         source_label=source_label,
         source_type=source_type,
-        target_system=doc_target,
+        target_system=target[0],
         target_label=target_label,
         target_type=target_type,
         properties=tuple(rows),
@@ -382,21 +448,28 @@ def _parse_flow(section: _Section, doc_source: str, doc_target: str, name: str) 
         create_condition=create_condition,
         notes=tuple(notes),
         line=section.line,
+        merge_rules=tuple(merge_rules),
+        preconditions=tuple(preconditions),
+        conditions=tuple(conditions),
     )
 
 
-def _parse_table(body: list[tuple[int, str]], name: str) -> list[PropertyRow]:
-    """Read the section's list-table: a header row, then one row per property, three cells each."""
-    rows: list[list[tuple[int, str]]] = []
-    header_rows = 0
+@dataclass
+class _Table:
+    line: int
+    header_rows: int = 0
+    rows: list[list[tuple[int, str]]] = field(default_factory=list)
+
+
+def _tables(body: list[tuple[int, str]], name: str) -> list[_Table]:
+    """Every list-table of a section, each with its own header rows and rows of cells."""
+    tables: list[_Table] = []
     in_table = False
-    table_line = 0
     for line_no, line in body:
         stripped = line.strip()
         if stripped.startswith(".. list-table::"):
-            if in_table:
-                raise DataflowError("a second list-table in one section", line_no, name)
-            in_table, table_line = True, line_no
+            tables.append(_Table(line_no))
+            in_table = True
             continue
         if stripped.startswith(".. "):
             raise DataflowError(f"unexpected directive {stripped!r}", line_no, name)
@@ -405,34 +478,41 @@ def _parse_table(body: list[tuple[int, str]], name: str) -> list[PropertyRow]:
         if not line.startswith((" ", "\t")):
             in_table = False
             continue
+        table = tables[-1]
         option = re.match(r"^:([\w-]+):\s*(.*)$", stripped)
         if option:
             if option.group(1) == "header-rows":
                 try:
-                    header_rows = int(option.group(2))
+                    table.header_rows = int(option.group(2))
                 except ValueError as exc:
                     raise DataflowError(f"header-rows must be a number, not {option.group(2)!r}",
                                         line_no, name) from exc
             continue
         if stripped.startswith("* - "):
-            rows.append([(line_no, stripped[4:].strip())])
+            table.rows.append([(line_no, stripped[4:].strip())])
         elif stripped == "* -":
-            rows.append([(line_no, "")])
+            table.rows.append([(line_no, "")])
         elif stripped.startswith("- ") or stripped == "-":
-            if not rows:
+            if not table.rows:
                 raise DataflowError("a table cell before the first row ('* - ')", line_no, name)
-            rows[-1].append((line_no, stripped[2:].strip()))
+            table.rows[-1].append((line_no, stripped[2:].strip()))
         else:
             raise DataflowError(f"cannot read this table line: {stripped!r}", line_no, name)
-    if table_line and header_rows < 1 and rows:
-        raise DataflowError("the list-table has no ':header-rows: 1' option", table_line, name)
+    for table in tables:
+        if table.header_rows < 1 and table.rows:
+            raise DataflowError("the list-table has no ':header-rows: 1' option", table.line, name)
+    return tables
+
+
+def _property_rows(table: _Table, name: str) -> list[PropertyRow]:
+    """A property table: a header row, then one row per property, three cells each."""
     out: list[PropertyRow] = []
     seen: set[tuple[str, str]] = set()
-    for index, cells in enumerate(rows):
+    for index, cells in enumerate(table.rows):
         row_line = cells[0][0]
         if len(cells) != 3:
             raise DataflowError(f"a table row has {len(cells)} cells; three are expected", row_line, name)
-        if index < header_rows:
+        if index < table.header_rows:
             continue
         source, target, raw_type = (c for _, c in cells)
         if not source or not target:
@@ -441,8 +521,37 @@ def _parse_table(body: list[tuple[int, str]], name: str) -> list[PropertyRow]:
         if key in seen:
             continue
         seen.add(key)
-        out.append(PropertyRow(source, target, normalize_type(raw_type), raw_type, row_line))
+        out.append(PropertyRow(source, target, _data_type(raw_type, row_line, name), raw_type, row_line))
     return out
+
+
+def _merge_rules(table: _Table, name: str) -> list[MergeRule]:
+    """A merge table: a header row, then one row per property combination, two cells each."""
+    out: list[MergeRule] = []
+    for index, cells in enumerate(table.rows):
+        row_line = cells[0][0]
+        if len(cells) != 2:
+            raise DataflowError(f"a merge-table row has {len(cells)} cells; two are expected", row_line, name)
+        if index < table.header_rows:
+            continue
+        source, target = (tuple(p for p in _COMBINATION.split(c) if p) for _, c in cells)
+        if not source or len(source) != len(target):
+            raise DataflowError("a merge row must name as many properties on each side", row_line, name)
+        rule = MergeRule(source, target, row_line)
+        if all((r.source, r.target) != (source, target) for r in out):
+            out.append(rule)
+    return out
+
+
+def _data_type(raw: str, line: int, name: str) -> str | None:
+    """The row's Edm type; an ``Edm.`` name the family does not use (a typo) is a document error."""
+    unquoted = raw.strip().strip('"').strip("'").strip()
+    if unquoted.startswith("Edm.") and unquoted not in _EDM_TYPES and unquoted not in ("Edm.Decimal",
+                                                                                      "Edm.DateTimeOffset"):
+        near = difflib.get_close_matches(unquoted, sorted(_EDM_TYPES), n=1)
+        hint = f" (did you mean {near[0]}?)" if near else ""
+        raise DataflowError(f"unknown data type {unquoted!r}{hint}", line, name)
+    return normalize_type(raw)
 
 
 def _merge_repeated(first: Flow, again: Flow) -> Flow:
@@ -465,6 +574,10 @@ def _merge_repeated(first: Flow, again: Flow) -> Flow:
         create_condition=first.create_condition or again.create_condition,
         notes=tuple(notes),
         line=first.line,
+        merge_rules=first.merge_rules + tuple(r for r in again.merge_rules if all(
+            (r.source, r.target) != (x.source, x.target) for x in first.merge_rules)),
+        preconditions=first.preconditions + tuple(p for p in again.preconditions if p not in first.preconditions),
+        conditions=first.conditions + tuple(c for c in again.conditions if c not in first.conditions),
     )
 
 
@@ -498,7 +611,11 @@ def render_dataflow(doc: Dataflow) -> str:
                 rb = f"{req.target_label} {req.target_type}"
                 out += [f"Before any synchronization can take place, a link between a {ra} and a {rb} "
                         "must be established.", ""]
+        out += [f"Before any synchronization can take place, a link between a {a} and a {b} must be established.",
+                ""] if flow.preconditions else []
         out += [f"Every {a} will be synchronized with a {b}.", ""]
+        for condition in flow.conditions:
+            out += [condition, ""]
         out += [f"Once a link between a {a} and a {b} is established, it will keep in sync between the two "
                 "systems, regardless of where it is edited.", ""]
         for note in flow.notes:
@@ -508,5 +625,13 @@ def render_dataflow(doc: Dataflow) -> str:
         out += [f"   * - {a} Property", f"     - {b} Property", f"     - {flow.target_label} Data Type"]
         for row in flow.properties:
             out += [f"   * - {row.source}", f"     - {row.target}", f"     - {row.raw_type or row.data_type or 'N/A'}"]
-        out += ["", ""]
+        out += [""]
+        if flow.merge_rules:
+            out += [f"A {a} will merge with a {b} if one of the following property combinations match:", ""]
+            out += [".. list-table::", "   :header-rows: 1", ""]
+            out += [f"   * - {a} Property", f"     - {b} Property"]
+            for rule in flow.merge_rules:
+                out += [f"   * - {' + '.join(rule.source)}", f"     - {' + '.join(rule.target)}"]
+            out += [""]
+        out += [""]
     return "\n".join(out)

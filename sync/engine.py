@@ -28,7 +28,7 @@ Example::
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -235,6 +235,12 @@ def plan_flow(flow: Flow, doc: Dataflow | None = None) -> FlowPlan | str:
                 f"{', '.join(missing)}, which the document's table does not map")
     if entity.lines is not None and not any(m.is_line for m in mappings):
         return f"not satisfiable: Exact {flow.target_type} needs lines, which the document's table does not map"
+    if flow.merge_rules:  # the document's own merge table replaces the declared merge keys
+        unmapped = [r for r in flow.merge_rules if not set(r.target) <= mapped]
+        if unmapped:
+            return (f"the merge row at line {unmapped[0].line} names Exact {flow.target_type} "
+                    f"{' + '.join(unmapped[0].target)}, which the document's table does not map")
+        entity = replace(entity, merge_keys=tuple(rule.target for rule in flow.merge_rules))
     return FlowPlan(flow, resource, entity, tuple(mappings))
 
 
