@@ -110,8 +110,11 @@ def _property(row: PropertyRow) -> Callable[[FlowContext, st.DataObject], None]:
         ctx.prepare(data)
         mapping = ctx.mapping(row)
         record = ctx.draw_record(data)
+        value = ctx.draw_value(data, mapping, allow_empty=False, every_class=True)
         if not mapping.is_line:
-            record[mapping.crm_field] = ctx.draw_value(data, mapping, allow_empty=False)
+            record[mapping.crm_field] = value
+        elif mapping.kind != "ref":  # the first line holds it
+            record["Lines"][0][mapping.crm_field] = value
         crm_id, exact_id = ctx.create_pair(check, record)
         ctx.assert_pair_agrees(check + " (create)", crm_id, exact_id, [row])
         for side in ("exact", "customcrm"):

@@ -21,7 +21,16 @@ from conformance.lockstep import Lockstep
 from conformance.ownership import Owned
 from conformance.planner import CheckPlan, RowCheck, plan_checks
 from conformance.sandbox import AMSTERDAM, exact_wall
-from conformance.strategies import distinct_value, field_limits, next_unique, reset_unique, value_strategy
+from conformance.strategies import (
+    catalogue,
+    catalogue_turn,
+    distinct_value,
+    field_limits,
+    next_unique,
+    reset_unique,
+    sink,
+    value_strategy,
+)
 from conformance.systems import CustomcrmActor, ExactActor, Systems
 from mocks.customcrm.models import RESOURCES as CRM_RESOURCES
 from mocks.exact.properties import TABLES as EXACT_TABLES
@@ -100,6 +109,7 @@ class FlowContext:
     examples: int = 0
     owned: Owned | None = None
     shared_pools: dict[str, dict[str, str]] | None = None  # in a batch: the references every check shares
+    _draws: dict[str, int] = field(default_factory=dict)  # draws of each property in this example so far
 
     @classmethod
     def for_flow(cls, flow: Flow, doc: Dataflow, systems: Systems, engine: EngineDriver) -> FlowContext | str:
@@ -175,6 +185,7 @@ class FlowContext:
         """A clean start for the next example: the mocks are reset; a sandbox has what the last example
         created deleted again instead (the engine keeps its links, as a running engine would). In a batch
         nothing is reset: the example starts owning nothing, with unique numbers of its own."""
+        self._draws = {}
         if self.batch is not None:
             self.examples += 1
             fields = tuple(sorted(self._merge_fields))
@@ -356,15 +367,28 @@ class FlowContext:
     # ------------------------------------------------------------------ drawing records
 
     def draw_value(self, data: st.DataObject, mapping: RowCheck, *, allow_empty: bool = True,
-                   not_equal: Any = None) -> Any:
+                   not_equal: Any = None, every_class: bool = False) -> Any:
+        """A value for the property: `every_class` gives the one value that holds every class of what users
+        type that engines get wrong (where the property can take one); otherwise a class of the catalogue in
+        turn, or a random draw."""
+        if every_class and mapping.kind != "ref":
+            combined = sink(self.flow, mapping.row, mapping.kind)
+            if combined is not None:
+                return self._keyed(mapping, data.draw(st.just(combined), label=f"{mapping.id} (every class)"))
         if mapping.kind == "ref":
             pool = sorted(self.pools.get(self.ref_type(mapping), {}))
             choices = [p for p in pool if p != not_equal] or pool
             required = not allow_empty or self.crm_required(mapping)
             options = choices if required else [*choices, None]
             return data.draw(st.sampled_from(options), label=f"{mapping.id}")
-        value = data.draw(value_strategy(self.flow, mapping.row, mapping.kind, allow_empty=allow_empty),
-                          label=mapping.id)
+        value = self._catalogue_value(data, mapping)
+        if value is None or value == not_equal:
+            value = data.draw(value_strategy(self.flow, mapping.row, mapping.kind, allow_empty=allow_empty),
+                              label=mapping.id)
+        return self._keyed(mapping, value)
+
+    def _keyed(self, mapping: RowCheck, value: Any) -> Any:
+        """A merge key's value made unique (to the run in a sandbox, to the example in a batch)."""
         if not mapping.is_line and mapping.exact_field in self._merge_fields:
             if self.systems.scope is not None:
                 # In a sandbox a merge key must never match a record that was there before the run.
@@ -372,6 +396,18 @@ class FlowContext:
             elif self.batch is not None:  # nor, in a batch, one of another example's
                 value = distinct_value(value, next_unique(), field_limits(self.flow, mapping.row)[0])
         return value
+
+    def _catalogue_value(self, data: st.DataObject, mapping: RowCheck) -> Any:
+        """This draw's class of value from the catalogue (what users type that engines get wrong), or None
+        when the turn is a random draw. Drawn as a constant, so that Hypothesis's notes show it."""
+        classes = catalogue(self.flow, mapping.row, mapping.kind)
+        nth = self._draws.get(mapping.id, 0)
+        self._draws[mapping.id] = nth + 1
+        turn = catalogue_turn(self.slot, nth, len(classes))
+        if turn is None:
+            return None
+        name, value = classes[turn]
+        return data.draw(st.just(value), label=f"{mapping.id} ({name})")
 
     @property
     def _merge_fields(self) -> set[str]:

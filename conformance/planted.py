@@ -7,10 +7,15 @@ the smallest plausible mistake a real sync engine makes, written as an override 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+import re
+import unicodedata
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, time
 from typing import Any
+
+import httpx
 
 from sync.dataflow import Dataflow
 from sync.engine import Engine, FlowPlan, Mapping
@@ -171,6 +176,59 @@ class FirstPageOnlyEngine(Engine):
         connector._pages = first_page  # type: ignore[method-assign]
 
 
+class _Rewriting(httpx.BaseTransport):
+    """Alters the JSON bodies the engine sends to Exact (POST and PUT), every value through `alter(key, value)`:
+    a defect at the HTTP boundary, whatever the engine's code looks like inside."""
+
+    def __init__(self, inner: httpx.BaseTransport, alter: Callable[[str, Any], Any]) -> None:
+        self.inner, self.alter = inner, alter
+
+    def _walk(self, key: str, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: self._walk(k, v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._walk(key, v) for v in value]
+        return self.alter(key, value)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method in ("POST", "PUT") and request.content and "/api/v1/" in request.url.path:
+            body = self._walk("", json.loads(request.content))
+            headers = [(k, v) for k, v in request.headers.items() if k.lower() != "content-length"]
+            request = httpx.Request(request.method, request.url, headers=headers, json=body)
+        return self.inner.handle_request(request)
+
+
+def _sends_to_exact(name: str, what: str, alter: Callable[[str, Any], Any]) -> type[Engine]:
+    """The reference engine with a defect in what reaches Exact (`what` says which, for the reader)."""
+
+    def __init__(self: Engine, *args: Any, **kwargs: Any) -> None:
+        Engine.__init__(self, *args, **kwargs)
+        client = self.exact.client
+        self.exact.client = httpx.Client(base_url=client.base_url, headers=client.headers, timeout=client.timeout,
+                                         transport=_Rewriting(client._transport, alter))
+
+    return type(name, (Engine,), {"__init__": __init__, "__doc__": what})
+
+
+def _text(change: Callable[[str], str]) -> Callable[[str, Any], Any]:
+    return lambda _key, value: change(value) if isinstance(value, str) else value
+
+
+LowerCasedEmailEngine = _sends_to_exact("LowerCasedEmailEngine", "E-mail addresses lower-cased on the way to Exact.",
+                                        lambda k, v: v.lower() if k.endswith("Email") and isinstance(v, str) else v)
+WholeQuantityEngine = _sends_to_exact("WholeQuantityEngine", "Line quantities truncated to whole numbers.",
+                                      lambda k, v: float(int(v)) if k == "Quantity" and isinstance(v, float) else v)
+CollapsedLineBreakEngine = _sends_to_exact("CollapsedLineBreakEngine", "Line breaks collapsed to spaces.",
+                                           _text(lambda v: re.sub(r"\r?\n", " ", v)))
+TrimmingEngine = _sends_to_exact("TrimmingEngine", "Leading and trailing whitespace trimmed.", _text(str.strip))
+AstralDroppingEngine = _sends_to_exact("AstralDroppingEngine", "Characters outside the Basic Multilingual Plane "
+                                       "(emoji) dropped.", _text(lambda v: "".join(c for c in v if ord(c) <= 0xFFFF)))
+NormalisingEngine = _sends_to_exact("NormalisingEngine", "Text normalised to NFC (decomposed letters composed).",
+                                    _text(lambda v: unicodedata.normalize("NFC", v)))
+RoundingEngine = _sends_to_exact("RoundingEngine", "Numbers rounded to two decimals.",
+                                 lambda k, v: round(v, 2) if isinstance(v, float) else v)
+
+
 class PlantedBug:
     """One planted bug: the engine variant, the flow to run, and the check that must catch it."""
 
@@ -192,6 +250,15 @@ PLANTED_BUGS: tuple[PlantedBug, ...] = (
     PlantedBug("loses-edit-after-crash", LosesEditAfterCrashEngine, "customer-accounts", "stays-in-sync-faults"),
     PlantedBug("breaks-a-reference", BrokenReferenceEngine, "contact-contacts", "references"),
     PlantedBug("mishandles-lines", LineMishandlingEngine, "order-salesorders", "lines"),
+    # At the HTTP boundary: what users type, altered on the way to Exact.
+    PlantedBug("lower-cases-e-mails", LowerCasedEmailEngine, "customer-accounts", "property:Email"),
+    PlantedBug("truncates-quantities", WholeQuantityEngine, "order-salesorders",
+               "property:Lines.Quantity->SalesOrderLines.Quantity"),
+    PlantedBug("collapses-line-breaks", CollapsedLineBreakEngine, "contact-contacts", "property:Notes"),
+    PlantedBug("trims-whitespace", TrimmingEngine, "customer-accounts", "property:Name"),
+    PlantedBug("drops-emoji", AstralDroppingEngine, "contact-contacts", "property:JobTitle->JobTitleDescription"),
+    PlantedBug("normalises-unicode", NormalisingEngine, "customer-accounts", "property:City"),
+    PlantedBug("rounds-numbers", RoundingEngine, "customer-accounts", "property:CreditLimit->CreditLineSales"),
 )
 
 # Caught only where a list is longer than a page: the checks side by side give it one (see tests/test_batch.py).

@@ -17,7 +17,7 @@ from conformance.checks import checks_for
 from conformance.context import FlowContext
 from conformance.engines import EngineDriver, make_driver, target_for, validate_engine
 from conformance.planner import document_problems
-from conformance.runner import PROFILES, CheckResult, run_check
+from conformance.runner import PROFILES, CheckResult, document_slots, run_check
 from conformance.systems import Systems
 from sync.dataflow import Dataflow, DataflowError, load_dataflow
 
@@ -91,7 +91,10 @@ class ChecklistSession:
 
     def run(self, flow_id: str, check_id: str) -> CheckResult:
         check = next(c for c in checks_for(self.doc.flow(flow_id)) if c.id == check_id)
-        return run_check(check, self.context(flow_id), self.profile, self.seed)
+        ctx = self.context(flow_id)
+        if not isinstance(ctx, str):
+            ctx.slot = document_slots(self.doc)[(flow_id, check_id)]  # the same data as in talkcheck run
+        return run_check(check, ctx, self.profile, self.seed)
 
 
 @pytest.fixture(scope="session")

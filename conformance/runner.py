@@ -112,13 +112,26 @@ def _describe(exc: BaseException) -> str:
     """An unexpected error, with the HTTP exchange when a system refused a call (and, for Hypothesis's
     "flaky" verdict, the error it saw first)."""
     if isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        return f"{type(exc).__name__}: {str(exc).splitlines()[0]}; first: {_describe(exc.exceptions[0])}"
+        first = exc.exceptions[0]
+        if "Flaky" in type(exc).__name__:  # the first real message, and that it did not come back
+            text = str(first) if isinstance(first, AssertionError) else _describe(first)
+            return f"{text} (intermittent: the same example passed when Hypothesis ran it again)"
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0]}; first: {_describe(first)}"
     if isinstance(exc, httpx.HTTPStatusError):
         request, response = exc.request, exc.response
         body = request.content.decode("utf-8", "replace")[:800] if request.content else ""
         return (f"{request.method} {request.url} answered {response.status_code}: {response.text[:800]}"
                 + (f" (request body: {body})" if body else ""))
     return f"{type(exc).__name__}: {exc}"
+
+
+def _evidence(reported: list[str], exc: BaseException) -> str:
+    """What Hypothesis said of the failing example: its reporter's lines, and the notes it attaches to the
+    exception (the minimal example, each draw with its label) in the versions that report that way."""
+    notes: list[str] = []
+    for error in (exc, *(exc.exceptions if isinstance(exc, BaseExceptionGroup) else ())):
+        notes.extend(str(n) for n in getattr(error, "__notes__", []) if str(n) not in notes)
+    return "\n".join([*reported, *notes]).strip()
 
 
 def _min_steps(profile: str) -> dict[str, int]:
@@ -167,10 +180,10 @@ def _run_one(check: Check, ctx: FlowContext, profile: str, seed: int, shrink: bo
     except NotApplicable as exc:
         return CheckResult(check.id, check.title, "skipped", str(exc), "", time.monotonic() - started)
     except AssertionError as exc:
-        return CheckResult(check.id, check.title, "failed", str(exc), "\n".join(lines),
+        return CheckResult(check.id, check.title, "failed", str(exc), _evidence(lines, exc),
                            time.monotonic() - started)
     except Exception as exc:  # noqa: BLE001 - a crashing check is reported, never fatal to the run
-        return CheckResult(check.id, check.title, "failed", _describe(exc), "\n".join(lines),
+        return CheckResult(check.id, check.title, "failed", _describe(exc), _evidence(lines, exc),
                            time.monotonic() - started)
     return CheckResult(check.id, check.title, "passed", "", "", time.monotonic() - started)
 
@@ -336,6 +349,8 @@ def _run_flows(
                 outcome = CheckResult(check.id, check.title, "skipped", budget_note)
             else:
                 before = dict(systems.calls)
+                if not isinstance(ctx, str):
+                    ctx.slot = document_slots(doc)[(result.id, check.id)]
                 outcome = run_check(check, ctx, profile, seed, shrink)
                 if outcome.stopped:
                     budget_note = outcome.detail
@@ -404,8 +419,7 @@ def _run_batch(doc: Dataflow, systems: Systems, driver: EngineDriver,
     for ctx in contexts:
         ctx.shared_pools = pools
     lockstep = Lockstep(one_pass)
-    slots = {(flow.id, check.id): n for n, (flow, check) in
-             enumerate((f, c) for f in doc.flows for c in checks_for(f))}
+    slots = document_slots(doc)
     for (result, check, _shared), ctx in zip(rows, contexts, strict=True):
         # A check's slot is its place in the whole document, so its data does not depend on how the flows
         # were grouped (--jobs) or which checks were selected.
@@ -442,6 +456,13 @@ def _shared_references(systems: Systems, contexts: list[FlowContext], one_pass: 
     except (Exception, BudgetExhausted):  # noqa: BLE001 - each check then meets it itself, with its evidence
         return None
     return pools if all(pools.get(kind) for kind in kinds & REFERENCE_KINDS) else None
+
+
+def document_slots(doc: Dataflow) -> dict[tuple[str, str], int]:
+    """Each check's place in the whole document (flow id, check id) -> n: its data depends on it (unique
+    numbers in a batch, the classes of values it is given), never on how the flows were grouped (--jobs) or
+    which checks were selected."""
+    return {(flow.id, check.id): n for n, (flow, check) in enumerate((f, c) for f in doc.flows for c in checks_for(f))}
 
 
 def _reporter(progress: Callable[[str, str, CheckResult], None] | None, secrets: list[str]

@@ -18,6 +18,7 @@ from typing import Any
 
 from faker import Faker
 from hypothesis import strategies as st
+from pydantic import TypeAdapter, ValidationError
 
 from mocks.customcrm.models import RESOURCES as CRM_RESOURCES
 from mocks.customcrm.models import LineFields
@@ -169,6 +170,114 @@ def _makers(fake: Faker) -> dict[str, Callable[[], Any]]:
 # Fields whose values the Customcrm contract constrains (formats, uniqueness): realistic values only.
 _CONSTRAINED = {"Email", "ContactEmail", "Country", "Website", "Code", "OrderNumber", "QuoteNumber", "Currency",
                 "VatCode", "Unit"}
+
+
+# What users type and engines get wrong, one value per class. Beside the random draws, every property is given
+# each class of its kind in turn (`catalogue_pick`), so a run covers them all for certain, not by luck, and
+# smoke catches what ci catches.
+TEXT_CLASSES: tuple[tuple[str, str], ...] = (
+    ("leading space", " Leading space"),
+    ("trailing space", "Trailing space "),
+    ("line break", "Two\nlines"),
+    ("tab", "Tab\tseparated"),
+    ("outside the BMP", "Party \U0001f389 and \U0001d11e"),
+    ("non-ASCII letters", "Zo\u00eb \u00c5ngstr\u00f6m-\u00d8deg\u00e5rd"),
+    ("decomposed letters", "Zoe\u0308 Ange\u0301lique"),
+    ("mixed case", "MiXeD cAsE"),
+    ("carriage return", "Windows\r\nline"),
+)
+EMAIL_CLASSES: tuple[tuple[str, str], ...] = (
+    ("mixed case", "Mixed.Case@Example.COM"),
+    ("plus-addressing", "first.last+tag@example.com"),
+    ("internationalised domain", "user@b\u00fccher.example"),
+)
+DOUBLE_CLASSES: tuple[tuple[str, float], ...] = (
+    ("fraction", 0.5), ("binary rounding", 2.675), ("many decimals", 1234.5678), ("large", 1e9 + 0.25),
+    ("zero", 0.0), ("negative", -3.25), ("tenth", 0.1),
+)
+DATE_CLASSES: tuple[tuple[str, str], ...] = (
+    ("29 February", "2024-02-29"), ("summer time starts", "2024-03-31"), ("summer time ends", "2024-10-27"),
+    ("before 1970", "1969-12-31"), ("year end", "1999-12-31"), ("year start", "2000-01-01"),
+)
+_EMAIL_FIELDS = {"Email", "ContactEmail"}
+
+
+def catalogue(flow: Flow, row: PropertyRow, kind: str) -> tuple[tuple[str, Any], ...]:
+    """The classes of values this property is given in turn: (class, value), each one the property accepts on
+    both sides (its length, Customcrm's contract); a property whose values the contract constrains to a list
+    or a format has none."""
+    return _catalogue(flow, row, kind)
+
+
+@functools.lru_cache(maxsize=1024)
+def _catalogue(flow: Flow, row: PropertyRow, kind: str) -> tuple[tuple[str, Any], ...]:
+    name = row.source.split(".")[-1]
+    max_length, _required = field_limits(flow, row)
+    if kind == "date":
+        classes: tuple[tuple[str, Any], ...] = DATE_CLASSES
+    elif kind == "double":
+        classes = DOUBLE_CLASSES
+    elif kind != "string" or (name in _CONSTRAINED and name not in _EMAIL_FIELDS):
+        return ()
+    else:
+        classes = EMAIL_CLASSES if name in _EMAIL_FIELDS else TEXT_CLASSES
+    accepts = _accepted_by_customcrm(flow, row)
+    return tuple((c, v) for c, v in classes
+                 if (max_length is None or not isinstance(v, str) or len(v) <= max_length) and accepts(v))
+
+
+def _accepted_by_customcrm(flow: Flow, row: PropertyRow) -> Callable[[Any], bool]:
+    """Whether Customcrm's contract takes a value for this field (its bounds: a price is never negative)."""
+    model = LineFields if row.source.startswith("Lines.") else _crm_model(flow.source_type)
+    info = model.model_fields.get(row.source.split(".")[-1]) if model is not None else None
+    if info is None:
+        return lambda _value: True
+    adapter = TypeAdapter(info.rebuild_annotation())
+
+    def accepts(value: Any) -> bool:
+        try:
+            adapter.validate_python(value)
+        except ValidationError:
+            return False
+        return True
+    return accepts
+
+
+# Every class of a kind in one value, where one value can hold them: a property check gives it at create, so
+# a defect of any class in that property fails the property's own row (the rotation above spreads single
+# classes over the other checks). Shorter forms for short fields.
+_TEXT_SINKS = (" Zoe\u0308 \u00c5ngstr\u00f6m\tMiXeD\r\nTwo \U0001f389 ", " a\tB\nc\U0001f389e\u0301 ")
+_EMAIL_SINK = "First.Last+Tag@B\u00fccher.example"
+_DOUBLE_SINKS = (-123456789.0625, 123456789.0625, 0.0625)  # fraction, 4 decimals, past float32, sign
+_DATE_SINK = "1968-02-29"  # a leap day before 1970
+
+
+def sink(flow: Flow, row: PropertyRow, kind: str) -> Any:
+    """One value with every class of its kind that fits the property, or None where there is none."""
+    name = row.source.split(".")[-1]
+    max_length, _required = field_limits(flow, row)
+    accepts = _accepted_by_customcrm(flow, row)
+    if kind == "date":
+        candidates: tuple[Any, ...] = (_DATE_SINK,)
+    elif kind == "double":
+        candidates = _DOUBLE_SINKS
+    elif kind != "string" or (name in _CONSTRAINED and name not in _EMAIL_FIELDS):
+        return None
+    else:
+        candidates = (_EMAIL_SINK,) if name in _EMAIL_FIELDS else _TEXT_SINKS
+    return next((v for v in candidates if (max_length is None or not isinstance(v, str) or len(v) <= max_length)
+                 and accepts(v)), None)
+
+
+def catalogue_turn(slot: int, nth: int, size: int) -> int | None:
+    """Which class (an index below `size`) the nth draw of a property in an example of the check in `slot`
+    takes, or None for a random draw. Half the turns are classes, rotating with the check's place in the
+    document, so that the checks of a flow give every property every class; it depends on nothing else, so
+    that Hypothesis replays an example exactly."""
+    if size == 0:
+        return None
+    turn = (slot + nth) % (2 * size)
+    return turn if turn < size else None
 
 
 def value_strategy(flow: Flow, row: PropertyRow, kind: str, *, allow_empty: bool = True) -> st.SearchStrategy[Any]:

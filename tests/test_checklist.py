@@ -6,6 +6,8 @@ import json
 import re
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from conformance.planted import PLANTED_BUGS, PlantedBug
 from conformance.runner import RunResult, run_checklist
@@ -53,6 +55,7 @@ def test_each_planted_bug_fails_its_named_check(bug: PlantedBug) -> None:
     assert checks[bug.check] == "failed", f"the {bug.name} bug went unnoticed by {bug.check}"
     failing = next(c for c in result.flows[0].checks if c.id == bug.check)
     assert bug.flow in failing.detail and bug.check.split(":")[0] in failing.detail
+    assert "Draw 1" in failing.evidence or "state = " in failing.evidence, failing.evidence  # the example itself
 
 
 def test_a_defective_engine_leaves_every_check_of_its_flow_with_a_result() -> None:
@@ -107,3 +110,28 @@ def test_the_same_seed_draws_the_same_data_whatever_ran_before(monkeypatch: pyte
     first = drawn()
     run_checklist(doc, flows=["product-items", "customer-accounts"], profile="smoke", seed=3, checks=["create"])
     assert '"path": "contacts"' in first and drawn() == first
+
+
+@given(start=st.integers(0, 1000), size=st.integers(1, 12), nth=st.integers(0, 5))
+def test_the_checks_of_a_flow_give_every_property_every_class_of_value(start: int, size: int, nth: int) -> None:
+    """Certain, not probable: any 2 × size checks in a row (a flow's checks have consecutive slots) give a
+    property each of its classes at the same draw, and half the turns stay random draws."""
+    from conformance.strategies import catalogue_turn
+
+    turns = [catalogue_turn(slot, nth, size) for slot in range(start, start + 2 * size)]
+    assert {t for t in turns if t is not None} == set(range(size))
+    assert turns.count(None) == size
+
+
+def test_every_property_of_the_project_document_meets_every_class_in_a_run() -> None:
+    """The flows have enough checks for the rotation to reach every class of every property's catalogue."""
+    from conformance.checks import checks_for
+    from conformance.planner import plan_checks
+    from conformance.strategies import catalogue
+
+    doc = load_dataflow()
+    for flow in doc.flows:
+        plan = plan_checks(flow, doc)
+        assert not isinstance(plan, str)
+        for mapping in plan.mappings:
+            assert len(checks_for(flow)) >= 2 * len(catalogue(flow, mapping.row, mapping.kind)), mapping.id
