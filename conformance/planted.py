@@ -228,6 +228,11 @@ NormalisingEngine = _sends_to_exact("NormalisingEngine", "Text normalised to NFC
 RoundingEngine = _sends_to_exact("RoundingEngine", "Numbers rounded to two decimals.",
                                  lambda k, v: round(v, 2) if isinstance(v, float) else v)
 
+_EXACT_LENGTHS = {"Name": 50, "Barcode": 20, "ExtraDescription": 255}
+CutToFitEngine = _sends_to_exact("CutToFitEngine", "Text longer than Exact takes cut to fit, without a word.",
+                                 lambda k, v: v[:_EXACT_LENGTHS[k]] if k in _EXACT_LENGTHS and isinstance(v, str)
+                                 else v)
+
 
 class PlantedBug:
     """One planted bug: the engine variant, the flow to run, and the check that must catch it."""
@@ -259,6 +264,7 @@ PLANTED_BUGS: tuple[PlantedBug, ...] = (
     PlantedBug("drops-emoji", AstralDroppingEngine, "contact-contacts", "property:JobTitle->JobTitleDescription"),
     PlantedBug("normalises-unicode", NormalisingEngine, "customer-accounts", "property:City"),
     PlantedBug("rounds-numbers", RoundingEngine, "customer-accounts", "property:CreditLimit->CreditLineSales"),
+    PlantedBug("cuts-text-to-fit", CutToFitEngine, "customer-accounts", "too-long"),
 )
 
 # Caught only where a list is longer than a page: the checks side by side give it one (see tests/test_batch.py).

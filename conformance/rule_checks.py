@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from conformance.context import CheckFailure, FlowContext, expect_from_crm, expect_from_exact
 from conformance.planner import RowCheck
-from conformance.strategies import ENUMERATED
+from conformance.strategies import ENUMERATED, catalogue, lengths
 
 __all__ = ["CLOCK_CHECKS", "RULE_CHECKS", "apply_edits", "apply_line_edit", "assert_quiet", "build_match",
            "current_value", "expect_value", "set_value", "usable_merge_keys"]
@@ -465,6 +465,60 @@ def _lines_applies(ctx: FlowContext) -> str | None:
     return None if ctx.line_mappings else "the flow has no line collection"
 
 
+def _longer_in_customcrm(ctx: FlowContext) -> list[RowCheck]:
+    """Free-text properties Customcrm lets a user fill beyond what Exact takes (a name of 100 against 50)."""
+    out = []
+    for m in ctx.header:
+        crm_max, exact_max = lengths(ctx.flow, m.row)
+        if m.kind == "string" and exact_max is not None and (crm_max is None or crm_max > exact_max) \
+                and m.exact_field not in ctx._merge_fields and catalogue(ctx.flow, m.row, m.kind):
+            out.append(m)
+    return out
+
+
+def _too_long(ctx: FlowContext, data: st.DataObject) -> None:
+    """A value longer than Exact takes is never cut to fit (the document promises equal values): the record
+    waits unsynced (the engine reports it) until the user shortens it, and then it syncs whole."""
+    check = "too-long"
+    ctx.prepare(data)
+    m = data.draw(st.sampled_from(_longer_in_customcrm(ctx)), label="property")
+    crm_max, exact_max = lengths(ctx.flow, m.row)
+    assert exact_max is not None
+    length = data.draw(st.integers(exact_max + 1, min(crm_max or exact_max + 60, exact_max + 60)), label="length")
+    long_value = ("Zoë Ångström " * 30)[:length - 1] + "!"
+    record = ctx.draw_record(data)
+    record[m.crm_field] = long_value
+    before = set(ctx.exact_records())
+    created = ctx.crm.create(ctx.crm_path, record)
+    crm_id = str(created["Id"])
+    ctx.sync()
+    for key, row in ctx.exact_records().items():
+        if key in before:
+            continue
+        value = row.get(m.exact_field)
+        kind = "cut to fit" if isinstance(value, str) and value and long_value.startswith(value.rstrip()) else \
+            "without it"
+        raise CheckFailure(
+            f"[{ctx.flow.id} / {check}] {ctx.label('crm', crm_id)} has {m.crm_field} of {length} characters and "
+            f"Exact's {m.exact_field} takes {exact_max}; the engine created {ctx.label('exact', key)} {kind} "
+            f"({m.exact_field}={value!r}) instead of leaving it unsynced and saying so")
+    shortened = long_value[:exact_max].rstrip() or "x"
+    ctx.crm.update(ctx.crm_path, crm_id, {m.crm_field: shortened})
+    ctx.sync()
+    new = sorted(set(ctx.exact_records()) - before)
+    if len(new) != 1:
+        raise CheckFailure(
+            f"[{ctx.flow.id} / {check}] {ctx.label('crm', crm_id)} was shortened to {m.crm_field}={shortened!r}, "
+            f"which Exact takes; expected one new Exact {ctx.flow.target_type} after a sync, found {len(new)}")
+    ctx.assert_pair_agrees(f"{check} (shortened)", crm_id, new[0])
+
+
+def _too_long_applies(ctx: FlowContext) -> str | None:
+    if _longer_in_customcrm(ctx):
+        return None
+    return "no property of this flow takes longer text in Customcrm than in Exact"
+
+
 # The checks that stage time on the systems' clocks (which every other check would see).
 CLOCK_CHECKS = frozenset({"conflict"})
 
@@ -481,4 +535,6 @@ RULE_CHECKS = (
     ("references", "Each reference points at the linked record, after create and after a change on either side",
      _references, _references_applies),
     ("lines", "Lines added, changed and removed on either side reach the other side", _lines, _lines_applies),
+    ("too-long", "Text longer than Exact takes is never cut to fit: it waits, reported, until it is shortened",
+     _too_long, _too_long_applies),
 )

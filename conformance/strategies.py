@@ -130,6 +130,16 @@ def field_limits(flow: Flow, row: PropertyRow) -> tuple[int | None, bool]:
     return (min(limits) if limits else None), required
 
 
+def lengths(flow: Flow, row: PropertyRow) -> tuple[int | None, int | None]:
+    """(the longest value Customcrm takes, the longest Exact takes) for a header property; None: no limit."""
+    model = _crm_model(flow.source_type)
+    info = model.model_fields.get(row.source) if model is not None else None
+    crm = _max_length(info) if info is not None else None
+    table = _EXACT_TABLE.get(flow.target_type.lower(), "")
+    exact = next((n for prop, _e, _a, _m, n in EXACT_TABLES.get(table, ()) if prop == row.target), None)
+    return crm, exact
+
+
 def _makers(fake: Faker) -> dict[str, Callable[[], Any]]:
     """Realistic values by Customcrm field name; unique ones stay unique within a run."""
     return {

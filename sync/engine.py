@@ -35,7 +35,15 @@ from typing import Any
 from sync.connectors.customcrm import CustomcrmConnector
 from sync.connectors.exact import ExactConnector
 from sync.dataflow import Dataflow, Flow, PropertyRow
-from sync.errors import AuthError, ConflictError, ConnectorError, LinkConflict, StateError, SyncError
+from sync.errors import (
+    AuthError,
+    ConflictError,
+    ConnectorError,
+    LinkConflict,
+    RejectedError,
+    StateError,
+    SyncError,
+)
 from sync.store import Link, LinkStore
 from sync.systems.customcrm import CustomcrmResource, resource_for
 from sync.systems.exact import ExactEntity, entity_for
@@ -441,11 +449,24 @@ class Engine:
         except Waiting as exc:
             report.note(crm_id, "waiting", str(exc))
             self.store.add_pending(plan.flow.id, crm_id)
+        except RejectedError as exc:
+            # The system refused the data itself (a value it cannot take: a name longer than Exact's 50
+            # characters, say). It is reported once as failed; while the refusal stays the same it is
+            # retried each pass (what it waits for may arrive) but listed as skipped, so cron is not
+            # alarmed every pass about what a person was already told. Nothing is truncated or dropped.
+            message = str(exc)
+            if self.store.refusal(plan.flow.id, crm_id) == message:
+                report.note(crm_id, "skipped", f"still refused, as reported before: {message}")
+            else:
+                report.note(crm_id, "failed", f"{message} (reported once; edit the record to fix it)")
+                self.store.note_refusal(plan.flow.id, crm_id, message)
+            self.store.add_pending(plan.flow.id, crm_id)
         except (ConnectorError, LinkConflict, ValueError) as exc:
             report.note(crm_id, "failed", str(exc))
             self.store.add_pending(plan.flow.id, crm_id)
         else:
             self.store.drop_pending(plan.flow.id, crm_id)
+            self.store.forget_refusal(plan.flow.id, crm_id)
 
     # ------------------------------------------------------------------ users (a reference flow)
 

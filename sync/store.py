@@ -39,6 +39,8 @@ CREATE TABLE IF NOT EXISTS retired (
     PRIMARY KEY (flow, crm_id));
 CREATE TABLE IF NOT EXISTS pending (flow TEXT NOT NULL, crm_id TEXT NOT NULL, PRIMARY KEY (flow, crm_id));
 CREATE TABLE IF NOT EXISTS held (flow TEXT NOT NULL, crm_id TEXT NOT NULL, PRIMARY KEY (flow, crm_id));
+CREATE TABLE IF NOT EXISTS refused (
+    flow TEXT NOT NULL, crm_id TEXT NOT NULL, message TEXT NOT NULL, PRIMARY KEY (flow, crm_id));
 CREATE TABLE IF NOT EXISTS exact_keys (flow TEXT NOT NULL, exact_id TEXT NOT NULL, key TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS exact_keys_by_key ON exact_keys (flow, key);
 CREATE INDEX IF NOT EXISTS exact_keys_by_id ON exact_keys (flow, exact_id);
@@ -253,6 +255,19 @@ class LinkStore:
 
     def unhold(self, flow: str, crm_id: str) -> None:
         self._run("DELETE FROM held WHERE flow=? AND crm_id=?", flow, crm_id)
+
+    # ------------------------------------------------------------------ refused by a system, reported once
+
+    def refusal(self, flow: str, crm_id: str) -> str | None:
+        """What a system said when it last refused this record's write (None: it did not)."""
+        row = self._one("SELECT message FROM refused WHERE flow=? AND crm_id=?", flow, crm_id)
+        return None if row is None else str(row[0])
+
+    def note_refusal(self, flow: str, crm_id: str, message: str) -> None:
+        self._run("INSERT OR REPLACE INTO refused VALUES (?, ?, ?)", flow, crm_id, message)
+
+    def forget_refusal(self, flow: str, crm_id: str) -> None:
+        self._run("DELETE FROM refused WHERE flow=? AND crm_id=?", flow, crm_id)
 
     def release_held(self) -> int:
         """Let every held record be created on the next pass; returns how many there were."""

@@ -189,3 +189,19 @@ def test_full_reconciliation_recovers_from_lost_cursors(world: World) -> None:
     assert world.crm.get("customers", kept["Id"])["City"] == "Goes"  # type: ignore[index]
     assert engine.store.link_by_crm(FLOW, gone["Id"]) is None
     assert engine.run_pass().writes == 0
+
+
+def test_a_value_exact_cannot_take_is_reported_once_never_truncated(world: World) -> None:
+    """Customcrm takes a 100-character name, Exact's Accounts.Name 50: the record is refused, reported as
+    failed once, then listed as skipped while nothing changes; nothing is cut. Shortened, it syncs."""
+    long_name = "Stichting Voorbeeld " + "x" * 60
+    customer = world.crm.create("customers", {"Name": long_name, "Email": "long@example.com"})
+    first = world.sync().flow(FLOW)
+    assert first.failed == 1 and "reported once" in first.issues[0].reason
+    again = world.sync().flow(FLOW)
+    assert again.failed == 0 and again.skipped == 1 and "as reported before" in again.issues[0].reason
+    assert world.accounts() == []  # not created with a cut name
+    world.crm.update("customers", customer["Id"], {"Name": long_name[:50]})
+    fixed = world.sync().flow(FLOW)
+    assert fixed.created == 1 and fixed.failed == 0
+    assert [a["Name"] for a in world.accounts()] == [long_name[:50]]
