@@ -42,6 +42,10 @@ def create_app(state: CustomcrmState | None = None) -> FastAPI:
         title="Customcrm REST API",
         version="1.0.0",
         description="The REST contract a Customcrm system exposes to Sesam Talk, as talkcheck defines it.",
+        # FastAPI's Swagger UI and ReDoc pages load their scripts from a CDN, which a machine without the
+        # internet cannot reach: they are off. The schema itself is served at /openapi.json.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.customcrm = state or CustomcrmState()
 

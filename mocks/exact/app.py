@@ -30,6 +30,10 @@ def create_app(state: ExactState | None = None, *, rate_limits: bool = False) ->
         title="Exact Online REST API (talkcheck mock)",
         version="v1",
         description="A stateful mock of the Exact Online REST API for the entities Sesam Talk synchronizes.",
+        # FastAPI's Swagger UI and ReDoc pages load their scripts from a CDN, which a machine without the
+        # internet cannot reach: they are off. The schema itself is served at /openapi.json.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.exact = state or ExactState()
     app.state.exact.rate_limits.configure(enabled=rate_limits)
