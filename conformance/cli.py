@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -19,6 +21,8 @@ __all__ = ["main"]
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_STATE, EXIT_BUSY = 0, 1, 2, 3, 4, 5
 # talkcheck run: no check passed or failed (every row skipped), so the run says nothing about the engine.
 EXIT_NOTHING_CHECKED = 6
+# Stopped by Ctrl-C (128 + SIGINT, as shells report it).
+EXIT_INTERRUPTED = 130
 
 
 class _Parser(argparse.ArgumentParser):
@@ -149,7 +153,7 @@ def _cmd_flows(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from conformance.engines import target_for, validate_engine
     from conformance.report import failure_groups, first_line, write_reports
-    from conformance.runner import CheckResult, run_checklist
+    from conformance.runner import CheckResult, partial_result, run_checklist
     from conformance.sandbox import SandboxSettings, load_sandbox
     from sync.errors import ConfigError
     from sync.service import scrub
@@ -196,8 +200,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
 
     said: dict[str, str] = {}  # the skip reason each flow last printed: a flow-wide reason is said once
+    finished: dict[str, dict[str, CheckResult]] = {}  # what has run, for a partial report after Ctrl-C
 
     def progress(flow: str, check: str, result: CheckResult) -> None:
+        finished.setdefault(flow, {})[check] = result
         reason = first_line(result.detail)
         if result.status == "skipped" and said.get(flow) == reason:
             return
@@ -231,6 +237,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
               + (f"; {left} Exact calls left today" if left is not None else ""), flush=True)
     print(f"talkcheck: {doc.title}, profile {args.profile}, seed {args.seed}, target "
           f"{target_for(args.engine, args.target)}, engine {args.engine}", flush=True)
+    started = time.monotonic()
+    previous = signal.signal(signal.SIGINT, _first_interrupt)
     try:
         result = run_checklist(doc, flows=args.flows, checks=args.checks, profile=args.profile, seed=args.seed,
                                target=args.target,
@@ -238,6 +246,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"talkcheck: {scrub(str(exc), sandbox.secrets if sandbox else [])}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:
+        partial = partial_result(doc, finished, seed=args.seed, profile=args.profile,
+                                 target=target_for(args.engine, args.target), engine=args.engine,
+                                 duration_s=time.monotonic() - started, mode=args.mode)
+        files = write_reports(partial, args.report_dir)
+        print(f"\ntalkcheck: interrupted; {sum(len(f.checks) for f in partial.flows)} rows had run. Partial "
+              f"report: {files[0]}" + (f" (records left in the sandbox: talkcheck cleanup --config {args.config})"
+                                       if args.config else ""), file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGINT, previous)
     files = write_reports(result, args.report_dir)
     print(f"\n{result.count('passed')} passed, {result.count('failed')} failed, {result.count('skipped')} skipped "
           f"in {result.duration_s:.1f}s")
@@ -273,6 +292,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if not result.ok or (args.fail_on_skip and result.count("skipped")):
         return EXIT_FAILED
     return EXIT_OK
+
+
+def _first_interrupt(_signum: int, _frame: Any) -> None:
+    """The first Ctrl-C stops the run (a partial report follows); a second one leaves at once."""
+    signal.signal(signal.SIGINT, lambda *_: os._exit(EXIT_INTERRUPTED))
+    raise KeyboardInterrupt
 
 
 def _first_sync(args: argparse.Namespace) -> str:

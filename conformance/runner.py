@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import inspect
 import multiprocessing
+import signal
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import httpx
@@ -80,6 +82,8 @@ class RunResult:
     # The checklist's calls per phase: the checks side by side (with the engine passes they shared), then
     # the checks that run one at a time.
     phases: dict[str, dict[str, int]] = field(default_factory=dict)
+    # Stopped by Ctrl-C: the rows hold what finished before it; the others did not run.
+    interrupted: bool = False
 
     def count(self, status: str) -> int:
         return sum(1 for f in self.flows for c in f.checks if c.status == status)
@@ -97,6 +101,9 @@ class RunResult:
     @property
     def banner(self) -> str:
         """What a reader must see before any row, or ""."""
+        if self.interrupted:
+            return (f"INTERRUPTED: the run was stopped before it finished; {sum(len(f.checks) for f in self.flows)} "
+                    "rows had run, the others did not. This is a partial report.")
         if self.nothing_checked:
             return ("NOTHING WAS CHECKED: every row was skipped, so this run says nothing about the engine. The "
                     "reason is given once per flow, with what to add to the document.")
@@ -230,8 +237,12 @@ def run_checklist(
     done: dict[str, FlowResult] = {}
     parts: list[RunResult] = []
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-        futures = [pool.submit(_run_flows, doc, flows=group, **options) for group in groups]
+    # Workers leave Ctrl-C to this process, which stops them at once (no traceback from each of them).
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_ignore_interrupts)
+    interrupted = False
+    try:
+        futures = _submit_ignoring_interrupts(pool, [partial(_run_flows, doc, flows=group, **options)
+                                                     for group in groups])
         for future in as_completed(futures):
             part = future.result()
             parts.append(part)
@@ -240,6 +251,13 @@ def run_checklist(
                 for check_result in flow_result.checks:
                     if progress:
                         progress(flow_result.id, check_result.id, check_result)
+    except KeyboardInterrupt:
+        interrupted = True
+        for process in list(getattr(pool, "_processes", {}).values()):
+            process.terminate()
+        raise
+    finally:
+        pool.shutdown(wait=not interrupted, cancel_futures=True)
     first = parts[0]
     phases: dict[str, dict[str, int]] = {}
     for part in parts:
@@ -248,6 +266,23 @@ def run_checklist(
     return RunResult([done[f] for f in selected], seed, profile, first.target, first.engine,
                      doc.name, time.monotonic() - started, _summed(p.calls for p in parts), {},
                      _summed(p.checklist_calls for p in parts), mode, phases)
+
+
+def _ignore_interrupts() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _submit_ignoring_interrupts(pool: ProcessPoolExecutor, jobs: list[Callable[[], RunResult]]
+                                ) -> list[Future[RunResult]]:
+    """Submit the jobs (the pool starts its workers now) with Ctrl-C ignored meanwhile: a worker inherits
+    that, so a Ctrl-C that reaches it while it is still starting does not print a traceback."""
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+    try:
+        return [pool.submit(job) for job in jobs]
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
 
 
 def _summed(counts: Iterable[dict[str, int]]) -> dict[str, int]:
@@ -507,11 +542,23 @@ def _redacted(outcome: CheckResult, secrets: list[str]) -> CheckResult:
                        scrub(outcome.evidence, secrets), outcome.duration_s, outcome.stopped, outcome.calls)
 
 
+def partial_result(doc: Dataflow, finished: dict[str, dict[str, CheckResult]], *, seed: int, profile: str,
+                   target: str, engine: str, duration_s: float, mode: str) -> RunResult:
+    """The rows that finished before an interruption, in the document's order, marked interrupted."""
+    flows = []
+    for flow in doc.flows:
+        done = finished.get(flow.id, {})
+        if done:
+            rows = [done[c.id] for c in checks_for(flow) if c.id in done]
+            flows.append(FlowResult(flow.id, flow.title, rows))
+    return RunResult(flows, seed, profile, target, engine, doc.name, duration_s, mode=mode, interrupted=True)
+
+
 def as_json(result: RunResult) -> dict[str, Any]:
     return {
         "summary": {"passed": result.count("passed"), "failed": result.count("failed"),
                     "skipped": result.count("skipped"), "duration_s": round(result.duration_s, 3),
-                    "nothing_checked": result.nothing_checked},
+                    "nothing_checked": result.nothing_checked, "interrupted": result.interrupted},
         "run": {"seed": result.seed, "profile": result.profile, "target": result.target, "engine": result.engine,
                 "document": result.document, "calls": result.calls, "checklist_calls": result.checklist_calls,
                 "mode": result.mode, "phases": result.phases}

@@ -100,3 +100,33 @@ def test_pytest_with_an_unknown_flow_says_so_in_one_line() -> None:
                            "no:cacheprovider"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 4
     assert "no flow 'nope'" in done.stdout + done.stderr and "Traceback" not in done.stdout + done.stderr
+
+
+def test_ctrl_c_to_the_process_group_stops_a_run_with_a_partial_report(tmp_path: Path) -> None:
+    """What a terminal does on Ctrl-C: SIGINT to every process of the group, workers included. The run
+    ends within seconds, exit 130, no traceback, and the report says it is partial (not an older run's)."""
+    import os
+    import signal
+    import time
+
+    reports = tmp_path / "r"
+    reports.mkdir()
+    (reports / "results.json").write_text('{"an": "older run"}')
+    run = subprocess.Popen([sys.executable, "-m", "conformance.cli", "run", "--jobs", "2", "--profile", "smoke",
+                            "--flow", "customer-accounts", "--flow", "product-items", "--report-dir", str(reports)],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    assert run.stdout is not None
+    with run, run.stdout:
+        for line in run.stdout:  # until the run has begun
+            if "Dataflow, profile smoke" in line:
+                break
+        time.sleep(2)  # the workers are spawned and checking
+        sent = time.monotonic()
+        os.killpg(run.pid, signal.SIGINT)
+        out = run.stdout.read()
+        assert run.wait(timeout=30) == 130
+        assert time.monotonic() - sent < 3, "the run did not stop within 3 s"
+    assert "Traceback" not in out and "interrupted" in out
+    summary = json.loads((reports / "results.json").read_text())["summary"]
+    assert summary["interrupted"] is True
+    assert "INTERRUPTED" in (reports / "report.html").read_text()

@@ -183,7 +183,7 @@ def test_killed_at_random_points_the_engine_creates_no_duplicate(
     populate(systems, sizes=LARGE)
     rng = random.Random(7)
     kills = 0
-    for _ in range(15):
+    for _ in range(10):
         result = run_sync(config, env, kill_after=rng.uniform(0.45, 1.6))
         kills += result.returncode == -signal.SIGKILL
     for _ in range(4):
