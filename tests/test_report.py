@@ -52,7 +52,7 @@ def test_all_four_files_follow_the_document(tmp_path: Path) -> None:
     assert "exact 120, customcrm 80" in markdown
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["summary"] == {"passed": 2, "failed": 1, "skipped": 2, "duration_s": 3.25,
-                                  "nothing_checked": False}
+                                  "nothing_checked": False, "interrupted": False}
     assert [c["status"] for c in results["flows"][0]["checks"]] == ["passed", "failed", "skipped"]
     cases = ET.parse(tmp_path / "junit.xml").getroot().findall(".//testcase")
     assert len(cases) == 5 and cases[1].find("failure") is not None and cases[2].find("skipped") is not None
