@@ -115,7 +115,7 @@ def _property(row: PropertyRow) -> Callable[[FlowContext, st.DataObject], None]:
             record[mapping.crm_field] = value
         elif mapping.kind != "ref":  # the first line holds it
             record["Lines"][0][mapping.crm_field] = value
-        crm_id, exact_id = ctx.create_pair(check, record)
+        crm_id, exact_id = ctx.create_pair(check, record, [row])
         ctx.assert_pair_agrees(check + " (create)", crm_id, exact_id, [row])
         for side in ("exact", "customcrm"):
             if side == "exact" and mapping.exact_field in ctx.plan.entity.immutable:

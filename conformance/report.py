@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import os
+import platform
 import re
 import shutil
 import tempfile
+from datetime import UTC, datetime
+from importlib import resources
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
-from conformance.runner import CheckResult, RunResult, as_json
+from conformance.runner import CheckResult, FlowResult, RunResult, as_json
+from sync.dataflow import DEFAULT_DOCUMENT, parse_dataflow
 
 __all__ = ["failure_groups", "first_line", "replay_command", "write_reports"]
 
@@ -134,11 +140,16 @@ def replay_command(result: RunResult, flow: str | None = None, check: str | None
 _CSS = """
 body{font:15px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1d2433;background:#f6f7f9}
 header{background:#1d2433;color:#fff;padding:20px 32px}header h1{margin:0 0 4px;font-size:22px}
-header p{margin:2px 0;color:#c9d1e0}main{padding:20px 32px;max-width:1100px}
+header p{margin:2px 0;color:#c9d1e0}main{padding:20px 32px;max-width:1400px;margin:0 auto}
+header a,header code{color:#fff}nav ul{margin:4px 0 18px;padding-left:18px}nav li{margin:2px 0}
+.causes li{margin:4px 0}.err{background:#fdeeee;border-left:3px solid #c62828;padding:6px 10px;margin:6px 0;
+border-radius:3px;color:#7f1d1d;white-space:pre-wrap}.skip{background:#fff8e1;padding:4px 8px;margin:4px 0;
+border-radius:3px}tr.check.failed td:first-child{border-left:3px solid #c62828}.where{color:#5b6478;font-size:12px}
 .banner{background:#fde8e8;border:2px solid #c81e1e;border-radius:8px;padding:12px 18px;font-weight:600;
-color:#9b1c1c}.summary{display:flex;gap:12px;margin:0 0 18px}.tile{background:#fff;border-radius:8px;padding:12px 18px;
+color:#9b1c1c}.summary{display:flex;flex-wrap:wrap;gap:12px;margin:0 0 18px}
+.tile{background:#fff;border-radius:8px;padding:12px 18px;
 box-shadow:0 1px 2px #0002;min-width:110px}.tile b{display:block;font-size:26px}
-.passed{color:#17813c}.failed{color:#c62828}.skipped{color:#8a6d00}
+.passed{color:#17813c}.failed{color:#c62828}.skipped{color:#8a6d00}tr.check{color:#1d2433}
 section{background:#fff;border-radius:8px;box-shadow:0 1px 2px #0002;margin:0 0 18px;padding:4px 18px 14px}
 section h2{font-size:18px;margin:14px 0 4px}.note{background:#fff8e1;padding:6px 10px;border-radius:4px}
 table{border-collapse:collapse;width:100%}td,th{text-align:left;padding:6px 8px;border-bottom:1px solid #e6e8ee;
@@ -151,19 +162,67 @@ details summary{cursor:pointer;color:#3451b2}
 """
 
 
+def _document_info(result: RunResult) -> tuple[str, dict[tuple[str, str], int]]:
+    """The document's SHA-256 and its line per row ((flow, check) -> line; (flow, "") for the section), read
+    again from the document the run named (nothing when it cannot be read any more)."""
+    try:
+        if Path(result.document).is_file():
+            raw = Path(result.document).read_bytes()
+        else:
+            raw = resources.files("dataflows").joinpath(DEFAULT_DOCUMENT).read_bytes()
+        doc = parse_dataflow(raw.decode("utf-8"), name=result.document)
+    except (OSError, ValueError):
+        return "", {}
+    lines: dict[tuple[str, str], int] = {}
+    for flow in doc.flows:
+        lines[(flow.id, "")] = flow.line
+        for row in flow.properties:
+            lines[(flow.id, f"property:{row.id}")] = row.line
+    return hashlib.sha256(raw).hexdigest(), lines
+
+
+def _row_html(result: RunResult, flow: FlowResult, check: CheckResult, lines: dict[tuple[str, str], int]) -> str:
+    e = html.escape
+    line = lines.get((flow.id, check.id)) or lines.get((flow.id, ""))
+    where = f'<div class="where">{e(result.document)}:{line}</div>' if line else ""
+    body = f"<div>{e(check.title)}</div>{where}"
+    if check.status == "failed":
+        body += f'<div class="err">{e(check.detail)}</div>'
+        body += (f"<details><summary>evidence and replay</summary><p>Replay: <code>"
+                 f"{e(replay_command(result, flow.id, check.id))}</code></p>"
+                 + (f"<pre>{e(check.evidence)}</pre>" if check.evidence else "<p>No example was recorded.</p>")
+                 + "</details>")
+    elif check.status == "skipped" and check.detail and check.detail != flow.note:
+        body += f'<div class="skip">{e(check.detail)}</div>'
+    return (f'<tr class="check {check.status}" id="row-{e(flow.id)}-{e(check.id)}" data-check="{e(check.id)}">'
+            f'<td><code>{e(check.id)}</code></td><td><span class="badge {check.status}">{check.status}</span></td>'
+            f'<td>{body}</td><td class="calls">{e(_calls(check))}</td></tr>')
+
+
+_HEAD = ("<table><thead><tr><th>check</th><th>status</th><th>what it checks / what went wrong</th>"
+         "<th>checklist calls</th></tr></thead><tbody>")
+
+
 def _html(result: RunResult) -> str:
-    """One self-contained page: no scripts, no external styles, fonts or images."""
+    """One self-contained page: no scripts, no external styles, fonts or images. Passing rows fold away;
+    failures come first, grouped by probable cause."""
     data = as_json(result)
     s = data["summary"]
     e = html.escape
+    digest, lines = _document_info(result)
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    counts = {f.id: {st: sum(c.status == st for c in f.checks) for st in ("passed", "failed", "skipped")}
+              for f in result.flows}
     out = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>talkcheck QA report: {e(result.document)}</title><style>{_CSS}</style></head><body>",
         "<header><h1>talkcheck QA report</h1>",
-        f"<p>Document <code>{e(result.document)}</code> · target <code>{e(result.target)}</code> · engine "
-        f"<code>{e(result.engine)}</code> · profile <code>{e(result.profile)}</code> · seed "
-        f"<code>{result.seed}</code></p>",
+        f"<p>{e(when)} · talkcheck {e(_version())} · Python {e(platform.python_version())} on "
+        f"{e(platform.system())} {e(platform.machine())}</p>",
+        f"<p>Document <code>{e(result.document)}</code>" + (f" (SHA-256 <code>{digest[:16]}…</code>)" if digest else "")
+        + f" · target <code>{e(result.target)}</code> · engine <code>{e(result.engine)}</code> · profile "
+        f"<code>{e(result.profile)}</code> · seed <code>{result.seed}</code> · mode <code>{e(result.mode)}</code></p>",
         f"<p>Replay: <code>{e(replay_command(result))}</code></p>",
         *([f'<p class="note" id="sandbox">Sandbox, safe mode: {e(_sandbox_line(result))}</p>',
            *(f'<p class="note">Left behind: {e(t)}</p>' for t in result.sandbox["left"])] if result.sandbox else []),
@@ -178,33 +237,51 @@ def _html(result: RunResult) -> str:
         "</div>",
         *([f'<p class="note" id="phases">The checklist\'s calls per phase: {e(_phases_line(result))}</p>']
           if result.phases else []),
+        '<nav id="contents"><b>Flows</b><ul>',
+        *(f'<li><a href="#flow-{e(f.id)}">{e(f.title)}</a> · {counts[f.id]["passed"]} passed, '
+          f'<span class="failed">{counts[f.id]["failed"]} failed</span>, {counts[f.id]["skipped"]} skipped</li>'
+          for f in result.flows),
+        "</ul></nav>",
     ]
+    groups = failure_groups(result)
+    if groups:
+        out.append(f'<section id="causes"><h2>Failures by probable cause ({len(groups)})</h2><ul class="causes">')
+        for cause, rows in groups:
+            links = ", ".join(f'<a href="#row-{e(r.replace(" / ", "-"))}">{e(r)}</a>' for r in rows)
+            out.append(f"<li><b>{len(rows)} ×</b> <code>{e(cause)}</code><br>{links}</li>")
+        out.append("</ul></section>")
     for flow in result.flows:
-        failed = sum(c.status == "failed" for c in flow.checks)
-        state = "failed" if failed else ("skipped" if flow.note else "passed")
+        n = counts[flow.id]
+        state = "failed" if n["failed"] else ("skipped" if not n["passed"] else "passed")
+        label = "PARTIAL" if result.interrupted and state != "failed" else state.upper()
         out.append(f'<section id="flow-{e(flow.id)}"><h2>{e(flow.title)} '
-                   f'<span class="badge {state}">{"FAILED" if failed else state.upper()}</span></h2>')
+                   f'<span class="badge {state}">{label}</span></h2>'
+                   f'<p class="where">{n["passed"]} passed, {n["failed"]} failed, {n["skipped"]} skipped'
+                   + (f" · {e(result.document)}:{lines[(flow.id, '')]}" if (flow.id, "") in lines else "") + "</p>")
         if flow.note:
             out.append(f'<p class="note">{e(flow.note)}</p>')
-        out.append("<table><thead><tr><th>check</th><th>status</th><th>what it checks / what went wrong</th>"
-                   "<th>checklist calls</th></tr></thead><tbody>")
-        for check in flow.checks:
-            body = e(check.title)
-            if check.status != "passed" and check.detail:
-                body = f"<div>{e(check.title)}</div><div class=\"{check.status}\">{e(check.detail)}</div>"
-            if check.status == "failed":
-                body += (f"<details><summary>evidence and replay</summary><p>Replay: <code>"
-                         f"{e(replay_command(result, flow.id, check.id))}</code></p>"
-                         + (f"<pre>{e(check.evidence)}</pre>" if check.evidence else "") + "</details>")
-            out.append(f'<tr class="check {check.status}" data-check="{e(check.id)}"><td><code>{e(check.id)}'
-                       f'</code></td><td><span class="badge {check.status}">{check.status}</span></td>'
-                       f"<td>{body}</td><td class=\"calls\">{e(_calls(check))}</td></tr>")
-        out.append("</tbody></table></section>")
+        shown = [c for c in flow.checks if c.status != "passed"]
+        folded = [c for c in flow.checks if c.status == "passed"]
+        if shown:
+            out.append(_HEAD + "".join(_row_html(result, flow, c, lines) for c in shown) + "</tbody></table>")
+        if folded:
+            plural = "s" * (len(folded) != 1)
+            out.append(f'<details class="passing"><summary>{len(folded)} passing check{plural}</summary>' + _HEAD
+                       + "".join(_row_html(result, flow, c, lines) for c in folded) + "</tbody></table></details>")
+        out.append("</section>")
     out.append("</main></body></html>")
     return "\n".join(out)
 
 
+def _version() -> str:
+    try:
+        return version("talkcheck")
+    except PackageNotFoundError:
+        return "(not installed)"
+
+
 def _junit(result: RunResult) -> bytes:
+    _digest, lines = _document_info(result)
     suites = ET.Element("testsuites", name="talkcheck", tests=str(sum(len(f.checks) for f in result.flows)),
                         failures=str(result.count("failed")), skipped=str(result.count("skipped")),
                         time=f"{result.duration_s:.3f}")
@@ -214,6 +291,12 @@ def _junit(result: RunResult) -> bytes:
                               skipped=str(sum(c.status == "skipped" for c in flow.checks)))
         for check in flow.checks:
             case = ET.SubElement(suite, "testcase", classname=flow.id, name=check.id, time=f"{check.duration_s:.3f}")
+            properties = ET.SubElement(case, "properties")
+            line = lines.get((flow.id, check.id)) or lines.get((flow.id, ""))
+            for name, value in (("flow", flow.id), ("check", check.id),
+                                ("document_line", f"{result.document}:{line}" if line else "")):
+                if value:
+                    ET.SubElement(properties, "property", name=name, value=value)
             if check.status == "failed":
                 failure = ET.SubElement(case, "failure", message=check.detail[:500])
                 failure.text = check.evidence or check.detail

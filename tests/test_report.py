@@ -140,3 +140,24 @@ def test_a_report_replaces_the_whole_folder_and_says_when_nothing_was_checked(tm
     assert 'id="banner">NOTHING WAS CHECKED' in (folder / "report.html").read_text()
     assert "NOTHING WAS CHECKED" in (folder / "report.md").read_text()
     assert json.loads((folder / "results.json").read_text())["summary"]["nothing_checked"] is True
+
+
+def test_the_page_leads_with_what_failed_and_folds_what_passed(tmp_path: Path) -> None:
+    """Date, version, the document's hash and lines, a table of contents with counts, failures grouped by
+    cause before the flows, passing rows folded, and a junit property per row naming the document line."""
+    result = sample()
+    result.document = "customcrm-exact.rst"  # the project's own: its lines and hash are looked up
+    write_reports(result, tmp_path)
+    page = (tmp_path / "report.html").read_text()
+    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC · talkcheck ", page) and "SHA-256" in page
+    contents = page[page.index('<nav id="contents">'):page.index("</nav>")]
+    assert contents.count("<li>") == 3 and "1 passed, " in contents
+    assert page.index('id="causes"') < page.index('id="flow-customer-accounts"')
+    assert '<a href="#row-customer-accounts-conflict">' in page and 'id="row-customer-accounts-conflict"' in page
+    section = page[page.index('id="flow-customer-accounts"'):page.index('id="flow-order-salesorders"')]
+    assert section.index('data-check="conflict"') < section.index("<summary>1 passing check</summary>") < \
+        section.index('data-check="create"')
+    assert "customcrm-exact.rst:" in section  # where the flow is in the document
+    case = next(c for c in ET.parse(tmp_path / "junit.xml").getroot().iter("testcase") if c.get("name") == "conflict")
+    properties = {p.get("name"): p.get("value") for p in case.iter("property")}
+    assert properties["flow"] == "customer-accounts" and properties["document_line"].startswith("customcrm-exact.rst:")
