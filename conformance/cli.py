@@ -67,6 +67,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="batched (default): the checks run side by side and share each engine pass; "
                           "per-example: every example alone, on systems reset before it (slower, for isolating "
                           "a failure)")
+    run.add_argument("--baseline", metavar="PATH",
+                     help="an earlier run's results.json, or a folder of them: mark each row as a new failure, "
+                          "fixed, still failing or newly skipped, with a trend of the earlier runs' counts")
     run.add_argument("--fail-on-skip", action="store_true",
                      help="a skipped check fails the run (exit 1), for teams that want every row to run")
     run.add_argument("--plan", action="store_true",
@@ -185,6 +188,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except ValueError:
         print(f"talkcheck: --jobs takes a number or 'auto', not {args.jobs!r}", file=sys.stderr)
         return EXIT_USAGE
+    baseline = None
+    if args.baseline:
+        from conformance.baseline import BaselineError, load_baseline
+
+        try:
+            baseline = load_baseline(args.baseline)
+        except BaselineError as exc:
+            print(f"talkcheck: --baseline: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     known = {f.id for f in doc.flows}
     unknown = [f for f in args.flows or [] if f not in known]
     if unknown:
@@ -257,6 +269,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     finally:
         signal.signal(signal.SIGINT, previous)
+    if baseline is not None:
+        from conformance.baseline import MARKS, compare
+
+        result.baseline, result.trend = baseline.path, baseline.trend
+        result.marks = compare([(f.id, c.id, c.status) for f in result.flows for c in f.checks], baseline)
     files = write_reports(result, args.report_dir)
     print(f"\n{result.count('passed')} passed, {result.count('failed')} failed, {result.count('skipped')} skipped "
           f"in {result.duration_s:.1f}s")
@@ -271,6 +288,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         for cause, rows in groups:
             print(f"  {len(rows)} × {cause}")
             print("      " + ", ".join(rows[:8]) + (f" and {len(rows) - 8} more" if len(rows) > 8 else ""))
+    if result.baseline:
+        tally = {m: sum(1 for v in result.marks.values() if v == m) for m in MARKS}
+        print(f"\nagainst the baseline {result.baseline}: " + ", ".join(f"{n} {m}" for m, n in tally.items()))
+        for (flow_id, check_id), m in result.marks.items():
+            if m in ("new failure", "fixed", "newly skipped"):
+                print(f"  {m.upper():<14} {flow_id} / {check_id}")
     if result.banner:
         print(f"\ntalkcheck: {result.banner}", file=sys.stderr)
     if result.sandbox:

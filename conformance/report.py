@@ -150,6 +150,8 @@ color:#9b1c1c}.summary{display:flex;flex-wrap:wrap;gap:12px;margin:0 0 18px}
 .tile{background:#fff;border-radius:8px;padding:12px 18px;
 box-shadow:0 1px 2px #0002;min-width:110px}.tile b{display:block;font-size:26px}
 .passed{color:#17813c}.failed{color:#c62828}.skipped{color:#8a6d00}tr.check{color:#1d2433}
+.mark{display:inline-block;margin-top:4px;font-size:11px;font-weight:700;text-transform:uppercase;color:#3451b2}
+.bar{display:inline-block;height:10px;background:#17813c;border-radius:2px}table.trend{width:auto}
 section{background:#fff;border-radius:8px;box-shadow:0 1px 2px #0002;margin:0 0 18px;padding:4px 18px 14px}
 section h2{font-size:18px;margin:14px 0 4px}.note{background:#fff8e1;padding:6px 10px;border-radius:4px}
 table{border-collapse:collapse;width:100%}td,th{text-align:left;padding:6px 8px;border-bottom:1px solid #e6e8ee;
@@ -194,8 +196,11 @@ def _row_html(result: RunResult, flow: FlowResult, check: CheckResult, lines: di
                  + "</details>")
     elif check.status == "skipped" and check.detail and check.detail != flow.note:
         body += f'<div class="skip">{e(check.detail)}</div>'
+    label = result.marks.get((flow.id, check.id), "")
+    mark = f'<br><span class="mark">{e(label)}</span>' if label else ""
     return (f'<tr class="check {check.status}" id="row-{e(flow.id)}-{e(check.id)}" data-check="{e(check.id)}">'
-            f'<td><code>{e(check.id)}</code></td><td><span class="badge {check.status}">{check.status}</span></td>'
+            f'<td><code>{e(check.id)}</code></td><td><span class="badge {check.status}">{check.status}</span>{mark}'
+            '</td>'
             f'<td>{body}</td><td class="calls">{e(_calls(check))}</td></tr>')
 
 
@@ -237,6 +242,7 @@ def _html(result: RunResult) -> str:
         "</div>",
         *([f'<p class="note" id="phases">The checklist\'s calls per phase: {e(_phases_line(result))}</p>']
           if result.phases else []),
+        *_baseline_html(result),
         '<nav id="contents"><b>Flows</b><ul>',
         *(f'<li><a href="#flow-{e(f.id)}">{e(f.title)}</a> · {counts[f.id]["passed"]} passed, '
           f'<span class="failed">{counts[f.id]["failed"]} failed</span>, {counts[f.id]["skipped"]} skipped</li>'
@@ -271,6 +277,26 @@ def _html(result: RunResult) -> str:
         out.append("</section>")
     out.append("</main></body></html>")
     return "\n".join(out)
+
+
+def _baseline_html(result: RunResult) -> list[str]:
+    """What changed since the baseline, and the pass counts of the earlier runs beside this one."""
+    if not result.baseline:
+        return []
+    e = html.escape
+    marks = list(result.marks.values())
+    tally = ", ".join(f"{marks.count(m)} {m}" for m in ("new failure", "fixed", "still failing", "newly skipped"))
+    out = [f'<p class="note" id="baseline">Against the baseline <code>{e(result.baseline)}</code>: {e(tally)}.</p>']
+    if result.trend:
+        runs = [*result.trend, ("this run", {k: result.count(k) for k in ("passed", "failed", "skipped")})]
+        most = max(sum(c.values()) for _label, c in runs) or 1
+        out.append('<div id="trend"><b>Passed per run</b><table class="trend">')
+        for label, counts in runs:
+            width = round(200 * counts["passed"] / most)
+            out.append(f'<tr><td>{e(label)}</td><td><span class="bar" style="width:{width}px"></span> '
+                       f'{counts["passed"]} passed, {counts["failed"]} failed</td></tr>')
+        out.append("</table></div>")
+    return out
 
 
 def _version() -> str:

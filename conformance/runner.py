@@ -84,6 +84,10 @@ class RunResult:
     phases: dict[str, dict[str, int]] = field(default_factory=dict)
     # Stopped by Ctrl-C: the rows hold what finished before it; the others did not run.
     interrupted: bool = False
+    # Against a baseline (--baseline): its path, each changed row's mark, and earlier runs' counts.
+    baseline: str = ""
+    marks: dict[tuple[str, str], str] = field(default_factory=dict)
+    trend: list[tuple[str, dict[str, int]]] = field(default_factory=list)
 
     def count(self, status: str) -> int:
         return sum(1 for f in self.flows for c in f.checks if c.status == status)
@@ -562,7 +566,10 @@ def as_json(result: RunResult) -> dict[str, Any]:
         "run": {"seed": result.seed, "profile": result.profile, "target": result.target, "engine": result.engine,
                 "document": result.document, "calls": result.calls, "checklist_calls": result.checklist_calls,
                 "mode": result.mode, "phases": result.phases}
-        | ({"sandbox": result.sandbox} if result.sandbox else {}),
+        | ({"sandbox": result.sandbox} if result.sandbox else {})
+        | ({"baseline": {"path": result.baseline, "marks": {f"{f} / {c}": m for (f, c), m in result.marks.items()},
+                         "trend": [{"run": label, **counts} for label, counts in result.trend]}}
+           if result.baseline else {}),
         "flows": [
             {"id": f.id, "title": f.title, "note": f.note,
              "checks": [{"id": c.id, "title": c.title, "status": c.status, "detail": c.detail,
