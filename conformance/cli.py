@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from sync.dataflow import DataflowError, load_dataflow
@@ -70,6 +71,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--baseline", metavar="PATH",
                      help="an earlier run's results.json, or a folder of them: mark each row as a new failure, "
                           "fixed, still failing or newly skipped, with a trend of the earlier runs' counts")
+    run.add_argument("--allure-dir", metavar="DIR",
+                     help="also write Allure results there (one result file per row), for `allure generate`")
     run.add_argument("--fail-on-skip", action="store_true",
                      help="a skipped check fails the run (exit 1), for teams that want every row to run")
     run.add_argument("--plan", action="store_true",
@@ -275,6 +278,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         result.baseline, result.trend = baseline.path, baseline.trend
         result.marks = compare([(f.id, c.id, c.status) for f in result.flows for c in f.checks], baseline)
     files = write_reports(result, args.report_dir)
+    if args.allure_dir:
+        from conformance.allure import write_allure
+
+        write_allure(result, args.allure_dir)
+        files.append(Path(args.allure_dir))
     print(f"\n{result.count('passed')} passed, {result.count('failed')} failed, {result.count('skipped')} skipped "
           f"in {result.duration_s:.1f}s")
     for flow in result.flows:

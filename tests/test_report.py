@@ -161,3 +161,18 @@ def test_the_page_leads_with_what_failed_and_folds_what_passed(tmp_path: Path) -
     case = next(c for c in ET.parse(tmp_path / "junit.xml").getroot().iter("testcase") if c.get("name") == "conflict")
     properties = {p.get("name"): p.get("value") for p in case.iter("property")}
     assert properties["flow"] == "customer-accounts" and properties["document_line"].startswith("customcrm-exact.rst:")
+
+
+def test_allure_results_one_file_per_row_with_a_stable_history_id(tmp_path: Path) -> None:
+    from conformance.allure import write_allure
+
+    write_allure(sample(), tmp_path / "a")
+    write_allure(sample(), tmp_path / "b")
+    rows = [json.loads(p.read_text()) for p in sorted((tmp_path / "a").glob("*-result.json"))]
+    assert len(rows) == 5 and {r["status"] for r in rows} == {"passed", "failed", "skipped"}
+    failed = next(r for r in rows if r["status"] == "failed")
+    assert failed["name"] == "customer-accounts / conflict" and "Draw 1 (Name)" in failed["statusDetails"]["trace"]
+    assert {"name": "feature", "value": "customer-accounts"} in failed["labels"] and failed["stage"] == "finished"
+    again = {json.loads(p.read_text())["historyId"] for p in (tmp_path / "b").glob("*-result.json")}
+    assert again == {r["historyId"] for r in rows}  # Allure follows each row across runs
+    assert "seed=7" in (tmp_path / "a" / "environment.properties").read_text()
