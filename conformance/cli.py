@@ -206,6 +206,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"talkcheck: no flow {unknown[0]!r} in {doc.name}; known: {', '.join(sorted(known))}", file=sys.stderr)
         return EXIT_USAGE
     from conformance.checks import checks_for
+    from conformance.console import LiveDisplay
 
     check_ids = {c.id for f in doc.flows if not args.flows or f.id in args.flows for c in checks_for(f)}
     unknown = [c for c in args.checks or [] if c not in check_ids]
@@ -216,16 +217,26 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     said: dict[str, str] = {}  # the skip reason each flow last printed: a flow-wide reason is said once
     finished: dict[str, dict[str, CheckResult]] = {}  # what has run, for a partial report after Ctrl-C
+    total = sum(1 for f in doc.flows if not args.flows or f.id in args.flows
+                for c in checks_for(f) if not args.checks or c.id in args.checks)
+    display = LiveDisplay(total) if sys.stdout.isatty() and not os.environ.get("CI") else None
 
     def progress(flow: str, check: str, result: CheckResult) -> None:
         finished.setdefault(flow, {})[check] = result
+        n = sum(len(rows) for rows in finished.values())
+        if display is not None:
+            display.advance(result.status)
         reason = first_line(result.detail)
         if result.status == "skipped" and said.get(flow) == reason:
             return
         if result.status == "skipped":
             said[flow] = reason
-        print(f"  {result.status.upper():<7} {flow} / {check}"
-              + (f"  ({reason})" if result.status != "passed" else ""), flush=True)
+        line = f"  {result.status.upper():<7} {flow} / {check}" + (f"  ({reason})" if result.status != "passed" else "")
+        if display is not None:
+            if result.status != "passed":  # on a terminal the bar counts the passes; the rest is said above it
+                display.say(line)
+        else:
+            print(f"[{n}/{total}]{line}", flush=True)
 
     if args.plan or sandbox is not None:
         from conformance.plan import day_left, estimate, refusal, render_plan
@@ -254,6 +265,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
           f"{target_for(args.engine, args.target)}, engine {args.engine}", flush=True)
     started = time.monotonic()
     previous = signal.signal(signal.SIGINT, _first_interrupt)
+    if display is not None:
+        display.start()
     try:
         result = run_checklist(doc, flows=args.flows, checks=args.checks, profile=args.profile, seed=args.seed,
                                target=args.target,
@@ -272,6 +285,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     finally:
         signal.signal(signal.SIGINT, previous)
+        if display is not None:
+            display.stop()
     if baseline is not None:
         from conformance.baseline import MARKS, compare
 

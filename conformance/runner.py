@@ -9,9 +9,11 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from functools import partial
+from multiprocessing.managers import SyncManager
+from queue import Empty
 from typing import Any
 
 import httpx
@@ -243,18 +245,23 @@ def run_checklist(
     context = multiprocessing.get_context("spawn")
     # Workers leave Ctrl-C to this process, which stops them at once (no traceback from each of them).
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_ignore_interrupts)
+    # Each row is told as it finishes in a worker (through a queue), not a whole group at the end.
+    manager = SyncManager(ctx=context)
+    manager.start(_ignore_interrupts)
+    rows: Any = manager.Queue()
     interrupted = False
     try:
-        futures = _submit_ignoring_interrupts(pool, [partial(_run_flows, doc, flows=group, **options)
-                                                     for group in groups])
-        for future in as_completed(futures):
-            part = future.result()
-            parts.append(part)
-            for flow_result in part.flows:
-                done[flow_result.id] = flow_result
-                for check_result in flow_result.checks:
-                    if progress:
-                        progress(flow_result.id, check_result.id, check_result)
+        futures = _submit_ignoring_interrupts(pool, [partial(_run_flows, doc, flows=group, progress=_Told(rows),
+                                                             **options) for group in groups])
+        waiting = set(futures)
+        while waiting:
+            finished, waiting = wait(waiting, timeout=0.2, return_when=FIRST_COMPLETED)
+            _tell(rows, progress)
+            for future in finished:
+                part = future.result()
+                parts.append(part)
+                done.update((flow_result.id, flow_result) for flow_result in part.flows)
+        _tell(rows, progress)
     except KeyboardInterrupt:
         interrupted = True
         for process in list(getattr(pool, "_processes", {}).values()):
@@ -262,6 +269,7 @@ def run_checklist(
         raise
     finally:
         pool.shutdown(wait=not interrupted, cancel_futures=True)
+        manager.shutdown()
     first = parts[0]
     phases: dict[str, dict[str, int]] = {}
     for part in parts:
@@ -270,6 +278,27 @@ def run_checklist(
     return RunResult([done[f] for f in selected], seed, profile, first.target, first.engine,
                      doc.name, time.monotonic() - started, _summed(p.calls for p in parts), {},
                      _summed(p.checklist_calls for p in parts), mode, phases)
+
+
+class _Told:
+    """A worker's progress: each finished row put on the run's queue (picklable, unlike a closure)."""
+
+    def __init__(self, queue: Any) -> None:
+        self.queue = queue
+
+    def __call__(self, flow: str, check: str, result: CheckResult) -> None:
+        self.queue.put((flow, check, result))
+
+
+def _tell(queue: Any, progress: Callable[[str, str, CheckResult], None] | None) -> None:
+    """Hand on every row the workers have finished so far."""
+    while True:
+        try:
+            flow, check, result = queue.get_nowait()
+        except Empty:
+            return
+        if progress is not None:
+            progress(flow, check, result)
 
 
 def _ignore_interrupts() -> None:
