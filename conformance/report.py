@@ -204,6 +204,18 @@ def _row_html(result: RunResult, flow: FlowResult, check: CheckResult, lines: di
             f'<td>{body}</td><td class="calls">{e(_calls(check))}</td></tr>')
 
 
+_VIEWS = (("all", "every row"), ("failures", "failures only"), ("properties", "property rows"),
+          ("rules", "flow rules"))
+_FILTER_CSS = """
+#filters{margin:0 0 12px}#filters label{margin:0 12px 0 3px}
+main:has(#view-failures:checked) tr.check:not(.failed),main:has(#view-failures:checked) details.passing,
+main:has(#view-failures:checked) section[id^="flow-"]:not(:has(tr.check.failed)){display:none}
+main:has(#view-properties:checked) tr.check:not([data-check^="property:"]){display:none}
+main:has(#view-rules:checked) tr.check[data-check^="property:"]{display:none}
+main:has(#view-properties:checked) details.passing,main:has(#view-rules:checked) details.passing{display:block}
+main:has(#view-properties:checked) details.passing>table,main:has(#view-rules:checked) details.passing>table{
+display:table}
+"""
 _HEAD = ("<table><thead><tr><th>check</th><th>status</th><th>what it checks / what went wrong</th>"
          "<th>checklist calls</th></tr></thead><tbody>")
 
@@ -221,7 +233,7 @@ def _html(result: RunResult) -> str:
     out = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>talkcheck QA report: {e(result.document)}</title><style>{_CSS}</style></head><body>",
+        f"<title>talkcheck QA report: {e(result.document)}</title><style>{_CSS}{_FILTER_CSS}</style></head><body>",
         "<header><h1>talkcheck QA report</h1>",
         f"<p>{e(when)} · talkcheck {e(_version())} · Python {e(platform.python_version())} on "
         f"{e(platform.system())} {e(platform.machine())}</p>",
@@ -243,6 +255,11 @@ def _html(result: RunResult) -> str:
         *([f'<p class="note" id="phases">The checklist\'s calls per phase: {e(_phases_line(result))}</p>']
           if result.phases else []),
         *_baseline_html(result),
+        # Filters without a script: a radio button per view, and CSS that hides what the checked one leaves out.
+        '<div id="filters"><b>Show</b> ',
+        *(f'<input type="radio" name="view" id="view-{key}"{" checked" if key == "all" else ""}>'
+          f'<label for="view-{key}">{label}</label> ' for key, label in _VIEWS),
+        "</div>",
         '<nav id="contents"><b>Flows</b><ul>',
         *(f'<li><a href="#flow-{e(f.id)}">{e(f.title)}</a> · {counts[f.id]["passed"]} passed, '
           f'<span class="failed">{counts[f.id]["failed"]} failed</span>, {counts[f.id]["skipped"]} skipped</li>'

@@ -158,6 +158,7 @@ def test_the_page_leads_with_what_failed_and_folds_what_passed(tmp_path: Path) -
     assert section.index('data-check="conflict"') < section.index("<summary>1 passing check</summary>") < \
         section.index('data-check="create"')
     assert "customcrm-exact.rst:" in section  # where the flow is in the document
+    assert page.count('type="radio" name="view"') == 4 and "<script" not in page  # filters, without a script
     case = next(c for c in ET.parse(tmp_path / "junit.xml").getroot().iter("testcase") if c.get("name") == "conflict")
     properties = {p.get("name"): p.get("value") for p in case.iter("property")}
     assert properties["flow"] == "customer-accounts" and properties["document_line"].startswith("customcrm-exact.rst:")
