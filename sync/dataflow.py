@@ -248,6 +248,7 @@ def parse_dataflow(text: str, name: str = "") -> Dataflow:
             f"the title {title!r} is not of the form '<System> to <System> Dataflow'", title_line, name
         )
     source_label, target_label = m.group("a").strip(), m.group("b").strip()
+    file_keys = _file_keys(name)
     doc_source, doc_target = system_key(source_label), system_key(target_label)
 
     generated = ""
@@ -263,7 +264,8 @@ def parse_dataflow(text: str, name: str = "") -> Dataflow:
         if section.title.strip().rstrip(".").strip().lower() == "introduction":
             introduction.extend(p for _, p in _paragraphs(section.body))
             continue
-        flow = _parse_flow(section, (doc_source, source_label), (doc_target, target_label), name)
+        flow = _parse_flow(section, (doc_source, source_label, file_keys[0]), (doc_target, target_label, file_keys[1]),
+                           name)
         if flow.id in flows:
             flows[flow.id] = _merge_repeated(flows[flow.id], flow)
         else:
@@ -346,20 +348,28 @@ def _squash(text: str) -> str:
     return re.sub(r"[^a-z0-9]", "", text.lower())
 
 
-def _label_matches(candidate: str, system: tuple[str, str]) -> bool:
-    """Whether a section's label names the system the title calls `system` (key, title label): its known
-    spellings; case, spaces and punctuation ignored; a start of the title's label ("Wave" for "Wave
-    Financial", "Custom" for "Customcrm", three letters at least); or its end ("BusinessNxt" for "Visma
-    Business Nxt")."""
-    key, title_label = system
+def _file_keys(name: str) -> tuple[str, str]:
+    """The systems' keys a file name gives ("wave-exact.rst", "hubspot_exact_dataflow.rst"), or blanks."""
+    parts = [p for p in re.split(r"[-_]", Path(name).name.split(".")[0].lower()) if p and p != "dataflow"]
+    return (parts[0], parts[1]) if len(parts) == 2 else ("", "")
+
+
+def _label_matches(candidate: str, system: tuple[str, str, str]) -> bool:
+    """Whether a section's label names the system the title calls `system` (key, title label, the file
+    name's key): its known spellings; case, spaces and punctuation ignored; the file name's key; a start of
+    the title's label ("Wave" for "Wave Financial", "Custom" for "Customcrm", three letters at least); or its
+    end ("BusinessNxt" for "Visma Business Nxt")."""
+    key, title_label, file_key = system
     if system_key(candidate) == key:
         return True
     short, full = _squash(candidate), _squash(title_label)
+    if file_key and short == file_key:
+        return True
     return len(short) >= 3 and (full.startswith(short) or full.endswith(short))
 
 
-def _split_label(text: str, system: tuple[str, str], line: int, name: str,
-                 other: tuple[str, str] | None = None) -> tuple[str, str]:
+def _split_label(text: str, system: tuple[str, str, str], line: int, name: str,
+                 other: tuple[str, str, str] | None = None) -> tuple[str, str]:
     """Split 'Custom CRM Customer' into ('Custom CRM', 'Customer') given the system (key, title label). A
     label run together with the type ("WoocommerceProduct") is cut where the title's label ends; a label
     that would name the other system of the document just as well is ambiguous and refused."""
@@ -385,7 +395,7 @@ def _flow_id(source_type: str, target_type: str) -> str:
     return f"{slug(source_type)}-{slug(target_type)}"
 
 
-def _parse_flow(section: _Section, source: tuple[str, str], target: tuple[str, str], name: str) -> Flow:
+def _parse_flow(section: _Section, source: tuple[str, str, str], target: tuple[str, str, str], name: str) -> Flow:
     parts = section.title.split(" to ")
     if len(parts) != 2:
         raise DataflowError(

@@ -170,3 +170,12 @@ def test_the_command_line_refuses_what_cannot_run_with_exit_2(tmp_path: object, 
     assert main(["flows", "--doc", str(path)]) == 2
     err = capsys.readouterr().err
     assert "supports Customcrm to Exact documents" in err and "Traceback" not in err
+
+
+def test_a_label_the_file_name_gives_is_read() -> None:
+    """The title says "Sage Business Cloud", the sections say "SBC", and the file is sbc-exact.rst."""
+    text = document("Sage Business Cloud to Exact Dataflow", section("SBC Customer", "Exact Accounts", ACCOUNT_ROWS))
+    flow = parse_dataflow(text, name="dataflows/sbc-exact.rst").flows[0]
+    assert (flow.source_label, flow.source_type) == ("SBC", "Customer")
+    with pytest.raises(DataflowError, match="does not start with a label"):
+        parse_dataflow(text, name="other.rst")
