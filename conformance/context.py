@@ -374,7 +374,8 @@ class FlowContext:
         if every_class and mapping.kind != "ref":
             combined = sink(self.flow, mapping.row, mapping.kind)
             if combined is not None:
-                return self._keyed(mapping, data.draw(st.just(combined), label=f"{mapping.id} (every class)"))
+                return self._keyed(mapping, data.draw(st.just(combined), label=f"{mapping.id} (every class)"),
+                                   constant=True)
         if mapping.kind == "ref":
             pool = sorted(self.pools.get(self.ref_type(mapping), {}))
             choices = [p for p in pool if p != not_equal] or pool
@@ -382,18 +383,20 @@ class FlowContext:
             options = choices if required else [*choices, None]
             return data.draw(st.sampled_from(options), label=f"{mapping.id}")
         value = self._catalogue_value(data, mapping)
-        if value is None or value == not_equal:
+        constant = value is not None and value != not_equal
+        if not constant:
             value = data.draw(value_strategy(self.flow, mapping.row, mapping.kind, allow_empty=allow_empty),
                               label=mapping.id)
-        return self._keyed(mapping, value)
+        return self._keyed(mapping, value, constant=constant)
 
-    def _keyed(self, mapping: RowCheck, value: Any) -> Any:
-        """A merge key's value made unique (to the run in a sandbox, to the example in a batch)."""
+    def _keyed(self, mapping: RowCheck, value: Any, *, constant: bool = False) -> Any:
+        """A merge key's value made unique (to the run in a sandbox, to the example in a batch; a constant
+        of the catalogue always, or two records of one example would share it and merge)."""
         if not mapping.is_line and mapping.exact_field in self._merge_fields:
             if self.systems.scope is not None:
                 # In a sandbox a merge key must never match a record that was there before the run.
                 value = self.systems.scope.tag(value, field_limits(self.flow, mapping.row)[0])
-            elif self.batch is not None:  # nor, in a batch, one of another example's
+            elif self.batch is not None or constant:  # nor, in a batch, one of another example's
                 value = distinct_value(value, next_unique(), field_limits(self.flow, mapping.row)[0])
         return value
 

@@ -195,6 +195,9 @@ TEXT_CLASSES: tuple[tuple[str, str], ...] = (
     ("decomposed letters", "Zoe\u0308 Ange\u0301lique"),
     ("mixed case", "MiXeD cAsE"),
     ("carriage return", "Windows\r\nline"),
+    ("right-to-left", "\u05e9\u05dc\u05d5\u05dd \u0645\u0631\u062d\u0628\u0627"),
+    ("doubled spaces", "Two  spaces  inside"),
+    ("markup characters", "Tom & Jerry <b>\"quoted\" 'single'</b>"),
 )
 EMAIL_CLASSES: tuple[tuple[str, str], ...] = (
     ("mixed case", "Mixed.Case@Example.COM"),
@@ -231,6 +234,8 @@ def _catalogue(flow: Flow, row: PropertyRow, kind: str) -> tuple[tuple[str, Any]
         return ()
     else:
         classes = EMAIL_CLASSES if name in _EMAIL_FIELDS else TEXT_CLASSES
+    if kind == "string" and classes is TEXT_CLASSES and max_length is not None and max_length >= 2:
+        classes = (*classes, ("at the maximum length", ("\u00c5" + "x" * max_length)[:max_length - 1] + "Z"))
     accepts = _accepted_by_customcrm(flow, row)
     return tuple((c, v) for c, v in classes
                  if (max_length is None or not isinstance(v, str) or len(v) <= max_length) and accepts(v))
@@ -281,13 +286,18 @@ def sink(flow: Flow, row: PropertyRow, kind: str) -> Any:
 
 def catalogue_turn(slot: int, nth: int, size: int) -> int | None:
     """Which class (an index below `size`) the nth draw of a property in an example of the check in `slot`
-    takes, or None for a random draw. Half the turns are classes, rotating with the check's place in the
+    takes, or None for a random draw. Most turns are classes, rotating with the check's place in the
     document, so that the checks of a flow give every property every class; it depends on nothing else, so
     that Hypothesis replays an example exactly."""
     if size == 0:
         return None
-    turn = (slot + nth) % (2 * size)
+    turn = (slot + nth) % cycle(size)
     return turn if turn < size else None
+
+
+def cycle(size: int) -> int:
+    """Turns before the classes come round again: every class once, and a third as many random draws."""
+    return size + max(1, size // 3)
 
 
 def value_strategy(flow: Flow, row: PropertyRow, kind: str, *, allow_empty: bool = True) -> st.SearchStrategy[Any]:
