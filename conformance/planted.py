@@ -185,7 +185,8 @@ class _Rewriting(httpx.BaseTransport):
 
     def _walk(self, key: str, value: Any) -> Any:
         if isinstance(value, dict):
-            return {k: self._walk(k, v) for k, v in value.items()}
+            walked = {k: self._walk(k, v) for k, v in value.items()}
+            return {k: v for k, v in walked.items() if v is not _DROP}
         if isinstance(value, list):
             return [self._walk(key, v) for v in value]
         return self.alter(key, value)
@@ -228,6 +229,10 @@ NormalisingEngine = _sends_to_exact("NormalisingEngine", "Text normalised to NFC
 RoundingEngine = _sends_to_exact("RoundingEngine", "Numbers rounded to two decimals.",
                                  lambda k, v: round(v, 2) if isinstance(v, float) else v)
 
+_DROP = object()  # a value the rewriting leaves out of the body altogether
+DroppedClearEngine = _sends_to_exact("DroppedClearEngine", "A cleared value is left out of the update instead of "
+                                     "sent as empty, so Exact keeps the old one.",
+                                     lambda k, v: _DROP if v is None or v == "" else v)
 _EXACT_LENGTHS = {"Name": 50, "Barcode": 20, "ExtraDescription": 255}
 CutToFitEngine = _sends_to_exact("CutToFitEngine", "Text longer than Exact takes cut to fit, without a word.",
                                  lambda k, v: v[:_EXACT_LENGTHS[k]] if k in _EXACT_LENGTHS and isinstance(v, str)
@@ -265,6 +270,12 @@ PLANTED_BUGS: tuple[PlantedBug, ...] = (
     PlantedBug("normalises-unicode", NormalisingEngine, "customer-accounts", "property:City"),
     PlantedBug("rounds-numbers", RoundingEngine, "customer-accounts", "property:CreditLimit->CreditLineSales"),
     PlantedBug("cuts-text-to-fit", CutToFitEngine, "customer-accounts", "too-long"),
+    PlantedBug("drops-clears", DroppedClearEngine, "customer-accounts", "clear"),
+    # The order's owner: the rule checks of the users flow.
+    PlantedBug("drops-a-cleared-owner", DroppedClearEngine, "user-salesorders", "clear"),
+    PlantedBug("older-reassignment-wins", OlderEditWinsEngine, "user-salesorders", "conflict"),
+    PlantedBug("echoes-an-owner", EchoingEngine, "user-salesorders", "no-echo"),
+    PlantedBug("propagates-an-order-delete", DeletePropagatingEngine, "user-salesorders", "delete-not-propagated"),
 )
 
 # Caught only where a list is longer than a page: the checks side by side give it one (see tests/test_batch.py).

@@ -130,6 +130,99 @@ def _order_versions(ctx: FlowContext, orders: list[tuple[str, str]]) -> list[tup
             for crm_order, exact_order in orders]
 
 
+def _owner(ctx: FlowContext, crm_order: str) -> str | None:
+    owner = (ctx.crm.get("orders", crm_order) or {}).get("OwnerId")
+    return str(owner) if owner else None
+
+
+def _set_owner(ctx: FlowContext, side: str, crm_order: str, exact_order: str, owner: str | None) -> None:
+    """Give the order this owner (None: none) on one side, as a user there would."""
+    if side == "customcrm":
+        ctx.crm.update("orders", crm_order, {"OwnerId": owner})
+    else:
+        ctx.exact.update("salesorder/SalesOrders", exact_order,
+                         {"Salesperson": ctx.pools["User"][owner] if owner else None})
+
+
+def _three_users(ctx: FlowContext, data: st.DataObject) -> list[str]:
+    users = sorted(ctx.pools["User"])
+    if len(users) < 3:
+        ctx.add_users(data, 3 - len(users), matched=True)
+        users = sorted(ctx.pools["User"])
+    if len(users) < 3:
+        raise NotApplicable("a conflict of owners needs three Customcrm users matched to Exact users; the Exact "
+                            "division has fewer users with an e-mail address")
+    return users
+
+
+def _conflict(ctx: FlowContext, data: st.DataObject) -> None:
+    """The owner reassigned on both sides between two passes: the later reassignment wins on both sides."""
+    _prepare(ctx, data)
+    first, second, third = _three_users(ctx, data)[:3]
+    crm_order, exact_order = _order(ctx, first)
+    earlier = data.draw(st.sampled_from(["customcrm", "exact"]), label="edited first")
+    later = "exact" if earlier == "customcrm" else "customcrm"
+    ctx.freeze_clocks()
+    try:
+        _set_owner(ctx, earlier, crm_order, exact_order, second)
+        ctx.advance_clocks(5)
+        _set_owner(ctx, later, crm_order, exact_order, third)
+        ctx.sync()
+    finally:
+        ctx.release_clocks()
+    if _owner(ctx, crm_order) != third:
+        raise CheckFailure(f"[{ctx.flow.id} / conflict] Customcrm Order {crm_order} was given owner {second} in "
+                           f"{earlier}, then {third} in {later}: the later one must win, yet Customcrm has "
+                           f"{_owner(ctx, crm_order)!r}")
+    _expect_salesperson(ctx, "conflict", crm_order, exact_order)
+
+
+def _clear(ctx: FlowContext, data: st.DataObject) -> None:
+    """An owner cleared on either side is cleared on the other, and set again from either side."""
+    _prepare(ctx, data)
+    users = sorted(ctx.pools["User"])
+    crm_order, exact_order = _order(ctx, users[0])
+    for side, owner, what in (("customcrm", None, "cleared in Customcrm"), ("exact", users[-1], "set in Exact"),
+                              ("exact", None, "cleared in Exact"), ("customcrm", users[0], "set in Customcrm")):
+        _set_owner(ctx, side, crm_order, exact_order, owner)
+        ctx.sync()
+        if _owner(ctx, crm_order) != owner:
+            raise CheckFailure(f"[{ctx.flow.id} / clear] the owner of Customcrm Order {crm_order} was {what} to "
+                               f"{owner!r}; Customcrm has {_owner(ctx, crm_order)!r}")
+        _expect_salesperson(ctx, f"clear ({what})", crm_order, exact_order)
+
+
+def _no_echo(ctx: FlowContext, data: st.DataObject) -> None:
+    """After an owner's order is synced and reassigned, a pass with no edits writes to neither side."""
+    _prepare(ctx, data)
+    users = sorted(ctx.pools["User"])
+    orders = [_order(ctx, users[0])]
+    _set_owner(ctx, data.draw(st.sampled_from(["customcrm", "exact"]), label="side"), *orders[0], users[-1])
+    ctx.sync()
+    before = _order_versions(ctx, orders)
+    ctx.sync()
+    if _order_versions(ctx, orders) != before:
+        raise CheckFailure(f"[{ctx.flow.id} / no-echo] a pass with no edits wrote to Customcrm Order {orders[0][0]} "
+                           f"or Exact Salesorders {orders[0][1]}: versions {before} became "
+                           f"{_order_versions(ctx, orders)}")
+
+
+def _delete_not_propagated(ctx: FlowContext, data: st.DataObject) -> None:
+    """An order deleted in Customcrm keeps its Exact order and its Salesperson; the Exact user stays."""
+    _prepare(ctx, data)
+    owner = sorted(ctx.pools["User"])[0]
+    crm_order, exact_order = _order(ctx, owner)
+    ctx.crm.delete("orders", crm_order)
+    ctx.sync()
+    header = ctx.exact.get("salesorder/SalesOrders", exact_order)
+    if header is None:
+        raise CheckFailure(f"[{ctx.flow.id} / delete-not-propagated] Customcrm Order {crm_order} was deleted and the "
+                           f"sync deleted Exact Salesorders {exact_order}; deletes are not propagated")
+    if str(header.get("Salesperson") or "").lower() != ctx.pools["User"][owner]:
+        raise CheckFailure(f"[{ctx.flow.id} / delete-not-propagated] Customcrm Order {crm_order} was deleted and "
+                           f"Exact Salesorders {exact_order} lost its Salesperson ({header.get('Salesperson')!r})")
+
+
 def _property(row: PropertyRow) -> Callable[[FlowContext, st.DataObject], None]:
     check = f"property:{row.id}"
 
@@ -159,6 +252,11 @@ def user_checks(flow: Flow) -> list[Check]:
         Check("link", "Users are matched by e-mail; an unmatched user leaves Salesperson empty", _link),
         Check("edit-customcrm", "Reassigning the owner in Customcrm changes the Salesperson", _edit("customcrm")),
         Check("edit-exact", "Changing the Salesperson in Exact reassigns the owner", _edit("exact")),
+        Check("conflict", "The owner reassigned on both sides: the later reassignment wins", _conflict,
+              alone=True),
+        Check("clear", "An owner cleared on either side is cleared on the other, and set again", _clear),
+        Check("no-echo", "A pass with no edits writes nothing to an owner's orders", _no_echo),
+        Check("delete-not-propagated", "A deleted order keeps its Exact order and Salesperson", _delete_not_propagated),
         Check("stays-in-sync", "Reassignments on both sides converge; a sync without edits writes nothing",
               _stays_in_sync),
         *property_checks(flow, _property),
