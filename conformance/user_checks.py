@@ -207,6 +207,32 @@ def _no_echo(ctx: FlowContext, data: st.DataObject) -> None:
                            f"{_order_versions(ctx, orders)}")
 
 
+def _link_fills_empty(ctx: FlowContext, data: st.DataObject) -> None:
+    """An Exact order with a Salesperson and a Customcrm order of the same number without an owner: once
+    linked, the Customcrm order has the matching user as its owner (an empty side never empties a filled
+    one)."""
+    _prepare(ctx, data)
+    owner = data.draw(st.sampled_from(sorted(ctx.pools["User"])), label="owner")
+    customer, product = sorted(ctx.pools["Customer"])[0], sorted(ctx.pools["Product"])[0]
+    number = ctx.unique(f"L-{next_unique():06d}")
+    existing = ctx.exact.create("salesorder/SalesOrders", {
+        "OrderedBy": ctx.pools["Customer"][customer], "YourRef": number, "Salesperson": ctx.pools["User"][owner],
+        "SalesOrderLines": [{"Item": ctx.pools["Product"][product], "Quantity": 1, "NetPrice": 1}]})
+    order = ctx.crm.create("orders", {"OrderNumber": number, "CustomerId": customer,
+                                      "Lines": [{"ProductId": product, "Quantity": 1, "UnitPrice": 1}]})
+    ctx.sync()
+    crm_order, exact_order = str(order["Id"]), str(existing["OrderID"]).lower()
+    matches = [r for r in ctx.exact.all("sync/SalesOrder/SalesOrderHeaders") if r.get("YourRef") == number]
+    if len(matches) != 1:
+        raise CheckFailure(f"[{ctx.flow.id} / link-fills-empty] Customcrm Order {crm_order} has the number of Exact "
+                           f"Salesorders {exact_order}; expected them linked, found {len(matches)} Exact orders")
+    if _owner(ctx, crm_order) != owner:
+        raise CheckFailure(f"[{ctx.flow.id} / link-fills-empty] Customcrm Order {crm_order} had no owner and was "
+                           f"linked to Exact Salesorders {exact_order}, whose Salesperson is the Exact user of "
+                           f"{owner}; Customcrm's owner is {_owner(ctx, crm_order)!r}")
+    _expect_salesperson(ctx, "link-fills-empty", crm_order, exact_order)
+
+
 def _delete_not_propagated(ctx: FlowContext, data: st.DataObject) -> None:
     """An order deleted in Customcrm keeps its Exact order and its Salesperson; the Exact user stays."""
     _prepare(ctx, data)
@@ -256,6 +282,8 @@ def user_checks(flow: Flow) -> list[Check]:
               alone=True),
         Check("clear", "An owner cleared on either side is cleared on the other, and set again", _clear),
         Check("no-echo", "A pass with no edits writes nothing to an owner's orders", _no_echo),
+        Check("link-fills-empty", "Linking an order without an owner to one with a Salesperson fills the owner",
+              _link_fills_empty),
         Check("delete-not-propagated", "A deleted order keeps its Exact order and Salesperson", _delete_not_propagated),
         Check("stays-in-sync", "Reassignments on both sides converge; a sync without edits writes nothing",
               _stays_in_sync),
