@@ -199,6 +199,28 @@ class _Rewriting(httpx.BaseTransport):
         return self.inner.handle_request(request)
 
 
+class _Twice(httpx.BaseTransport):
+    """Sends every update (PUT) twice: write amplification, invisible in the end state."""
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self.inner = inner
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "PUT":
+            self.inner.handle_request(request).read()
+        return self.inner.handle_request(request)
+
+
+class DoubleWriteEngine(Engine):
+    """Sends every update to Exact twice: the data ends right, and each edit costs two of Exact's calls."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        client = self.exact.client
+        self.exact.client = httpx.Client(base_url=client.base_url, headers=client.headers, timeout=client.timeout,
+                                         transport=_Twice(client._transport))
+
+
 def _sends_to_exact(name: str, what: str, alter: Callable[[str, Any], Any]) -> type[Engine]:
     """The reference engine with a defect in what reaches Exact (`what` says which, for the reader)."""
 
@@ -271,6 +293,7 @@ PLANTED_BUGS: tuple[PlantedBug, ...] = (
     PlantedBug("rounds-numbers", RoundingEngine, "customer-accounts", "property:CreditLimit->CreditLineSales"),
     PlantedBug("cuts-text-to-fit", CutToFitEngine, "customer-accounts", "too-long"),
     PlantedBug("drops-clears", DroppedClearEngine, "customer-accounts", "clear"),
+    PlantedBug("writes-every-update-twice", DoubleWriteEngine, "product-items", "write-budget"),
     # The order's owner: the rule checks of the users flow.
     PlantedBug("drops-a-cleared-owner", DroppedClearEngine, "user-salesorders", "clear"),
     PlantedBug("older-reassignment-wins", OlderEditWinsEngine, "user-salesorders", "conflict"),

@@ -8,6 +8,7 @@ engine breaks, rather than a generic "edit" failure.
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import date, timedelta
 from typing import Any
 
@@ -465,6 +466,57 @@ def _lines_applies(ctx: FlowContext) -> str | None:
     return None if ctx.line_mappings else "the flow has no line collection"
 
 
+def _writes_to(ctx: FlowContext, crm_id: str, exact_id: str) -> Counter[tuple[str, str, str, str]]:
+    """The writes each mock has answered on this pair's records (its journal, by record path)."""
+    out: Counter[tuple[str, str, str, str]] = Counter()
+    for system, marker in (("customcrm", f"/{crm_id}"), ("exact", f"(guid'{exact_id}')")):
+        for entry in ctx.systems.journal(system):
+            if entry["method"] in ("PUT", "PATCH", "POST") and marker.lower() in str(entry["path"]).lower():
+                out[(system, str(entry["at"]), str(entry["method"]), str(entry["path"]))] += 1
+    return out
+
+
+def _write_budget(ctx: FlowContext, data: st.DataObject) -> None:
+    """One user edit costs at most one write to the other side, and the pass after it none: an engine that
+    rewrites what did not change, or sends an update twice, spends the other system's limits for nothing
+    (Exact allows 60 calls a minute). Counted from the mocks' journals, or from Customcrm's versions in a
+    sandbox (where Exact's side is left to no-echo)."""
+    check = "write-budget"
+    ctx.prepare(data)
+    crm_id, exact_id = ctx.create_pair(check, ctx.draw_record(data))
+    for side in ("customcrm", "exact"):
+        m = data.draw(st.sampled_from(_mutable(ctx)), label=f"property edited in {side}")
+        value = _distinct(ctx, data, m, [current_value(ctx, side, crm_id, exact_id, m)], "value")
+        other = "exact" if side == "customcrm" else "customcrm"
+        before_version = (ctx.crm.get(ctx.crm_path, crm_id) or {}).get("Version")
+        before = None if ctx.safe else _writes_to(ctx, crm_id, exact_id)
+        set_value(ctx, side, crm_id, exact_id, m, value)
+        user = None if ctx.safe else _writes_to(ctx, crm_id, exact_id)
+        ctx.sync()
+        version = (ctx.crm.get(ctx.crm_path, crm_id) or {}).get("Version")
+        if before is not None and user is not None:
+            engine = [k for k in (_writes_to(ctx, crm_id, exact_id) - user) if k[0] == other]
+            made = len(engine)
+        elif side == "exact" and isinstance(before_version, int) and isinstance(version, int):
+            made = version - before_version
+        else:
+            made = 0
+        if made > 1:
+            target = ctx.label("crm", crm_id) if other == "customcrm" else ctx.label("exact", exact_id)
+            edited = m.crm_field if side == "customcrm" else m.exact_field
+            raise CheckFailure(f"[{ctx.flow.id} / {check}] one edit of {edited} in {side} cost {made} writes to "
+                               f"{target}; at most one is needed")
+    quiet = None if ctx.safe else _writes_to(ctx, crm_id, exact_id)
+    version = (ctx.crm.get(ctx.crm_path, crm_id) or {}).get("Version")
+    ctx.sync()
+    if quiet is not None and (_writes_to(ctx, crm_id, exact_id) - quiet):
+        raise CheckFailure(f"[{ctx.flow.id} / {check}] a pass with no edits wrote to {ctx.label('crm', crm_id)} or "
+                           f"{ctx.label('exact', exact_id)}: {sorted(_writes_to(ctx, crm_id, exact_id) - quiet)}")
+    if (ctx.crm.get(ctx.crm_path, crm_id) or {}).get("Version") != version:
+        raise CheckFailure(f"[{ctx.flow.id} / {check}] a pass with no edits wrote to {ctx.label('crm', crm_id)}")
+    ctx.assert_pair_agrees(check, crm_id, exact_id)
+
+
 def _longer_in_customcrm(ctx: FlowContext) -> list[RowCheck]:
     """Free-text properties Customcrm lets a user fill beyond what Exact takes (a name of 100 against 50)."""
     out = []
@@ -537,4 +589,6 @@ RULE_CHECKS = (
     ("lines", "Lines added, changed and removed on either side reach the other side", _lines, _lines_applies),
     ("too-long", "Text longer than Exact takes is never cut to fit: it waits, reported, until it is shortened",
      _too_long, _too_long_applies),
+    ("write-budget", "One user edit costs at most one write to the other side; a quiet pass costs none",
+     _write_budget, None),
 )
