@@ -8,12 +8,13 @@ created and saw linked (``pools``), never through the engine's link store.
 from __future__ import annotations
 
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 from hypothesis import strategies as st
 
 from conformance.engines import EngineDriver
@@ -43,8 +44,18 @@ _EXACT_SETS = {"Accounts": "Accounts", "Contacts": "Contacts", "Items": "Items",
                "Quotations": "Quotations"}
 
 
+EXCHANGES_KEPT = 12
+
+
 class CheckFailure(AssertionError):
     """A broken promise of the document, with the evidence a reader needs."""
+
+
+def visible(value: Any) -> str:
+    """A value as the failure shows it: its repr, and where that holds anything beyond ASCII, its code points
+    too, so that two values that look the same ('Zoë' composed and decomposed) read differently."""
+    shown = repr(value)
+    return shown if shown.isascii() else f"{shown} [{ascii(value)}]"
 
 
 class NotApplicable(BaseException):  # noqa: N818 - a BaseException, so Hypothesis stops at once (no shrinking)
@@ -109,7 +120,31 @@ class FlowContext:
     examples: int = 0
     owned: Owned | None = None
     shared_pools: dict[str, dict[str, str]] | None = None  # in a batch: the references every check shares
+    # The checklist's own HTTP exchanges of the current example (the last ones), for a failure's evidence.
+    exchanges: deque[str] = field(default_factory=lambda: deque(maxlen=EXCHANGES_KEPT))
     _draws: dict[str, int] = field(default_factory=dict)  # draws of each property in this example so far
+
+    def __post_init__(self) -> None:
+        for actor in (self.crm, self.exact):
+            actor.client.event_hooks.setdefault("response", []).append(self._note_exchange)
+
+    def _note_exchange(self, response: httpx.Response) -> None:
+        """One exchange as evidence: the call, its body and the answer, each cut short (no headers, so no
+        credentials; the token endpoint is left out)."""
+        request = response.request
+        if "/oauth2/" in request.url.path or "/_admin" in request.url.path:
+            return
+        response.read()
+        sent = request.content.decode("utf-8", "replace")[:300] if request.content else ""
+        query = f"?{request.url.query.decode()}" if request.url.query else ""
+        self.exchanges.append(f"{request.method} {request.url.path}{query}" + (f" {sent}" if sent else "")
+                              + f" -> {response.status_code} {response.text[:300]}")
+
+    def exchange_note(self) -> str:
+        """The example's last exchanges, for the evidence of a failure."""
+        if not self.exchanges:
+            return ""
+        return "The checklist's last HTTP exchanges in this example:\n" + "\n".join(f"  {e}" for e in self.exchanges)
 
     @classmethod
     def for_flow(cls, flow: Flow, doc: Dataflow, systems: Systems, engine: EngineDriver) -> FlowContext | str:
@@ -186,6 +221,7 @@ class FlowContext:
         created deleted again instead (the engine keeps its links, as a running engine would). In a batch
         nothing is reset: the example starts owning nothing, with unique numbers of its own."""
         self._draws = {}
+        self.exchanges.clear()
         if self.batch is not None:
             self.examples += 1
             fields = tuple(sorted(self._merge_fields))
@@ -514,8 +550,8 @@ class FlowContext:
             c = self.expected_exact(m, crm_record.get(m.crm_field))
             e = expect_from_exact(exact_record.get(m.exact_field), m.kind)
             if c != e:
-                out.append(f"{m.crm_field}={crm_record.get(m.crm_field)!r} in Customcrm but "
-                           f"{m.exact_field}={exact_record.get(m.exact_field)!r} in Exact")
+                out.append(f"{m.crm_field}={visible(crm_record.get(m.crm_field))} in Customcrm but "
+                           f"{m.exact_field}={visible(exact_record.get(m.exact_field))} in Exact")
         if self.line_mappings and (wanted is None or wanted & {m.row for m in self.line_mappings}):
             expected = Counter(tuple(self.expected_exact(m, line.get(m.crm_field)) for m in self.line_mappings)
                                for line in crm_record.get("Lines") or [])
@@ -566,8 +602,8 @@ class FlowContext:
             if entered not in (None, False) and expect_from_crm(now.get(m.crm_field), m.kind) != entered:
                 raise CheckFailure(
                     f"[{self.flow.id} / {check}] {self.label('crm', created['Id'])} was created with "
-                    f"{m.crm_field}={created.get(m.crm_field)!r}; after the sync Customcrm shows "
-                    f"{now.get(m.crm_field)!r}: the engine changed what the user entered")
+                    f"{m.crm_field}={visible(created.get(m.crm_field))}; after the sync Customcrm shows "
+                    f"{visible(now.get(m.crm_field))}: the engine changed what the user entered")
         return str(created["Id"]), new[0]
 
     def versions(self) -> dict[str, dict[str, Any]]:

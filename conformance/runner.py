@@ -175,7 +175,13 @@ def _run_one(check: Check, ctx: FlowContext, profile: str, seed: int, shrink: bo
     def prop(data: st.DataObject) -> None:
         ctx.reset()
         assert check.run is not None
-        check.run(ctx, data)
+        try:
+            check.run(ctx, data)
+        except Exception as exc:
+            note = ctx.exchange_note()
+            if note:
+                exc.add_note(note)
+            raise
 
     def run() -> None:
         if check.machine is not None:

@@ -135,3 +135,16 @@ def test_every_property_of_the_project_document_meets_every_class_in_a_run() -> 
         assert not isinstance(plan, str)
         for mapping in plan.mappings:
             assert len(checks_for(flow)) >= cycle(len(catalogue(flow, mapping.row, mapping.kind))), mapping.id
+
+
+def test_a_failure_s_evidence_shows_code_points_the_example_and_the_exchanges() -> None:
+    """A Unicode-normalisation defect prints two values that look the same: the failure shows their code
+    points; the evidence holds the minimal example and the checklist's HTTP exchanges of that example."""
+    bug = next(b for b in PLANTED_BUGS if b.name == "normalises-unicode")
+    result = run_checklist(load_dataflow(), flows=[bug.flow], profile="smoke", seed=1, engine_class=bug.engine,
+                           checks=[bug.check], shrink=False)
+    failing = result.flows[0].checks[0]
+    assert failing.status == "failed"
+    assert "\\u0308" in failing.detail or "\\xeb" in failing.detail, failing.detail  # code points, not look-alikes
+    assert "Draw 1" in failing.evidence and "The checklist's last HTTP exchanges" in failing.evidence
+    assert "Bearer" not in failing.evidence and "client_secret" not in failing.evidence
