@@ -38,7 +38,7 @@ def cause_of(detail: str) -> str:
     """A failure's probable cause: its first line with the flow/check prefix, record ids, numbers and quoted
     values taken out, so that one defect failing many rows reads as one shape."""
     shape = _PREFIX.sub("", first_line(detail))
-    shape = _QUOTED.sub("…", _IDS.sub("#", shape))
+    shape = _QUOTED.sub("…", _IDS.sub("#", shape)).replace("… […]", "…")  # a value's code points are the value
     return re.sub(r"\s+", " ", shape)[:240]
 
 
@@ -150,6 +150,7 @@ color:#9b1c1c}.summary{display:flex;flex-wrap:wrap;gap:12px;margin:0 0 18px}
 .tile{background:#fff;border-radius:8px;padding:12px 18px;
 box-shadow:0 1px 2px #0002;min-width:110px}.tile b{display:block;font-size:26px}
 .passed{color:#17813c}.failed{color:#c62828}.skipped{color:#8a6d00}tr.check{color:#1d2433}
+table.records{margin:6px 0;width:auto}table.records td{background:#fff7f7}.diff{color:#c62828;font-weight:700}
 .mark{display:inline-block;margin-top:4px;font-size:11px;font-weight:700;text-transform:uppercase;color:#3451b2}
 .bar{display:inline-block;height:10px;background:#17813c;border-radius:2px}table.trend{width:auto}
 section{background:#fff;border-radius:8px;box-shadow:0 1px 2px #0002;margin:0 0 18px;padding:4px 18px 14px}
@@ -189,7 +190,7 @@ def _row_html(result: RunResult, flow: FlowResult, check: CheckResult, lines: di
     where = f'<div class="where">{e(result.document)}:{line}</div>' if line else ""
     body = f"<div>{e(check.title)}</div>{where}"
     if check.status == "failed":
-        body += f'<div class="err">{e(check.detail)}</div>'
+        body += f'<div class="err">{e(check.detail)}</div>' + _side_by_side(check.detail)
         body += (f"<details><summary>evidence and replay</summary><p>Replay: <code>"
                  f"{e(replay_command(result, flow.id, check.id))}</code></p>"
                  + (f"<pre>{e(check.evidence)}</pre>" if check.evidence else "<p>No example was recorded.</p>")
@@ -202,6 +203,24 @@ def _row_html(result: RunResult, flow: FlowResult, check: CheckResult, lines: di
             f'<td><code>{e(check.id)}</code></td><td><span class="badge {check.status}">{check.status}</span>{mark}'
             '</td>'
             f'<td>{body}</td><td class="calls">{e(_calls(check))}</td></tr>')
+
+
+_MISMATCH = re.compile(r"^(?P<crm_field>[\w.:]+)=(?P<crm>.*) in Customcrm but (?P<exact_field>[\w.:]+)=(?P<exact>.*) "
+                       r"in Exact$")
+
+
+def _side_by_side(detail: str) -> str:
+    """Where two records disagree, the differing properties in a table: Customcrm's value beside Exact's."""
+    head, _, rest = detail.partition(" disagree: ")
+    rows = [m for part in rest.split("; ") if (m := _MISMATCH.match(part.strip()))] if rest else []
+    if not rows:
+        return ""
+    e = html.escape
+    cells = "".join(f"<tr><td class=\"diff\">≠</td><td><code>{e(m['crm_field'])}</code></td><td><code>{e(m['crm'])}"
+                    f"</code></td><td><code>{e(m['exact_field'])}</code></td><td><code>{e(m['exact'])}</code></td></tr>"
+                    for m in rows)
+    return ('<table class="records"><thead><tr><th></th><th>Customcrm property</th><th>Customcrm value</th>'
+            f"<th>Exact property</th><th>Exact value</th></tr></thead><tbody>{cells}</tbody></table>")
 
 
 _VIEWS = (("all", "every row"), ("failures", "failures only"), ("properties", "property rows"),

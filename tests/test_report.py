@@ -123,6 +123,8 @@ def test_failures_of_one_defect_group_under_one_cause() -> None:
     groups = failure_groups(result)
     assert groups[0] == (cause_of(a), ["order-salesorders / create", "quote-quotations / edit-exact"])
     assert len(groups) == 2 and groups[1][1] == ["customer-accounts / create"]
+    shown = "Customcrm Contact 1 has Email='Zoë' ['Zo\\xeb']: the engine changed it"
+    assert cause_of(shown) == cause_of("Customcrm Contact 2 has Email='Ann': the engine changed it")
     assert "OrderDate=" in cause_of(a) and "3f1c2d4e" not in cause_of(a)
 
 
@@ -177,3 +179,16 @@ def test_allure_results_one_file_per_row_with_a_stable_history_id(tmp_path: Path
     again = {json.loads(p.read_text())["historyId"] for p in (tmp_path / "b").glob("*-result.json")}
     assert again == {r["historyId"] for r in rows}  # Allure follows each row across runs
     assert "seed=7" in (tmp_path / "a" / "environment.properties").read_text()
+
+
+def test_two_records_that_disagree_are_shown_side_by_side(tmp_path: Path) -> None:
+    detail = ("[customer-accounts / link] Customcrm Customer c1 and Exact Accounts e1 disagree: "
+              "Email='A@X.nl' in Customcrm but Email='a@x.nl' in Exact; "
+              "Name='Zoë' in Customcrm but Name='Zoe' in Exact")
+    result = RunResult([FlowResult("customer-accounts", "C", [CheckResult("link", "t", "failed", detail)])], 0,
+                       "smoke", "inproc", "builtin", "d", 1.0)
+    write_reports(result, tmp_path)
+    page = (tmp_path / "report.html").read_text()
+    table = page[page.index('<table class="records">'):]
+    table = table[:table.index("</table>")]
+    assert table.count("≠") == 2 and "&#x27;A@X.nl&#x27;" in table and "&#x27;a@x.nl&#x27;" in table
