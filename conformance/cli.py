@@ -217,15 +217,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     said: dict[str, str] = {}  # the skip reason each flow last printed: a flow-wide reason is said once
     finished: dict[str, dict[str, CheckResult]] = {}  # what has run, for a partial report after Ctrl-C
-    total = sum(1 for f in doc.flows if not args.flows or f.id in args.flows
-                for c in checks_for(f) if not args.checks or c.id in args.checks)
-    display = LiveDisplay(total) if sys.stdout.isatty() and not os.environ.get("CI") else None
+    per_flow = {f.id: sum(1 for c in checks_for(f) if not args.checks or c.id in args.checks)
+                for f in doc.flows if not args.flows or f.id in args.flows}
+    total = sum(per_flow.values())
+    display = LiveDisplay(per_flow) if sys.stdout.isatty() and not os.environ.get("CI") else None
 
     def progress(flow: str, check: str, result: CheckResult) -> None:
         finished.setdefault(flow, {})[check] = result
         n = sum(len(rows) for rows in finished.values())
         if display is not None:
-            display.advance(result.status)
+            display.advance(flow, result.status)
         reason = first_line(result.detail)
         if result.status == "skipped" and said.get(flow) == reason:
             return

@@ -130,3 +130,22 @@ def test_ctrl_c_to_the_process_group_stops_a_run_with_a_partial_report(tmp_path:
     summary = json.loads((reports / "results.json").read_text())["summary"]
     assert summary["interrupted"] is True
     assert "INTERRUPTED" in (reports / "report.html").read_text()
+
+
+def test_the_live_display_counts_each_flow_and_the_run() -> None:
+    import io
+
+    from rich.console import Console
+
+    from conformance.console import LiveDisplay
+
+    out = io.StringIO()
+    display = LiveDisplay({"customer-accounts": 3, "product-items": 2}, Console(file=out, force_terminal=True))
+    display.start()
+    rows = (("customer-accounts", "passed"), ("product-items", "failed"), ("customer-accounts", "skipped"))
+    for flow, status in rows:
+        display.advance(flow, status)
+    display.say("  FAILED  product-items / create  (why)")
+    display.stop()
+    assert display.counts() == (3, 5) and display.counts("customer-accounts") == (2, 3)
+    assert "FAILED  product-items / create" in out.getvalue()
