@@ -370,7 +370,8 @@ def _junit(result: RunResult) -> bytes:
 
 def write_reports(result: RunResult, directory: str | Path) -> list[Path]:
     """Every report file, written beside the folder first and then moved into its place at once, so the
-    folder never mixes this run's files with an older run's (or holds half a report)."""
+    folder never mixes this run's files with an older run's (or holds half a report). A folder holding
+    anything else keeps it: there the files are replaced one by one, each whole."""
     out = Path(directory)
     out.parent.mkdir(parents=True, exist_ok=True)
     files = {
@@ -379,6 +380,14 @@ def write_reports(result: RunResult, directory: str | Path) -> list[Path]:
         "report.md": _markdown(result).encode("utf-8"),
         "junit.xml": _junit(result),
     }
+    if out.exists() and any(p.name not in files for p in out.iterdir()):
+        # A folder that holds more than a report (a history of runs, say) is never replaced: each file is
+        # written beside its place and moved in, so none is ever half-written.
+        for name, content in files.items():
+            temporary = out / f".{name}.{os.getpid()}.tmp"
+            temporary.write_bytes(content)
+            os.replace(temporary, out / name)
+        return [out / name for name in files]
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     for name, content in files.items():
         (staging / name).write_bytes(content)

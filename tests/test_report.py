@@ -128,20 +128,25 @@ def test_failures_of_one_defect_group_under_one_cause() -> None:
     assert "OrderDate=" in cause_of(a) and "3f1c2d4e" not in cause_of(a)
 
 
-def test_a_report_replaces_the_whole_folder_and_says_when_nothing_was_checked(tmp_path: Path) -> None:
-    """A folder never mixes an older run's files with this run's; a run whose every row was skipped carries
-    a banner (and the command line exits 6)."""
+def test_a_report_replaces_the_last_one_keeps_other_files_and_says_when_nothing_was_checked(tmp_path: Path
+                                                                                          ) -> None:
+    """A folder never mixes an older run's report with this run's, and what else it holds (a history of runs)
+    is kept; a run whose every row was skipped carries a banner (and the command line exits 6)."""
     folder = tmp_path / "latest"
     folder.mkdir()
-    (folder / "stale.txt").write_text("an older run's file")
+    (folder / "results.json").write_text('{"an": "older run"}')
+    (folder / "history").mkdir()
     skipped = RunResult([FlowResult("product-contacts", "p", [CheckResult("create", "x", "skipped", "why")],
                                     note="why")], 0, "smoke", "inproc", "builtin", "d", 1.0)
     write_reports(skipped, folder)
-    assert sorted(p.name for p in folder.iterdir()) == ["junit.xml", "report.html", "report.md", "results.json"]
-    assert [p.name for p in tmp_path.iterdir()] == ["latest"]  # nothing left beside it
+    assert sorted(p.name for p in folder.iterdir()) == ["history", "junit.xml", "report.html", "report.md",
+                                                         "results.json"]
     assert 'id="banner">NOTHING WAS CHECKED' in (folder / "report.html").read_text()
     assert "NOTHING WAS CHECKED" in (folder / "report.md").read_text()
     assert json.loads((folder / "results.json").read_text())["summary"]["nothing_checked"] is True
+    (folder / "history").rmdir()
+    write_reports(skipped, folder)  # a folder of report files only is replaced whole
+    assert [p.name for p in tmp_path.iterdir()] == ["latest"]  # nothing left beside it
 
 
 def test_the_page_leads_with_what_failed_and_folds_what_passed(tmp_path: Path) -> None:
