@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import signal
 import sys
 import threading
@@ -31,6 +32,16 @@ class _Parser(argparse.ArgumentParser):
         self.print_usage(sys.stderr)
         print(f"talkcheck: error: {message}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE)
+
+
+def _seed(text: str) -> int:
+    """--seed: a number, or 'random' for a new one (the run prints it, so it can be replayed)."""
+    if text == "random":
+        return random.SystemRandom().randrange(1, 1_000_000)
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a number or 'random', not {text!r}") from None
 
 
 def _version() -> str:
@@ -61,7 +72,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--check", action="append", dest="checks", metavar="ID",
                      help="only this check of each selected flow, e.g. create or property:Email (repeatable)")
     run.add_argument("--report-dir", default="reports/latest", help="where the QA report goes (default: %(default)s)")
-    run.add_argument("--seed", type=int, default=0, help="the run's seed: the same seed replays the same data")
+    run.add_argument("--seed", type=_seed, default=0,
+                     help="the run's seed: the same seed replays the same data (default 0, so CI runs repeat); "
+                          "'random' draws a new one, printed and in the report's replay command")
     run.add_argument("--jobs", default="auto", help="flows run in this many processes (default: one per core)")
     run.add_argument("--config", help="with --target sandbox: the TOML file naming both systems (see README)")
     run.add_argument("--mode", default="batched", choices=["batched", "per-example"],

@@ -149,3 +149,12 @@ def test_the_live_display_counts_each_flow_and_the_run() -> None:
     display.stop()
     assert display.counts() == (3, 5) and display.counts("customer-accounts") == (2, 3)
     assert "FAILED  product-items / create" in out.getvalue()
+
+
+def test_seed_random_draws_a_seed_and_the_report_replays_it(tmp_path: Path, capsys: object) -> None:
+    code = main(["run", "--seed", "random", "--profile", "smoke", "--flow", "product-items", "--check", "create",
+                 "--jobs", "1", "--report-dir", str(tmp_path / "r")])
+    out, _err = capsys.readouterr()  # type: ignore[attr-defined]
+    seed = json.loads((tmp_path / "r" / "results.json").read_text())["run"]["seed"]
+    assert code == 0 and f"seed {seed}," in out
+    assert f"--seed {seed}" in (tmp_path / "r" / "report.html").read_text()
