@@ -60,3 +60,13 @@ def test_the_checklist_takes_nothing_from_the_engine_it_judges() -> None:
         if used and name not in DRIVES_THE_ENGINE:
             offenders.append(f"{name} imports {sorted(used)}")
     assert not offenders, offenders
+
+
+# moto's split: a mock's models know nothing of HTTP; its routes and its admin plane do.
+HTTP_MODULES = ("fastapi", "starlette", "uvicorn", "mocks.common.admin", "mocks.common.asgi")
+
+
+@pytest.mark.parametrize("state", ["mocks/exact/state.py", "mocks/customcrm/state.py"])
+def test_a_mock_s_state_knows_nothing_of_http(state: str) -> None:
+    used = {m for m in full_imports(ROOT / state) if m.startswith(HTTP_MODULES)}
+    assert not used, f"{state} imports {sorted(used)}"

@@ -5,10 +5,7 @@ vendor API can never reach it by accident. Each mock supplies a small adapter wi
 """
 
 
-import threading
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -18,46 +15,11 @@ from starlette.types import ASGIApp
 from mocks.common.asgi import Message, Receive, Scope, Send
 from mocks.common.clock import MockClock
 from mocks.common.faults import Faults
+from mocks.common.journal import Journal, JournalEntry
 
 __all__ = ["ADMIN_PREFIX", "AdminTarget", "Journal", "JournalEntry", "admin_router", "install_journal"]
 
 ADMIN_PREFIX = "/_admin"
-
-
-@dataclass(frozen=True)
-class JournalEntry:
-    at: str
-    method: str
-    path: str
-    query: str
-    status: int
-
-
-@dataclass
-class Journal:
-    """The last requests a mock answered, for tests and for counting the calls a run made."""
-
-    limit: int = 10_000
-    entries: deque[JournalEntry] = field(default_factory=deque)
-    # Every request since the mock started, by method; a reset clears the entries but not these counts,
-    # so a run that resets the mock between examples can still report the calls it made.
-    totals: dict[str, int] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def add(self, entry: JournalEntry) -> None:
-        with self._lock:
-            self.totals[entry.method] = self.totals.get(entry.method, 0) + 1
-            self.entries.append(entry)
-            while len(self.entries) > self.limit:
-                self.entries.popleft()
-
-    def clear(self) -> None:
-        with self._lock:
-            self.entries.clear()
-
-    def snapshot(self) -> list[JournalEntry]:
-        with self._lock:
-            return list(self.entries)
 
 
 class AdminTarget(Protocol):

@@ -15,9 +15,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from mocks.common.admin import Journal
 from mocks.common.clock import MockClock
 from mocks.common.faults import Faults
+from mocks.common.journal import Journal
 from mocks.customcrm.errors import Problem
 from mocks.customcrm.models import RESOURCES, Resource
 from mocks.customcrm.ratelimit import TenantRateLimit

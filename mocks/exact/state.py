@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from mocks.common.admin import Journal
 from mocks.common.clock import MockClock
 from mocks.common.faults import Faults
+from mocks.common.journal import Journal
 from mocks.exact.edm import EdmError, from_wire, to_wire
 from mocks.exact.entities import ENTITY_SETS, EntitySetDef
 from mocks.exact.errors import ExactError

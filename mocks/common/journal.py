@@ -1,0 +1,48 @@
+"""The request journal of a mock: the last requests it answered, and counts since it started.
+
+Plain data, no HTTP: the mocks' states hold one, and the admin plane (``mocks.common.admin``) serves it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+
+__all__ = ["Journal", "JournalEntry"]
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    at: str
+    method: str
+    path: str
+    query: str
+    status: int
+
+
+@dataclass
+class Journal:
+    """The last requests a mock answered, for tests and for counting the calls a run made."""
+
+    limit: int = 10_000
+    entries: deque[JournalEntry] = field(default_factory=deque)
+    # Every request since the mock started, by method; a reset clears the entries but not these counts,
+    # so a run that resets the mock between examples can still report the calls it made.
+    totals: dict[str, int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, entry: JournalEntry) -> None:
+        with self._lock:
+            self.totals[entry.method] = self.totals.get(entry.method, 0) + 1
+            self.entries.append(entry)
+            while len(self.entries) > self.limit:
+                self.entries.popleft()
+
+    def clear(self) -> None:
+        with self._lock:
+            self.entries.clear()
+
+    def snapshot(self) -> list[JournalEntry]:
+        with self._lock:
+            return list(self.entries)
