@@ -143,7 +143,8 @@ CHECKS: tuple[Check, ...] = (
     Check("link", "An existing Exact record with the merge key is linked, nothing created", _link),
     Check("edit-customcrm", "An edit in Customcrm reaches Exact", _edit("customcrm")),
     Check("edit-exact", "An edit in Exact reaches Customcrm", _edit("exact")),
-    *(Check(id_, title, run, applies=applies, alone=id_ in CLOCK_CHECKS) for id_, title, run, applies in RULE_CHECKS),
+    *(Check(rule.id, rule.title, rule.run, applies=rule.applies, alone=rule.id in CLOCK_CHECKS)
+      for rule in RULE_CHECKS),
     Check("stays-in-sync", "Random creates, edits, clears, deletes and line changes on both sides, with sync "
           "passes between them: every pass leaves every pair agreeing, nothing duplicated, nothing echoed", None,
           machine=lambda ctx: stays_in_sync_machine(ctx, faults=False)),

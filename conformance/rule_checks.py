@@ -9,8 +9,9 @@ engine breaks, rather than a generic "edit" failure.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from hypothesis import strategies as st
 
@@ -18,7 +19,7 @@ from conformance.context import CheckFailure, FlowContext, expect_from_crm, expe
 from conformance.planner import RowCheck
 from conformance.strategies import ENUMERATED, catalogue, lengths
 
-__all__ = ["CLOCK_CHECKS", "RULE_CHECKS", "apply_edits", "apply_line_edit", "assert_quiet", "build_match",
+__all__ = ["CLOCK_CHECKS", "RULE_CHECKS", "Rule", "apply_edits", "apply_line_edit", "assert_quiet", "build_match",
            "current_value", "expect_value", "set_value", "usable_merge_keys"]
 
 
@@ -574,8 +575,16 @@ def _too_long_applies(ctx: FlowContext) -> str | None:
 # The checks that stage time on the systems' clocks (which every other check would see).
 CLOCK_CHECKS = frozenset({"conflict"})
 
-# (id, title, run, applies)
-RULE_CHECKS = (
+class Rule(NamedTuple):
+    """A rule of the document as a check: its id, what it checks, how, and why it may not apply to a flow."""
+
+    id: str
+    title: str
+    run: Callable[[FlowContext, st.DataObject], None]
+    applies: Callable[[FlowContext], str | None] | None
+
+
+RULE_CHECKS: tuple[Rule, ...] = tuple(Rule(*rule) for rule in (
     ("conflict", "Both sides edit: the later edit wins, equal times go to Customcrm, different properties merge",
      _conflict, _conflict_applies),
     ("clear", "A value cleared on either side is cleared on the other", _clear, _clear_applies),
@@ -591,4 +600,4 @@ RULE_CHECKS = (
      _too_long, _too_long_applies),
     ("write-budget", "One user edit costs at most one write to the other side; a quiet pass costs none",
      _write_budget, None),
-)
+))
