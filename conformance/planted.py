@@ -251,6 +251,29 @@ NormalisingEngine = _sends_to_exact("NormalisingEngine", "Text normalised to NFC
 RoundingEngine = _sends_to_exact("RoundingEngine", "Numbers rounded to two decimals.",
                                  lambda k, v: round(v, 2) if isinstance(v, float) else v)
 
+class _NoIfMatch(httpx.BaseTransport):
+    """Leaves out the If-Match header: an update overwrites whatever a user wrote since the engine read."""
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self.inner = inner
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if "if-match" in request.headers:
+            headers = [(k, v) for k, v in request.headers.items() if k.lower() != "if-match"]
+            request = httpx.Request(request.method, request.url, headers=headers, content=request.content)
+        return self.inner.handle_request(request)
+
+
+class LostUpdateEngine(Engine):
+    """Writes to Customcrm without If-Match: a user's edit made while the pass runs is overwritten."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        client = self.crm.client
+        self.crm.client = httpx.Client(base_url=client.base_url, headers=client.headers, timeout=client.timeout,
+                                       transport=_NoIfMatch(client._transport))
+
+
 _DROP = object()  # a value the rewriting leaves out of the body altogether
 DroppedClearEngine = _sends_to_exact("DroppedClearEngine", "A cleared value is left out of the update instead of "
                                      "sent as empty, so Exact keeps the old one.",
@@ -264,8 +287,8 @@ CutToFitEngine = _sends_to_exact("CutToFitEngine", "Text longer than Exact takes
 class PlantedBug:
     """One planted bug: the engine variant, the flow to run, and the check that must catch it."""
 
-    def __init__(self, name: str, engine: type[Engine], flow: str, check: str) -> None:
-        self.name, self.engine, self.flow, self.check = name, engine, flow, check
+    def __init__(self, name: str, engine: type[Engine], flow: str, check: str, target: str = "inproc") -> None:
+        self.name, self.engine, self.flow, self.check, self.target = name, engine, flow, check, target
 
     def __repr__(self) -> str:
         return f"PlantedBug({self.name!r} -> {self.flow} / {self.check})"
@@ -294,6 +317,8 @@ PLANTED_BUGS: tuple[PlantedBug, ...] = (
     PlantedBug("cuts-text-to-fit", CutToFitEngine, "customer-accounts", "too-long"),
     PlantedBug("drops-clears", DroppedClearEngine, "customer-accounts", "clear"),
     PlantedBug("writes-every-update-twice", DoubleWriteEngine, "product-items", "write-budget"),
+    PlantedBug("loses-an-update-without-if-match", LostUpdateEngine, "customer-accounts", "concurrent-edit",
+               target="server"),  # in-process mocks answer one request at a time: no edit lands mid-write
     # The order's owner: the rule checks of the users flow.
     PlantedBug("drops-a-cleared-owner", DroppedClearEngine, "user-salesorders", "clear"),
     PlantedBug("older-reassignment-wins", OlderEditWinsEngine, "user-salesorders", "conflict"),

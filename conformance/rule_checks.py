@@ -8,6 +8,8 @@ engine breaks, rather than a generic "edit" failure.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import date, timedelta
@@ -518,6 +520,65 @@ def _write_budget(ctx: FlowContext, data: st.DataObject) -> None:
     ctx.assert_pair_agrees(check, crm_id, exact_id)
 
 
+def _concurrent_edit(ctx: FlowContext, data: st.DataObject) -> None:
+    """A user edits a record while the engine is writing an older edit from the other side to it: the user's
+    edit survives (the engine's write is refused by its If-Match, or merged on the next pass), and the later
+    edit wins on both sides. The engine's write is held in flight by the mock (0.4 s of latency on it), so the
+    user's edit lands between the engine's read and its write, every time."""
+    check = "concurrent-edit"
+    ctx.prepare(data)
+    crm_id, exact_id = ctx.create_pair(check, ctx.draw_record(data))
+    m = data.draw(st.sampled_from(_three_valued(ctx)), label="property")
+    current = current_value(ctx, "customcrm", crm_id, exact_id, m)
+    older = _distinct(ctx, data, m, [current], "edited in Exact")
+    set_value(ctx, "exact", crm_id, exact_id, m, older)
+    ctx.systems.admin("customcrm", "faults", {"rules": [
+        {"method": "PATCH", "path": f"/{crm_id}$", "latency_ms": 400, "times": 1}]})
+    failure: list[BaseException] = []
+
+    def one_pass() -> None:
+        try:
+            ctx.engine.sync(ctx.flows)
+        except BaseException as exc:  # noqa: BLE001 - told to the check below
+            failure.append(exc)
+
+    engine = threading.Thread(target=one_pass, name="talkcheck-concurrent-pass", daemon=True)
+    engine.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not any(r.get("fired") for r in ctx.systems.admin("customcrm", "faults") or []):
+            if not engine.is_alive() or time.monotonic() > deadline:
+                raise CheckFailure(f"[{ctx.flow.id} / {check}] {m.exact_field} of {ctx.label('exact', exact_id)} was "
+                                   f"edited in Exact, and the pass never wrote it to {ctx.label('crm', crm_id)}")
+            time.sleep(0.02)
+        newer = _distinct(ctx, data, m, [current, older], "edited in Customcrm during the pass")
+        set_value(ctx, "customcrm", crm_id, exact_id, m, newer)
+        engine.join(60)
+    finally:
+        ctx.systems.clear_faults()
+    if failure:
+        raise failure[0]
+    ctx.sync()
+    expect_value(ctx, check, crm_id, exact_id, m, newer,
+                 f"{m.crm_field} was set to {newer!r} in Customcrm while the engine was writing Exact's older "
+                 f"{older!r} to it")
+
+
+def _concurrent_applies(ctx: FlowContext) -> str | None:
+    if ctx.safe:
+        return "safe mode: a sandbox's writes cannot be held in flight (no faults are injected into a sandbox)"
+    if ctx.systems.target == "inproc":
+        return ("the in-process mocks answer one request at a time, so no edit can land while a write is in "
+                "flight: run with --target server (an engine run as a command always is)")
+    return None if _three_valued(ctx) else "the flow has no property both sides can edit to three values"
+
+
+def _three_valued(ctx: FlowContext) -> list[RowCheck]:
+    """Properties both sides can edit that take three different values (not a yes/no, not a reference to one
+    of two records), and that do not find the record (merge keys)."""
+    return [m for m in _mutable(ctx) if m.exact_field not in _key_fields(ctx) and m.kind not in ("bool", "ref")]
+
+
 def _longer_in_customcrm(ctx: FlowContext) -> list[RowCheck]:
     """Free-text properties Customcrm lets a user fill beyond what Exact takes (a name of 100 against 50)."""
     out = []
@@ -572,8 +633,9 @@ def _too_long_applies(ctx: FlowContext) -> str | None:
     return "no property of this flow takes longer text in Customcrm than in Exact"
 
 
-# The checks that stage time on the systems' clocks (which every other check would see).
-CLOCK_CHECKS = frozenset({"conflict"})
+# The checks that stage time on the systems' clocks or hold writes in flight (which every other check would
+# see): they run alone on the mocks.
+CLOCK_CHECKS = frozenset({"conflict", "concurrent-edit"})
 
 class Rule(NamedTuple):
     """A rule of the document as a check: its id, what it checks, how, and why it may not apply to a flow."""
@@ -600,4 +662,6 @@ RULE_CHECKS: tuple[Rule, ...] = tuple(Rule(*rule) for rule in (
      _too_long, _too_long_applies),
     ("write-budget", "One user edit costs at most one write to the other side; a quiet pass costs none",
      _write_budget, None),
+    ("concurrent-edit", "A user's edit made while the engine writes to the same record survives",
+     _concurrent_edit, _concurrent_applies),
 ))

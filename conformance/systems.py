@@ -581,7 +581,7 @@ class Systems:
         if self.safe:
             raise RuntimeError(f"safe mode: a sandbox has no admin plane (asked for {system} {action})")
         client = self._admin_client(system)
-        if payload is None and action in ("state", "journal", "stats"):
+        if payload is None and action in ("state", "journal", "stats", "faults"):
             response = client.get(f"/_admin/{action}")
         else:
             response = client.post(f"/_admin/{action}", json=payload or {})

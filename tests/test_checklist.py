@@ -44,7 +44,7 @@ def test_each_planted_bug_fails_its_named_check(bug: PlantedBug) -> None:
     the report wants, not what this test is about."""
     doc = load_dataflow()
     result = run_checklist(doc, flows=[bug.flow], profile="smoke", seed=1, engine_class=bug.engine,
-                          checks=[bug.check], shrink=False)
+                          checks=[bug.check], shrink=False, target=bug.target)
     checks = statuses(result)
     assert checks, "the run did not complete"
     assert all(status in ("passed", "failed", "skipped") for status in checks.values())
