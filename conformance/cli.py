@@ -53,6 +53,12 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
+def _usage(text: str) -> int:
+    """A usage, configuration or document error: one line on stderr, exit 2."""
+    print(text, file=sys.stderr)
+    return EXIT_USAGE
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="talkcheck", description="An executable QA checklist for Customcrm to Exact Online sync.")
     parser.add_argument("--version", action="version", version=f"talkcheck {_version()}")
@@ -180,30 +186,25 @@ def _cmd_run(args: argparse.Namespace) -> int:
     try:
         validate_engine(args.engine, args.target)
     except ValueError as exc:
-        print(f"talkcheck: --engine: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return _usage(f"talkcheck: --engine: {exc}")
     sandbox: SandboxSettings | None = None
     if (args.target == "sandbox") != bool(args.config):
-        print("talkcheck: --target sandbox needs --config FILE (and --config is only for a sandbox)", file=sys.stderr)
-        return EXIT_USAGE
+        return _usage("talkcheck: --target sandbox needs --config FILE (and --config is only for a sandbox)")
     if args.config:
         try:
             sandbox = load_sandbox(args.config)
         except ConfigError as exc:
-            print(f"talkcheck: {exc}", file=sys.stderr)
-            return EXIT_USAGE
+            return _usage(f"talkcheck: {exc}")
     try:
         doc = load_dataflow(args.doc) if args.doc else load_dataflow()
     except DataflowError as exc:
-        print(f"talkcheck: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return _usage(f"talkcheck: {exc}")
     if _refused(doc):
         return EXIT_USAGE
     try:
         jobs = (os.cpu_count() or 1) if args.jobs == "auto" else int(args.jobs)
     except ValueError:
-        print(f"talkcheck: --jobs takes a number or 'auto', not {args.jobs!r}", file=sys.stderr)
-        return EXIT_USAGE
+        return _usage(f"talkcheck: --jobs takes a number or 'auto', not {args.jobs!r}")
     baseline = None
     if args.baseline:
         from conformance.baseline import BaselineError, load_baseline
@@ -211,8 +212,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         try:
             baseline = load_baseline(args.baseline)
         except BaselineError as exc:
-            print(f"talkcheck: --baseline: {exc}", file=sys.stderr)
-            return EXIT_USAGE
+            return _usage(f"talkcheck: --baseline: {exc}")
     known = {f.id for f in doc.flows}
     unknown = [f for f in args.flows or [] if f not in known]
     if unknown:
@@ -270,8 +270,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         assert sandbox is not None
         why = refusal(plan, sandbox, left)
         if why:
-            print(f"talkcheck: refused: {why}", file=sys.stderr)
-            return EXIT_USAGE
+            return _usage(f"talkcheck: refused: {why}")
         print(f"talkcheck: planned {plan.total('exact')} Exact and {plan.total('customcrm')} Customcrm calls "
               f"(at least {plan.minutes_at_limit():.0f} min at Exact's limit)"
               + (f"; {left} Exact calls left today" if left is not None else ""), flush=True)
@@ -378,8 +377,7 @@ def _cmd_sync(args: argparse.Namespace) -> int:
     try:
         config = config_from_env() if args.from_env else load_config(args.config)
     except ConfigError as exc:
-        print(f"talkcheck: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return _usage(f"talkcheck: {exc}")
 
     def fail(code: int, text: str) -> int:
         print(f"talkcheck: {scrub(text, config.secrets)}", file=sys.stderr)
@@ -417,8 +415,7 @@ def _cmd_cleanup(args: argparse.Namespace) -> int:
         settings = load_sandbox(args.config)
         results = cleanup_runs(settings, args.run_id, out=lambda text: print(text, flush=True))
     except (ConfigError, ManifestError) as exc:
-        print(f"talkcheck: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return _usage(f"talkcheck: {exc}")
     if not results:
         print("talkcheck: nothing to clean up" + (f" for run {args.run_id}" if args.run_id else ""))
     return EXIT_FAILED if any(r.left for r in results) else EXIT_OK
@@ -463,8 +460,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_cleanup(args)
         return _cmd_serve(args)
     except DataflowError as exc:
-        print(f"talkcheck: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return _usage(f"talkcheck: {exc}")
 
 
 if __name__ == "__main__":

@@ -134,11 +134,11 @@ class FlowContext:
         request = response.request
         if "/oauth2/" in request.url.path or "/_admin" in request.url.path:
             return
-        response.read()
-        sent = request.content.decode("utf-8", "replace")[:300] if request.content else ""
+        answer = response.read()[:300].decode("utf-8", "replace")  # a page of 1,000 rows is not decoded whole
+        sent = request.content[:300].decode("utf-8", "replace") if request.content else ""
         query = f"?{request.url.query.decode()}" if request.url.query else ""
         self.exchanges.append(f"{request.method} {request.url.path}{query}" + (f" {sent}" if sent else "")
-                              + f" -> {response.status_code} {response.text[:300]}")
+                              + f" -> {response.status_code} {answer}")
 
     def exchange_note(self) -> str:
         """The example's last exchanges, for the evidence of a failure."""

@@ -176,9 +176,11 @@ class FirstPageOnlyEngine(Engine):
         connector._pages = first_page  # type: ignore[method-assign]
 
 
+_DROP = object()  # a value the rewriting leaves out of the body altogether
+
+
 class _Rewriting(httpx.BaseTransport):
-    """Alters the JSON bodies the engine sends to Exact (POST and PUT), every value through `alter(key, value)`:
-    a defect at the HTTP boundary, whatever the engine's code looks like inside."""
+    """Alters the JSON bodies the engine sends (POST and PUT), every value through `alter(key, value)`."""
 
     def __init__(self, inner: httpx.BaseTransport, alter: Callable[[str, Any], Any]) -> None:
         self.inner, self.alter = inner, alter
@@ -211,26 +213,37 @@ class _Twice(httpx.BaseTransport):
         return self.inner.handle_request(request)
 
 
-class DoubleWriteEngine(Engine):
-    """Sends every update to Exact twice: the data ends right, and each edit costs two of Exact's calls."""
+class _NoIfMatch(httpx.BaseTransport):
+    """Leaves out the If-Match header: an update overwrites whatever a user wrote since the engine read."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        client = self.exact.client
-        self.exact.client = httpx.Client(base_url=client.base_url, headers=client.headers, timeout=client.timeout,
-                                         transport=_Twice(client._transport))
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self.inner = inner
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if "if-match" in request.headers:
+            headers = [(k, v) for k, v in request.headers.items() if k.lower() != "if-match"]
+            request = httpx.Request(request.method, request.url, headers=headers, content=request.content)
+        return self.inner.handle_request(request)
 
 
-def _sends_to_exact(name: str, what: str, alter: Callable[[str, Any], Any]) -> type[Engine]:
-    """The reference engine with a defect in what reaches Exact (`what` says which, for the reader)."""
+def _at_the_boundary(name: str, what: str, system: str,
+                     wrap: Callable[[httpx.BaseTransport], httpx.BaseTransport]) -> type[Engine]:
+    """The reference engine with a defect between it and one system (`exact` or `crm`): a transport around
+    its client, so the defect holds whatever the engine's code looks like inside. `what` says which."""
 
     def __init__(self: Engine, *args: Any, **kwargs: Any) -> None:
         Engine.__init__(self, *args, **kwargs)
-        client = self.exact.client
-        self.exact.client = httpx.Client(base_url=client.base_url, headers=client.headers, timeout=client.timeout,
-                                         transport=_Rewriting(client._transport, alter))
+        connector = getattr(self, system)
+        client = connector.client
+        connector.client = httpx.Client(base_url=client.base_url, headers=client.headers, timeout=client.timeout,
+                                        transport=wrap(client._transport))
 
     return type(name, (Engine,), {"__init__": __init__, "__doc__": what})
+
+
+def _sends_to_exact(name: str, what: str, alter: Callable[[str, Any], Any]) -> type[Engine]:
+    """The reference engine with every value it sends to Exact passed through `alter(key, value)`."""
+    return _at_the_boundary(name, what, "exact", lambda inner: _Rewriting(inner, alter))
 
 
 def _text(change: Callable[[str], str]) -> Callable[[str, Any], Any]:
@@ -250,31 +263,6 @@ NormalisingEngine = _sends_to_exact("NormalisingEngine", "Text normalised to NFC
                                     _text(lambda v: unicodedata.normalize("NFC", v)))
 RoundingEngine = _sends_to_exact("RoundingEngine", "Numbers rounded to two decimals.",
                                  lambda k, v: round(v, 2) if isinstance(v, float) else v)
-
-class _NoIfMatch(httpx.BaseTransport):
-    """Leaves out the If-Match header: an update overwrites whatever a user wrote since the engine read."""
-
-    def __init__(self, inner: httpx.BaseTransport) -> None:
-        self.inner = inner
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        if "if-match" in request.headers:
-            headers = [(k, v) for k, v in request.headers.items() if k.lower() != "if-match"]
-            request = httpx.Request(request.method, request.url, headers=headers, content=request.content)
-        return self.inner.handle_request(request)
-
-
-class LostUpdateEngine(Engine):
-    """Writes to Customcrm without If-Match: a user's edit made while the pass runs is overwritten."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        client = self.crm.client
-        self.crm.client = httpx.Client(base_url=client.base_url, headers=client.headers, timeout=client.timeout,
-                                       transport=_NoIfMatch(client._transport))
-
-
-_DROP = object()  # a value the rewriting leaves out of the body altogether
 DroppedClearEngine = _sends_to_exact("DroppedClearEngine", "A cleared value is left out of the update instead of "
                                      "sent as empty, so Exact keeps the old one.",
                                      lambda k, v: _DROP if v is None or v == "" else v)
@@ -282,6 +270,10 @@ _EXACT_LENGTHS = {"Name": 50, "Barcode": 20, "ExtraDescription": 255}
 CutToFitEngine = _sends_to_exact("CutToFitEngine", "Text longer than Exact takes cut to fit, without a word.",
                                  lambda k, v: v[:_EXACT_LENGTHS[k]] if k in _EXACT_LENGTHS and isinstance(v, str)
                                  else v)
+DoubleWriteEngine = _at_the_boundary("DoubleWriteEngine", "Sends every update to Exact twice: the data ends right, "
+                                     "and each edit costs two of Exact's calls.", "exact", _Twice)
+LostUpdateEngine = _at_the_boundary("LostUpdateEngine", "Writes to Customcrm without If-Match: a user's edit made "
+                                    "while the pass runs is overwritten.", "crm", _NoIfMatch)
 
 
 class PlantedBug:

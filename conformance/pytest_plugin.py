@@ -83,6 +83,7 @@ class ChecklistSession:
     systems: Systems
     driver: EngineDriver
     contexts: dict[str, FlowContext | str] = field(default_factory=dict)
+    slots: dict[tuple[str, str], int] = field(default_factory=dict)  # each row's place in the document
 
     def context(self, flow_id: str) -> FlowContext | str:
         if flow_id not in self.contexts:
@@ -93,7 +94,9 @@ class ChecklistSession:
         check = next(c for c in checks_for(self.doc.flow(flow_id)) if c.id == check_id)
         ctx = self.context(flow_id)
         if not isinstance(ctx, str):
-            ctx.slot = document_slots(self.doc)[(flow_id, check_id)]  # the same data as in talkcheck run
+            if not self.slots:
+                self.slots = document_slots(self.doc)
+            ctx.slot = self.slots[(flow_id, check_id)]  # the same data as in talkcheck run
         return run_check(check, ctx, self.profile, self.seed)
 
 

@@ -239,13 +239,12 @@ _HEAD = ("<table><thead><tr><th>check</th><th>status</th><th>what it checks / wh
          "<th>checklist calls</th></tr></thead><tbody>")
 
 
-def _html(result: RunResult) -> str:
+def _html(result: RunResult, digest: str, lines: dict[tuple[str, str], int]) -> str:
     """One self-contained page: no scripts, no external styles, fonts or images. Passing rows fold away;
     failures come first, grouped by probable cause."""
     data = as_json(result)
     s = data["summary"]
     e = html.escape
-    digest, lines = _document_info(result)
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     counts = {f.id: {st: sum(c.status == st for c in f.checks) for st in ("passed", "failed", "skipped")}
               for f in result.flows}
@@ -342,8 +341,7 @@ def _version() -> str:
         return "(not installed)"
 
 
-def _junit(result: RunResult) -> bytes:
-    _digest, lines = _document_info(result)
+def _junit(result: RunResult, lines: dict[tuple[str, str], int]) -> bytes:
     suites = ET.Element("testsuites", name="talkcheck", tests=str(sum(len(f.checks) for f in result.flows)),
                         failures=str(result.count("failed")), skipped=str(result.count("skipped")),
                         time=f"{result.duration_s:.3f}")
@@ -374,11 +372,12 @@ def write_reports(result: RunResult, directory: str | Path) -> list[Path]:
     anything else keeps it: there the files are replaced one by one, each whole."""
     out = Path(directory)
     out.parent.mkdir(parents=True, exist_ok=True)
+    digest, lines = _document_info(result)  # the document is read again once, for both
     files = {
-        "report.html": _html(result).encode("utf-8"),
+        "report.html": _html(result, digest, lines).encode("utf-8"),
         "results.json": json.dumps(as_json(result), indent=2).encode("utf-8"),
         "report.md": _markdown(result).encode("utf-8"),
-        "junit.xml": _junit(result),
+        "junit.xml": _junit(result, lines),
     }
     if out.exists() and any(p.name not in files for p in out.iterdir()):
         # A folder that holds more than a report (a history of runs, say) is never replaced: each file is

@@ -417,6 +417,7 @@ def _run_flows(
             if systems.calls != before:
                 systems.cleanup()
         before_alone = dict(systems.calls)
+        slots = document_slots(doc)
         for i in alone:
             result, check, ctx = rows[i]
             if budget_note:
@@ -424,7 +425,7 @@ def _run_flows(
             else:
                 before = dict(systems.calls)
                 if not isinstance(ctx, str):
-                    ctx.slot = document_slots(doc)[(result.id, check.id)]
+                    ctx.slot = slots[(result.id, check.id)]
                 outcome = run_check(check, ctx, profile, seed, shrink)
                 if outcome.stopped:
                     budget_note = outcome.detail

@@ -108,36 +108,28 @@ def _max_length(info: Any) -> int | None:
     return None
 
 
-def field_limits(flow: Flow, row: PropertyRow) -> tuple[int | None, bool]:
-    """(maximum length both systems accept, whether Customcrm requires a value)."""
-    limits: list[int] = []
-    required = False
-    model = _crm_model(flow.source_type)
-    name = row.source
+def _crm_field(flow: Flow, row: PropertyRow) -> Any:
+    """Customcrm's contract for the row's field (a line's field for ``Lines.<name>``), or None."""
+    model, name = _crm_model(flow.source_type), row.source
     if name.startswith("Lines."):
         model, name = LineFields, name[len("Lines."):]
-    if model is not None and name in model.model_fields:
-        info = model.model_fields[name]
-        required = info.is_required()
-        length = _max_length(info)
-        if length is not None:
-            limits.append(length)
-    table_name = (_EXACT_LINES if row.target.count(".") else _EXACT_TABLE).get(flow.target_type.lower())
-    target = row.target.split(".")[-1]
-    for prop, _edm, _access, _mandatory, max_length in EXACT_TABLES.get(table_name or "", ()):
-        if prop == target and max_length is not None:
-            limits.append(max_length)
-    return (min(limits) if limits else None), required
+    return model.model_fields.get(name) if model is not None else None
 
 
 def lengths(flow: Flow, row: PropertyRow) -> tuple[int | None, int | None]:
-    """(the longest value Customcrm takes, the longest Exact takes) for a header property; None: no limit."""
-    model = _crm_model(flow.source_type)
-    info = model.model_fields.get(row.source) if model is not None else None
-    crm = _max_length(info) if info is not None else None
-    table = _EXACT_TABLE.get(flow.target_type.lower(), "")
-    exact = next((n for prop, _e, _a, _m, n in EXACT_TABLES.get(table, ()) if prop == row.target), None)
-    return crm, exact
+    """(the longest value Customcrm takes, the longest Exact takes) for the row; None: no limit."""
+    info = _crm_field(flow, row)
+    table = (_EXACT_LINES if row.target.count(".") else _EXACT_TABLE).get(flow.target_type.lower(), "")
+    target = row.target.split(".")[-1]
+    exact = next((n for prop, _e, _a, _m, n in EXACT_TABLES.get(table, ()) if prop == target), None)
+    return (_max_length(info) if info is not None else None), exact
+
+
+def field_limits(flow: Flow, row: PropertyRow) -> tuple[int | None, bool]:
+    """(maximum length both systems accept, whether Customcrm requires a value)."""
+    info = _crm_field(flow, row)
+    limits = [n for n in lengths(flow, row) if n is not None]
+    return (min(limits) if limits else None), bool(info is not None and info.is_required())
 
 
 def _makers(fake: Faker) -> dict[str, Callable[[], Any]]:
@@ -243,8 +235,7 @@ def _catalogue(flow: Flow, row: PropertyRow, kind: str) -> tuple[tuple[str, Any]
 
 def _accepted_by_customcrm(flow: Flow, row: PropertyRow) -> Callable[[Any], bool]:
     """Whether Customcrm's contract takes a value for this field (its bounds: a price is never negative)."""
-    model = LineFields if row.source.startswith("Lines.") else _crm_model(flow.source_type)
-    info = model.model_fields.get(row.source.split(".")[-1]) if model is not None else None
+    info = _crm_field(flow, row)
     if info is None:
         return lambda _value: True
     adapter = TypeAdapter(info.rebuild_annotation())
@@ -267,6 +258,7 @@ _DOUBLE_SINKS = (-123456789.0625, 123456789.0625, 0.0625)  # fraction, 4 decimal
 _DATE_SINK = "1968-02-29"  # a leap day before 1970
 
 
+@functools.lru_cache(maxsize=1024)
 def sink(flow: Flow, row: PropertyRow, kind: str) -> Any:
     """One value with every class of its kind that fits the property, or None where there is none."""
     name = row.source.split(".")[-1]

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "DEFAULT_DOCUMENT",
@@ -443,8 +445,9 @@ def _parse_flow(section: _Section, source: tuple[str, str, str], target: tuple[s
         if _MERGES_IF.match(lead):
             merge_rules.extend(_merge_rules(table, name))
         else:
-            rows.extend(r for r in _property_rows(table, name) if (r.source, r.target) not in
-                        {(x.source, x.target) for x in rows})
+            rows.extend(_property_rows(table, name))
+    rows = _first_of_each(rows, _pair)
+    merge_rules = _first_of_each(merge_rules, _pair)
     return Flow(
         id=flow_id,
         source_system=source[0],
@@ -514,23 +517,27 @@ def _tables(body: list[tuple[int, str]], name: str) -> list[_Table]:
     return tables
 
 
+def _body_rows(table: _Table, width: int, what: str, name: str) -> list[tuple[int, list[str]]]:
+    """A table's rows below its header, (line, cells), each with exactly `width` cells."""
+    out = []
+    for index, cells in enumerate(table.rows):
+        row_line = cells[0][0]
+        if len(cells) != width:
+            raise DataflowError(f"{what} has {len(cells)} cells; {_WIDTHS[width]} are expected", row_line, name)
+        if index >= table.header_rows:
+            out.append((row_line, [c for _, c in cells]))
+    return out
+
+
+_WIDTHS = {2: "two", 3: "three"}
+
+
 def _property_rows(table: _Table, name: str) -> list[PropertyRow]:
     """A property table: a header row, then one row per property, three cells each."""
     out: list[PropertyRow] = []
-    seen: set[tuple[str, str]] = set()
-    for index, cells in enumerate(table.rows):
-        row_line = cells[0][0]
-        if len(cells) != 3:
-            raise DataflowError(f"a table row has {len(cells)} cells; three are expected", row_line, name)
-        if index < table.header_rows:
-            continue
-        source, target, raw_type = (c for _, c in cells)
+    for row_line, (source, target, raw_type) in _body_rows(table, 3, "a table row", name):
         if not source or not target:
             raise DataflowError("a property row with an empty property name", row_line, name)
-        key = (source, target)
-        if key in seen:
-            continue
-        seen.add(key)
         out.append(PropertyRow(source, target, _data_type(raw_type, row_line, name), raw_type, row_line))
     return out
 
@@ -538,18 +545,30 @@ def _property_rows(table: _Table, name: str) -> list[PropertyRow]:
 def _merge_rules(table: _Table, name: str) -> list[MergeRule]:
     """A merge table: a header row, then one row per property combination, two cells each."""
     out: list[MergeRule] = []
-    for index, cells in enumerate(table.rows):
-        row_line = cells[0][0]
-        if len(cells) != 2:
-            raise DataflowError(f"a merge-table row has {len(cells)} cells; two are expected", row_line, name)
-        if index < table.header_rows:
-            continue
-        source, target = (tuple(p for p in _COMBINATION.split(c) if p) for _, c in cells)
+    for row_line, cells in _body_rows(table, 2, "a merge-table row", name):
+        source, target = (tuple(p for p in _COMBINATION.split(c) if p) for c in cells)
         if not source or len(source) != len(target):
             raise DataflowError("a merge row must name as many properties on each side", row_line, name)
-        rule = MergeRule(source, target, row_line)
-        if all((r.source, r.target) != (source, target) for r in out):
-            out.append(rule)
+        out.append(MergeRule(source, target, row_line))
+    return out
+
+
+def _pair(row: Any) -> tuple[Any, Any]:
+    return row.source, row.target
+
+
+def _same(item: Any) -> Any:
+    return item
+
+
+def _first_of_each(items: list[Any], key: Callable[[Any], Any]) -> list[Any]:
+    """The items in order, each key kept once (the generator repeats rows and sections)."""
+    seen: set[Any] = set()
+    out = []
+    for item in items:
+        if key(item) not in seen:
+            seen.add(key(item))
+            out.append(item)
     return out
 
 
@@ -566,11 +585,9 @@ def _data_type(raw: str, line: int, name: str) -> str | None:
 
 def _merge_repeated(first: Flow, again: Flow) -> Flow:
     """The generator repeats sections; keep one flow with the union of their rows, first seen first."""
-    rows = list(first.properties)
-    keys = {(r.source, r.target) for r in rows}
-    rows.extend(r for r in again.properties if (r.source, r.target) not in keys)
-    requires = list(first.requires) + [r for r in again.requires if r not in first.requires]
-    notes = list(first.notes) + [n for n in again.notes if n not in first.notes]
+    rows = _first_of_each([*first.properties, *again.properties], _pair)
+    requires = _first_of_each([*first.requires, *again.requires], _same)
+    notes = _first_of_each([*first.notes, *again.notes], _same)
     return Flow(
         id=first.id,
         source_system=first.source_system,
@@ -584,10 +601,9 @@ def _merge_repeated(first: Flow, again: Flow) -> Flow:
         create_condition=first.create_condition or again.create_condition,
         notes=tuple(notes),
         line=first.line,
-        merge_rules=first.merge_rules + tuple(r for r in again.merge_rules if all(
-            (r.source, r.target) != (x.source, x.target) for x in first.merge_rules)),
-        preconditions=first.preconditions + tuple(p for p in again.preconditions if p not in first.preconditions),
-        conditions=first.conditions + tuple(c for c in again.conditions if c not in first.conditions),
+        merge_rules=tuple(_first_of_each([*first.merge_rules, *again.merge_rules], _pair)),
+        preconditions=tuple(_first_of_each([*first.preconditions, *again.preconditions], _same)),
+        conditions=tuple(_first_of_each([*first.conditions, *again.conditions], _same)),
     )
 
 
