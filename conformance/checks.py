@@ -15,14 +15,12 @@ from hypothesis.stateful import RuleBasedStateMachine
 
 from conformance.context import CheckFailure, FlowContext
 from conformance.machine import stays_in_sync_machine
+from conformance.property_rows import property_check
 from conformance.rule_checks import (
     CLOCK_CHECKS,
     RULE_CHECKS,
     apply_edits,
     build_match,
-    current_value,
-    expect_value,
-    set_value,
     usable_merge_keys,
 )
 from sync.dataflow import Flow, PropertyRow
@@ -47,6 +45,8 @@ class Check:
     # would reach every check sharing the systems. (A sandbox keeps real time and takes no faults: there such a
     # check runs side by side.)
     alone: bool = False
+    # A property row that runs with the flow's other such rows on one record per example (property_rows).
+    together: bool = False
 
     def skip_reason(self, ctx: FlowContext) -> str | None:
         return self.applies(ctx) if self.applies is not None else None
@@ -103,41 +103,6 @@ def _edit(side: str) -> Callable[[FlowContext, st.DataObject], None]:
     return run
 
 
-def _property(row: PropertyRow) -> Callable[[FlowContext, st.DataObject], None]:
-    check = f"property:{row.id}"
-
-    def run(ctx: FlowContext, data: st.DataObject) -> None:
-        ctx.prepare(data)
-        mapping = ctx.mapping(row)
-        record = ctx.draw_record(data)
-        value = ctx.draw_value(data, mapping, allow_empty=False, every_class=True)
-        if not mapping.is_line:
-            record[mapping.crm_field] = value
-        elif mapping.kind != "ref":  # the first line holds it
-            record["Lines"][0][mapping.crm_field] = value
-        crm_id, exact_id = ctx.create_pair(check, record, [row])
-        ctx.assert_pair_agrees(check + " (create)", crm_id, exact_id, [row])
-        for side in ("exact", "customcrm"):
-            if side == "exact" and mapping.exact_field in ctx.plan.entity.immutable:
-                continue
-            if mapping.is_line:
-                apply_edits(ctx, data, side, crm_id, exact_id, [mapping])
-                ctx.sync()
-            else:
-                value = ctx.draw_value(data, mapping, allow_empty=not ctx.exact_mandatory(mapping))
-                expected, why = value, f"{row.source if side == 'customcrm' else row.target} was set to {value!r} " \
-                    f"in {side}"
-                if mapping.exact_field in ctx.plan.entity.immutable:  # Exact refuses the change: its value stands
-                    expected = current_value(ctx, "exact", crm_id, exact_id, mapping)
-                    why += f", which Exact cannot change after create, so Exact's {expected!r} stands on both sides"
-                set_value(ctx, side, crm_id, exact_id, mapping, value)
-                ctx.sync()
-                expect_value(ctx, f"{check} (edited in {side})", crm_id, exact_id, mapping, expected, why)
-            ctx.assert_pair_agrees(f"{check} (edited in {side})", crm_id, exact_id, [row])
-
-    return run
-
-
 CHECKS: tuple[Check, ...] = (
     Check("create", "A new Customcrm record yields one new Exact record with every property", _create),
     Check("link", "An existing Exact record with the merge key is linked, nothing created", _link),
@@ -156,11 +121,11 @@ CHECKS: tuple[Check, ...] = (
 )
 
 
-def property_checks(flow: Flow, make: Callable[[PropertyRow], Callable[[FlowContext, st.DataObject], None]]
-                    ) -> list[Check]:
+def property_checks(flow: Flow, make: Callable[[PropertyRow], Callable[[FlowContext, st.DataObject], None]],
+                    *, together: bool = False) -> list[Check]:
     """One check per property row of the flow's table."""
     return [Check(f"property:{row.id}", f"{row.source} is kept equal to {row.target} ({row.data_type})",
-                  make(row), row) for row in flow.properties]
+                  make(row), row, together=together) for row in flow.properties]
 
 
 def checks_for(flow: Flow) -> list[Check]:
@@ -169,4 +134,4 @@ def checks_for(flow: Flow) -> list[Check]:
         from conformance.user_checks import user_checks
 
         return user_checks(flow)
-    return [*CHECKS, *property_checks(flow, _property)]
+    return [*CHECKS, *property_checks(flow, property_check, together=True)]

@@ -123,6 +123,7 @@ class FlowContext:
     # The checklist's own HTTP exchanges of the current example (the last ones), for a failure's evidence.
     exchanges: deque[str] = field(default_factory=lambda: deque(maxlen=EXCHANGES_KEPT))
     _draws: dict[str, int] = field(default_factory=dict)  # draws of each property in this example so far
+    last_created: dict[str, Any] = field(default_factory=dict)  # the last record create_pair made, as taken
 
     def __post_init__(self) -> None:
         for actor in (self.crm, self.exact):
@@ -587,7 +588,7 @@ class FlowContext:
         user entered must still be there after the sync (only `rows`' properties, for a property's own row:
         another property's defect is another row's failure)."""
         before = set(self.exact_records())
-        created = self.crm.create(self.crm_path, record)
+        created = self.last_created = self.crm.create(self.crm_path, record)
         self.sync()
         new = sorted(set(self.exact_records()) - before)
         if len(new) != 1:

@@ -5,7 +5,8 @@ the run adds. The mirror reads only what changed since its last read, as an engi
 above the last Timestamp (pages of 1,000) and ``sync/Deleted`` for removals; Customcrm's change feed after
 its cursor. And it reads nothing when nothing can have changed: an engine pass marks both systems stale, a
 write of the checklist only the system it wrote to (a Customcrm create does not make Exact worth reading
-again); a read of a fresh mirror costs no call.
+again); a read of a fresh mirror costs no call. Which reader must read again is decided per check (see
+`Mirror`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,15 @@ __all__ = ["Mirror"]
 
 
 class Mirror:
-    """Every record of the sync collections and Customcrm resources the checks read, shared by all of them."""
+    """Every record of the sync collections and Customcrm resources the checks read, shared by all of them.
+
+    What must be read again is decided per reader (per check's thread). An engine pass may have changed
+    anything, for every check. A check's own write changes only its own records, and a check reads only its
+    own (each example owns its records): so after it writes, only its own next read of what the write can
+    have changed asks the system again. Other checks' reads in between need not: a read of theirs that
+    happens to see the write is as good as one that does not. Checks writing between two passes therefore
+    cost a read of a set each, not a read for every write that another check's read followed.
+    """
 
     def __init__(self, exact_client: httpx.Client, exact_url: Callable[[str], str],
                  exact_headers: Callable[[], dict[str, str]], crm_client: httpx.Client, crm_headers: dict[str, str],
@@ -30,33 +39,42 @@ class Mirror:
         self._exact_client, self._exact_url, self._exact_headers = exact_client, exact_url, exact_headers
         self._crm_client, self._crm_headers = crm_client, crm_headers
         self._lock = threading.RLock()
-        # Each system's version: bumped by every write to it and by every engine pass (which writes both).
-        self._version = {"exact": 0, "customcrm": 0}
-        self._deletes = 0  # bumped by every Exact delete and every engine pass (only they can remove a record)
+        self._passes = 0  # engine passes (each may have written anything, to both systems)
+        self._writes = 0  # the checklist's writes, numbered
+        self._mine: dict[tuple[int, str], int] = {}  # (reader, what a write changed) -> the number of its last write
         self._exact: dict[str, dict[str, dict[str, Any]]] = {}
         self._exact_marks: dict[str, int] = dict(exact_marks or {})
-        self._set_version: dict[str, int] = {}  # bumped by a write to that set alone
-        self._exact_read: dict[str, tuple[int, int]] = {}  # the versions each set was last read at
+        self._exact_read: dict[str, tuple[int, int]] = {}  # set -> (passes, writes) when last read
         self._deleted_mark = deleted_mark
-        self._deleted_read = -1
+        self._deleted_read: tuple[int, int] | None = None
         self._crm: dict[str, dict[str, dict[str, Any]]] = {}
         self._crm_cursor = crm_cursor
-        self._crm_read = -1
+        self._crm_read: tuple[int, int] | None = None
         self.reads = 0
 
     def touch(self, system: str | None = None, *, deleted: bool = True, sets: Collection[str] = ()) -> None:
-        """Something may have changed in `system` (None: in both, as after an engine pass; `deleted`: an
-        Exact record may be gone; `sets`: only these Exact sync collections): the next read of what may have
-        changed asks the system again."""
+        """Something may have changed in `system` (None: in both, as after an engine pass, for every reader;
+        else a write of the calling check's, for its own reads: `deleted`, an Exact record may be gone;
+        `sets`, only these Exact sync collections)."""
         with self._lock:
-            if system == "exact" and sets:
-                for sync_path in sets:
-                    self._set_version[sync_path] = self._set_version.get(sync_path, 0) + 1
-            else:
-                for name in self._version if system is None else (system,):
-                    self._version[name] += 1
-            if deleted and system in (None, "exact"):
-                self._deletes += 1
+            if system is None:
+                self._passes += 1
+                return
+            self._writes += 1
+            changed = [f"exact:{name}" for name in sets] if system == "exact" and sets else [f"{system}:*"]
+            if deleted and system == "exact":
+                changed.append("exact:deleted")
+            me = threading.get_ident()
+            for what in changed:
+                self._mine[(me, what)] = self._writes
+
+    def _stale(self, read: tuple[int, int] | None, *changed: str) -> bool:
+        """Whether the calling reader must read again: a pass since `read`, or a write of its own to any of
+        `changed` since."""
+        if read is None or read[0] != self._passes:
+            return True
+        me = threading.get_ident()
+        return any(self._mine.get((me, what), 0) > read[1] for what in changed)
 
     def exact(self, sync_path: str) -> list[dict[str, Any]]:
         """Every row of an Exact sync collection (above the mark it started from), as it is now."""
@@ -71,29 +89,30 @@ class Mirror:
 
     def _exact_rows(self, sync_path: str) -> dict[str, dict[str, Any]]:
         with self._lock:
-            version = (self._version["exact"], self._set_version.get(sync_path, 0))
-            if self._exact_read.get(sync_path) != version:
+            if self._stale(self._exact_read.get(sync_path), f"exact:{sync_path}", "exact:*"):
+                now = (self._passes, self._writes)
                 rows = read_sync(self._exact_client, self._exact_url(sync_path), self._exact_headers,
                                  self._exact_marks.get(sync_path, 0))
                 mirrored = self._exact.setdefault(sync_path, {})
                 for row in rows:
                     mirrored[str(row["ID"]).lower()] = row
                     self._exact_marks[sync_path] = max(self._exact_marks.get(sync_path, 0), int(row["Timestamp"]))
-                self._exact_read[sync_path] = version
+                self._exact_read[sync_path] = now
                 self.reads += 1
-                self._forget_deleted(self._deletes)
+                self._forget_deleted()
             return self._exact.get(sync_path, {})
 
-    def _forget_deleted(self, version: int) -> None:
-        if self._deleted_read == version:
+    def _forget_deleted(self) -> None:
+        if not self._stale(self._deleted_read, "exact:deleted", "exact:*"):
             return
+        now = (self._passes, self._writes)
         rows = read_sync(self._exact_client, self._exact_url("sync/Deleted"), self._exact_headers, self._deleted_mark)
         for row in rows:
             key = str(row.get("EntityKey") or "").lower()
             for mirrored in self._exact.values():
                 mirrored.pop(key, None)
             self._deleted_mark = max(self._deleted_mark, int(row["Timestamp"]))
-        self._deleted_read = version
+        self._deleted_read = now
 
     def crm(self, path: str) -> list[dict[str, Any]]:
         """Every record of a Customcrm resource (changed after the cursor it started from), as it is now."""
@@ -107,8 +126,8 @@ class Mirror:
 
     def _crm_records(self, path: str) -> dict[str, dict[str, Any]]:
         with self._lock:
-            version = self._version["customcrm"]
-            if self._crm_read != version:
+            if self._stale(self._crm_read, "customcrm:*"):
+                now = (self._passes, self._writes)
                 changes, self._crm_cursor = read_changes(self._crm_client, self._crm_headers, self._crm_cursor)
                 for change in changes:
                     records = self._crm.setdefault(change["resource"], {})
@@ -116,6 +135,6 @@ class Mirror:
                         records.pop(str(change["id"]), None)
                     else:
                         records[str(change["id"])] = change["record"]
-                self._crm_read = version
+                self._crm_read = now
                 self.reads += 1
             return self._crm.get(path, {})

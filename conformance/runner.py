@@ -27,10 +27,11 @@ from conformance.checks import Check, checks_for
 from conformance.context import REFERENCE_KINDS, FlowContext, NotApplicable, create_references
 from conformance.engines import EngineDriver, make_driver, target_for, validate_engine
 from conformance.lockstep import Lockstep, run_side_by_side
+from conformance.property_rows import RowOutcome, run_property_rows
 from conformance.sandbox import BudgetExhausted, SandboxSettings
 from conformance.strategies import reset_unique
 from conformance.systems import Systems
-from sync.dataflow import Dataflow, Flow
+from sync.dataflow import Dataflow, Flow, PropertyRow
 from sync.engine import Engine
 from sync.errors import ConfigError
 from sync.service import scrub
@@ -500,16 +501,67 @@ def _run_batch(doc: Dataflow, systems: Systems, driver: EngineDriver,
         # were grouped (--jobs) or which checks were selected.
         ctx.join_batch(lockstep, slots[(result.id, check.id)])
 
-    def job(index: int) -> Callable[[], CheckResult]:
-        def run() -> CheckResult:
-            result, check, _shared = rows[index]
-            outcome = _redacted(_run_one(check, contexts[index], profile, seed, shrink), systems.secrets)
-            report(result.id, outcome)
-            return outcome
+    def job(unit: list[int]) -> Callable[[], list[CheckResult]]:
+        def run() -> list[CheckResult]:
+            if len(unit) == 1 and not rows[unit[0]][1].together:
+                result, check, _shared = rows[unit[0]]
+                outcomes = [_run_one(check, contexts[unit[0]], profile, seed, shrink)]
+            else:
+                result = rows[unit[0]][0]
+                outcomes = _run_together([rows[i][1] for i in unit], [contexts[i] for i in unit], profile, seed,
+                                         shrink)
+            outcomes = [_redacted(o, systems.secrets) for o in outcomes]
+            for outcome in outcomes:
+                report(result.id, outcome)
+            return outcomes
         return run
 
-    results = run_side_by_side(lockstep, [job(i) for i in range(len(rows))])
-    return BatchOutcome(results, lockstep.passes)
+    units = _units(rows)
+    results = run_side_by_side(lockstep, [job(unit) for unit in units])
+    flat: dict[int, CheckResult] = {}
+    for unit, outcomes in zip(units, results, strict=True):
+        flat.update(zip(unit, outcomes, strict=True))
+    return BatchOutcome([flat[i] for i in range(len(rows))], lockstep.passes)
+
+
+def _units(rows: list[tuple[FlowResult, Check, FlowContext | str]]) -> list[list[int]]:
+    """What runs as one participant of a batch: each check alone, except the property rows of a flow that
+    run together on one record per example (all of them, one unit)."""
+    units: list[list[int]] = []
+    together: dict[str, list[int]] = {}
+    for i, (result, check, _ctx) in enumerate(rows):
+        if check.together:
+            if result.id not in together:
+                together[result.id] = []
+                units.append(together[result.id])
+            together[result.id].append(i)
+        else:
+            units.append([i])
+    return units
+
+
+def _run_together(checks: list[Check], contexts: list[FlowContext], profile: str, seed: int, shrink: bool
+                  ) -> list[CheckResult]:
+    """The property rows of one flow on one record per example; a row that fails together is run again
+    alone (its own check, with its own context and slot) for its minimal example and evidence."""
+    by_row = {check.row.id: (check, ctx) for check, ctx in zip(checks, contexts, strict=True) if check.row}
+
+    def alone(row: PropertyRow) -> RowOutcome:
+        check, ctx = by_row[row.id]
+        outcome = _run_one(check, ctx, profile, seed, shrink)
+        return outcome.status, outcome.detail, outcome.evidence
+
+    started = time.monotonic()
+    rows = [check.row for check in checks if check.row is not None]
+    try:
+        outcomes = run_property_rows(rows, contexts[0], PROFILES[profile], seed, alone)
+    except BudgetExhausted as exc:
+        return [CheckResult(c.id, c.title, "skipped", str(exc), "", stopped=True) for c in checks]
+    except NotApplicable as exc:
+        return [CheckResult(c.id, c.title, "skipped", str(exc)) for c in checks]
+    share = (time.monotonic() - started) / len(checks)
+    return [CheckResult(c.id, c.title, status, detail, evidence, share)
+            for c, (status, detail, evidence) in zip(checks, outcomes, strict=True)]
 
 
 def _shared_references(systems: Systems, contexts: list[FlowContext], one_pass: Callable[[], None]

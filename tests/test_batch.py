@@ -186,3 +186,37 @@ def test_the_references_of_a_batch_are_created_once_for_all_its_checks(monkeypat
                            checks=["create", "references"])
     assert [c.status for c in result.flows[0].checks] == ["passed", "passed"]
     assert len(made) == 1 and {"Customer", "Product"} <= made[0]
+
+
+def test_another_checks_write_does_not_make_a_reader_read_again() -> None:
+    """Each check reads only its own records, and only its own writes (or a pass) change them: a write from
+    another check's thread leaves this reader's mirror fresh, and costs a read only to the writer."""
+    import threading
+
+    from conformance.systems import Systems
+
+    systems = Systems.start()
+    try:
+        mirror = systems.start_mirror()
+        exact = systems.exact_actor()
+        exact.all("sync/CRM/Accounts")
+
+        def reads() -> int:
+            before = mirror.reads
+            exact.all("sync/CRM/Accounts")
+            return mirror.reads - before
+
+        def other_check() -> None:
+            exact.create("crm/Accounts", {"Name": "Another check's"})
+            assert reads() == 1  # the writer reads its write
+
+        writer = threading.Thread(target=other_check)
+        writer.start()
+        writer.join()
+        assert reads() == 0
+        exact.create("crm/Accounts", {"Name": "Mine"})
+        assert reads() == 1
+        mirror.touch()  # an engine pass: every reader reads again
+        assert reads() == 1
+    finally:
+        systems.close()
