@@ -12,10 +12,11 @@ it, with the same error: each of them needed that pass.
 
 from __future__ import annotations
 
+import ast
 import gc
 import threading
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 __all__ = ["Lockstep", "run_side_by_side"]
 
@@ -73,8 +74,26 @@ class Lockstep:
             self._cond.notify_all()
 
 
+_parsing = threading.Lock()
+
+
+def _one_parse_at_a_time(parse: Callable[..., ast.AST]) -> Callable[..., ast.AST]:
+    """`ast.parse` behind a lock: CPython 3.11 keeps the AST builder's recursion depth in state shared by
+    threads, and two parses at once can fail with "AST constructor recursion depth mismatch". Hypothesis
+    parses source to describe examples and steps, in every check's thread."""
+
+    def parse_alone(*args: Any, **kwargs: Any) -> ast.AST:
+        with _parsing:
+            return parse(*args, **kwargs)
+
+    parse_alone.__wrapped__ = parse  # type: ignore[attr-defined]
+    return parse_alone
+
+
 def run_side_by_side(lockstep: Lockstep, jobs: list[Callable[[], T]]) -> list[T]:
     """Run every job in its own thread as a participant of `lockstep`; their results, in order."""
+    if getattr(ast.parse, "__wrapped__", None) is None:
+        ast.parse = _one_parse_at_a_time(ast.parse)  # type: ignore[assignment]
     results: list[T | None] = [None] * len(jobs)
     errors: list[BaseException | None] = [None] * len(jobs)
 

@@ -27,7 +27,7 @@ from hypothesis import Phase, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
-from conformance.context import CheckFailure, FlowContext, NotApplicable, expect_from_crm, visible
+from conformance.context import CheckFailure, FlowContext, NotApplicable, expect_from_crm, skip_the_simplest, visible
 from conformance.planner import RowCheck
 from conformance.rule_checks import apply_edits, current_value, expect_value, set_value
 from conformance.sandbox import BudgetExhausted
@@ -134,6 +134,7 @@ def run_property_rows(rows: list[PropertyRow], ctx: FlowContext, profile_example
 
     def prop(data: st.DataObject) -> None:
         ctx.reset()
+        skip_the_simplest(ctx, data)
         for row_id, message in property_scenario(ctx, data, rows).items():
             seen.setdefault(row_id, (message, ctx.exchange_note()))
 

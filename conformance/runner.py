@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from multiprocessing.managers import SyncManager
 from queue import Empty
@@ -24,7 +24,7 @@ from hypothesis.reporting import with_reporter
 from hypothesis.stateful import run_state_machine_as_test
 
 from conformance.checks import Check, checks_for
-from conformance.context import REFERENCE_KINDS, FlowContext, NotApplicable, create_references
+from conformance.context import REFERENCE_KINDS, FlowContext, NotApplicable, create_references, skip_the_simplest
 from conformance.engines import EngineDriver, make_driver, target_for, validate_engine
 from conformance.lockstep import Lockstep, run_side_by_side
 from conformance.property_rows import RowOutcome, run_property_rows
@@ -39,6 +39,9 @@ from sync.service import scrub
 __all__ = ["MODES", "PROFILES", "CheckResult", "FlowResult", "RunResult", "run_check", "run_checklist"]
 
 PROFILES: dict[str, int] = {"smoke": 2, "ci": 8, "thorough": 60}
+# Lanes per check side by side (batched): each runs its share of the profile's examples, with its own seed.
+LANES: dict[str, int] = {"smoke": 1, "ci": 4, "thorough": 6}
+LANE_SEED_STEP = 7919
 # How the examples run: side by side in shared engine passes (batched), or each alone on reset systems.
 MODES = ("batched", "per-example")
 # Steps per state-machine example (creates, edits, deletes, passes) by profile.
@@ -166,15 +169,18 @@ def run_check(check: Check, ctx: FlowContext | str, profile: str, seed: int, shr
     return _run_one(check, ctx, profile, seed, shrink)
 
 
-def _run_one(check: Check, ctx: FlowContext, profile: str, seed: int, shrink: bool = True) -> CheckResult:
+def _run_one(check: Check, ctx: FlowContext, profile: str, seed: int, shrink: bool = True,
+             examples: int | None = None) -> CheckResult:
+    """One row as a Hypothesis property or state machine (`examples`: this lane's share of the profile's)."""
     lines: list[str] = []
     phases = [Phase.generate, Phase.shrink] if shrink else [Phase.generate]
-    options = settings(max_examples=PROFILES[profile], deadline=None, database=None, derandomize=False,
+    options = settings(max_examples=examples or PROFILES[profile], deadline=None, database=None, derandomize=False,
                        suppress_health_check=SUPPRESSED_HEALTH_CHECKS, phases=phases,
                        report_multiple_bugs=False, stateful_step_count=STEPS[profile])
 
     def prop(data: st.DataObject) -> None:
         ctx.reset()
+        skip_the_simplest(ctx, data)
         assert check.run is not None
         try:
             check.run(ctx, data)
@@ -474,13 +480,20 @@ def _run_batch(doc: Dataflow, systems: Systems, driver: EngineDriver,
                report: Callable[[str, CheckResult], None]) -> BatchOutcome:
     """Every check of `rows` side by side, each in a context of its own, one engine pass per round for all."""
     flows: list[str] = []
-    contexts: list[FlowContext] = []
+    lanes = LANES[profile]
+    # Each check runs in `lanes` lanes side by side, each lane a Hypothesis run of its share of the examples
+    # with a context of its own: a batch costs the passes of one lane's examples, not of all of them.
+    contexts: list[list[FlowContext]] = []
     for _result, _check, shared in rows:
         assert not isinstance(shared, str)
-        ctx = FlowContext.for_flow(shared.flow, doc, systems, driver)
-        assert not isinstance(ctx, str)
-        contexts.append(ctx)
-        flows.extend(f for f in ctx.flows if f not in flows)
+        own: list[FlowContext] = []
+        for lane in range(lanes):
+            ctx = FlowContext.for_flow(shared.flow, doc, systems, driver)
+            assert not isinstance(ctx, str)
+            ctx.lane = lane
+            own.append(ctx)
+        contexts.append(own)
+        flows.extend(f for f in own[0].flows if f not in flows)
     order = [f.id for f in doc.flows if f.id in flows]
     mirror = systems.mirror
     assert mirror is not None
@@ -491,37 +504,56 @@ def _run_batch(doc: Dataflow, systems: Systems, driver: EngineDriver,
         finally:
             mirror.touch()
 
-    pools = _shared_references(systems, contexts, one_pass)
-    for ctx in contexts:
+    every = [ctx for own in contexts for ctx in own]
+    pools = _shared_references(systems, every, one_pass)
+    for ctx in every:
         ctx.shared_pools = pools
     lockstep = Lockstep(one_pass)
     slots = document_slots(doc)
-    for (result, check, _shared), ctx in zip(rows, contexts, strict=True):
+    for (result, check, _shared), own in zip(rows, contexts, strict=True):
         # A check's slot is its place in the whole document, so its data does not depend on how the flows
         # were grouped (--jobs) or which checks were selected.
-        ctx.join_batch(lockstep, slots[(result.id, check.id)])
+        for ctx in own:
+            ctx.join_batch(lockstep, slots[(result.id, check.id)])
+    examples = -(-PROFILES[profile] // lanes)
+    units = _units(rows)
+    finished: dict[int, list[list[CheckResult]]] = {}
+    told = threading.Lock()
 
-    def job(unit: list[int]) -> Callable[[], list[CheckResult]]:
+    def job(u: int, lane: int) -> Callable[[], list[CheckResult]]:
+        unit = units[u]
+
         def run() -> list[CheckResult]:
+            lane_seed = seed + LANE_SEED_STEP * lane
             if len(unit) == 1 and not rows[unit[0]][1].together:
-                result, check, _shared = rows[unit[0]]
-                outcomes = [_run_one(check, contexts[unit[0]], profile, seed, shrink)]
+                outcomes = [_run_one(rows[unit[0]][1], contexts[unit[0]][lane], profile, lane_seed, shrink,
+                                     examples)]
             else:
-                result = rows[unit[0]][0]
-                outcomes = _run_together([rows[i][1] for i in unit], [contexts[i] for i in unit], profile, seed,
-                                         shrink)
+                outcomes = _run_together([rows[i][1] for i in unit], [contexts[i][lane] for i in unit], profile,
+                                         lane_seed, shrink, examples)
             outcomes = [_redacted(o, systems.secrets) for o in outcomes]
-            for outcome in outcomes:
-                report(result.id, outcome)
+            with told:  # the unit's rows are told when its last lane is done
+                finished.setdefault(u, []).append(outcomes)
+                done = len(finished[u]) == lanes
+            if done:
+                for outcome in (_merged(list(by_lane)) for by_lane in zip(*finished[u], strict=True)):
+                    report(rows[unit[0]][0].id, outcome)
             return outcomes
         return run
 
-    units = _units(rows)
-    results = run_side_by_side(lockstep, [job(unit) for unit in units])
+    results = run_side_by_side(lockstep, [job(u, lane) for u in range(len(units)) for lane in range(lanes)])
     flat: dict[int, CheckResult] = {}
-    for unit, outcomes in zip(units, results, strict=True):
-        flat.update(zip(unit, outcomes, strict=True))
+    for u, unit in enumerate(units):
+        by_lane = results[u * lanes:(u + 1) * lanes]
+        flat.update(zip(unit, (_merged(list(o)) for o in zip(*by_lane, strict=True)), strict=True))
     return BatchOutcome([flat[i] for i in range(len(rows))], lockstep.passes)
+
+
+def _merged(lanes: list[CheckResult]) -> CheckResult:
+    """One row's outcome from its lanes: the first failure, else a stop or a skip, else the pass."""
+    chosen = next((o for o in lanes if o.status == "failed"), None) or next(
+        (o for o in lanes if o.stopped), None) or next((o for o in lanes if o.status == "skipped"), lanes[0])
+    return replace(chosen, duration_s=max(o.duration_s for o in lanes))
 
 
 def _units(rows: list[tuple[FlowResult, Check, FlowContext | str]]) -> list[list[int]]:
@@ -540,21 +572,21 @@ def _units(rows: list[tuple[FlowResult, Check, FlowContext | str]]) -> list[list
     return units
 
 
-def _run_together(checks: list[Check], contexts: list[FlowContext], profile: str, seed: int, shrink: bool
-                  ) -> list[CheckResult]:
+def _run_together(checks: list[Check], contexts: list[FlowContext], profile: str, seed: int, shrink: bool,
+                  examples: int) -> list[CheckResult]:
     """The property rows of one flow on one record per example; a row that fails together is run again
     alone (its own check, with its own context and slot) for its minimal example and evidence."""
     by_row = {check.row.id: (check, ctx) for check, ctx in zip(checks, contexts, strict=True) if check.row}
 
     def alone(row: PropertyRow) -> RowOutcome:
         check, ctx = by_row[row.id]
-        outcome = _run_one(check, ctx, profile, seed, shrink)
+        outcome = _run_one(check, ctx, profile, seed, shrink, examples)
         return outcome.status, outcome.detail, outcome.evidence
 
     started = time.monotonic()
     rows = [check.row for check in checks if check.row is not None]
     try:
-        outcomes = run_property_rows(rows, contexts[0], PROFILES[profile], seed, alone)
+        outcomes = run_property_rows(rows, contexts[0], examples, seed, alone)
     except BudgetExhausted as exc:
         return [CheckResult(c.id, c.title, "skipped", str(exc), "", stopped=True) for c in checks]
     except NotApplicable as exc:

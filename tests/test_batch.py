@@ -220,3 +220,53 @@ def test_another_checks_write_does_not_make_a_reader_read_again() -> None:
         assert reads() == 1
     finally:
         systems.close()
+
+
+def test_a_lane_after_the_first_passes_over_the_simplest_example() -> None:
+    """Hypothesis tries the simplest example first; the lanes of a check after the first would all repeat
+    it, so they pass it over: their examples are their own."""
+    from types import SimpleNamespace
+
+    from hypothesis import given, seed, settings
+    from hypothesis import strategies as st
+
+    from conformance.context import skip_the_simplest
+
+    def examples(lane: int) -> list[tuple[int, ...]]:
+        seen: list[tuple[int, ...]] = []
+
+        @seed(lane)
+        @settings(max_examples=4, database=None)
+        @given(st.data())
+        def run(data: st.DataObject) -> None:
+            skip_the_simplest(SimpleNamespace(lane=lane), data)  # type: ignore[arg-type]
+            seen.append(tuple(data.draw(st.integers(0, 10**6)) for _ in range(3)))
+
+        run()
+        return seen
+
+    assert examples(0)[0] == (0, 0, 0)
+    assert len(examples(1)) == 4 and (0, 0, 0) not in examples(1)
+
+
+def test_a_row_of_several_lanes_reports_the_first_failure() -> None:
+    from conformance.runner import CheckResult, _merged
+
+    passed, failed = CheckResult("c", "t", "passed", duration_s=1), CheckResult("c", "t", "failed", "boom",
+                                                                              duration_s=3)
+    skipped = CheckResult("c", "t", "skipped", "budget", stopped=True)
+    assert _merged([passed, failed, passed]).detail == "boom"
+    assert _merged([passed, failed]).duration_s == 3
+    assert _merged([passed, skipped]).status == "skipped"
+    assert _merged([passed, passed]).status == "passed"
+
+
+def test_at_ci_a_check_runs_its_examples_in_lanes_side_by_side() -> None:
+    """Eight examples of a state machine one after another take dozens of passes; in four lanes side by side
+    they take about a lane's."""
+    from conformance.runner import run_checklist
+    from sync.dataflow import load_dataflow
+
+    result = run_checklist(load_dataflow(), flows=["product-items"], profile="ci", checks=["create", "stays-in-sync"])
+    assert [c.status for c in result.flows[0].checks] == ["passed", "passed"]
+    assert result.phases["side by side"]["engine passes"] <= 20  # 39 one after another
