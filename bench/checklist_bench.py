@@ -9,6 +9,10 @@ assertions.
 
     python bench/checklist_bench.py --rounds 3 --json bench/checklist.json
     python bench/checklist_bench.py --modes --rounds 3 --json bench/checklist_modes.json
+    python bench/checklist_bench.py --against bf8c616 --against 7fab6d3 --rounds 3 --json bench/checklist_commits.json
+
+With `--against REV`, the checklist at each commit (checked out in a temporary worktree, run with the same
+interpreter) and the working tree, alternating round by round: the ratio of their medians.
 """
 
 from __future__ import annotations
@@ -23,17 +27,20 @@ import time
 from pathlib import Path
 
 
-def one_run(profile: str, jobs: int, mode: str = "batched") -> tuple[float, dict[str, int]]:
+def one_run(profile: str, jobs: int, mode: str = "batched", cwd: str | None = None) -> tuple[float, dict[str, int]]:
+    """One `talkcheck run` (of the tree at `cwd`, the working tree when None): its wall time and counts."""
+    mode_option = [] if mode == "batched" else ["--mode", mode]  # older commits know no --mode
     with tempfile.TemporaryDirectory() as report:
         started = time.perf_counter()
         done = subprocess.run([sys.executable, "-m", "conformance.cli", "run", "--profile", profile,
-                               "--jobs", str(jobs), "--mode", mode, "--report-dir", report],
-                              capture_output=True, text=True)
+                               "--jobs", str(jobs), *mode_option, "--report-dir", report],
+                              capture_output=True, text=True, cwd=cwd)
         elapsed = time.perf_counter() - started
         if done.returncode != 0:
             raise SystemExit(f"talkcheck run --profile {profile} failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
         results = json.loads((Path(report) / "results.json").read_text())
     summary, run = results["summary"], results["run"]
+    run.setdefault("checklist_calls", {})
     passes = sum(int(p.get("engine passes", 0)) for p in run.get("phases", {}).values())
     return elapsed, {**{k: summary[k] for k in ("passed", "failed", "skipped")},
                      "checklist_calls": sum(run["checklist_calls"].values()), "all_calls": sum(run["calls"].values()),
@@ -61,12 +68,57 @@ def compare_modes(rounds: int) -> dict[str, object]:
     return figures
 
 
+def compare_commits(revisions: list[str], rounds: int, profiles: list[str]) -> dict[str, object]:
+    """Each of `revisions` and the working tree, alternating round by round (a fresh process each run,
+    `--jobs 2`): the medians and each revision's ratio to the working tree."""
+    figures: dict[str, object] = {}
+    root = subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    with tempfile.TemporaryDirectory() as trees:
+        places: dict[str, str | None] = {}
+        for rev in revisions:
+            tree = str(Path(trees) / rev)
+            subprocess.run(["git", "-C", root, "worktree", "add", "--detach", tree, rev], check=True,
+                           capture_output=True)
+            places[rev] = tree
+        places["working tree"] = None
+        try:
+            for profile in profiles:
+                times: dict[str, list[float]] = {name: [] for name in places}
+                counts: dict[str, dict[str, int]] = {}
+                for _ in range(rounds):
+                    for name, where in places.items():
+                        elapsed, counts[name] = one_run(profile, 2, cwd=where)
+                        times[name].append(elapsed)
+                now = statistics.median(times["working tree"])
+                for name in places:
+                    median = statistics.median(times[name])
+                    figures[f"{profile} {name}"] = {
+                        "median_s": round(median, 1), "min_s": round(min(times[name]), 1),
+                        "max_s": round(max(times[name]), 1), "rounds": rounds,
+                        "ratio_to_working_tree": round(median / now, 2), **counts[name]}
+                    print(f"{profile} {name}", figures[f"{profile} {name}"], flush=True)
+        finally:
+            for where in places.values():
+                if where is not None:
+                    subprocess.run(["git", "-C", root, "worktree", "remove", "--force", where], capture_output=True)
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", help="write the figures here")
     parser.add_argument("--modes", action="store_true", help="compare --mode per-example and batched")
+    parser.add_argument("--against", action="append", default=[], metavar="REV",
+                        help="compare side by side with the checklist at this commit (repeatable)")
+    parser.add_argument("--profile", action="append", dest="profiles", help="with --against: smoke, ci (both)")
     args = parser.parse_args()
+    if args.against:
+        commits = compare_commits(args.against, args.rounds, args.profiles or ["smoke", "ci"])
+        if args.json:
+            Path(args.json).write_text(json.dumps(commits, indent=2) + "\n")
+        return
     if args.modes:
         modes = compare_modes(args.rounds)
         if args.json:

@@ -19,7 +19,8 @@ import httpx
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from conformance.context import CheckFailure, FlowContext, skip_the_simplest
+from conformance.context import CheckFailure, FlowContext, expect_from_crm, skip_the_simplest, visible
+from conformance.planner import RowCheck
 from conformance.rule_checks import apply_edits, apply_line_edit, assert_quiet
 
 __all__ = ["FAULT_RULES", "stays_in_sync_machine"]
@@ -49,6 +50,10 @@ def stays_in_sync_machine(ctx: FlowContext, *, faults: bool) -> type[RuleBasedSt
             self.kept_exact: dict[str, Any] = {}  # survivors of a Customcrm delete -> their version then
             self.kept_crm: dict[str, Any] = {}  # survivors of an Exact delete -> their version then
             self.passes = 0
+            # What the user meant each pair to hold (crm id -> mapping id -> the values it may hold, in
+            # Customcrm's terms), and which side last edited each property since the last pass.
+            self.intent: dict[str, dict[str, tuple[Any, ...]]] = {}
+            self.edited: dict[tuple[str, str], str] = {}
 
         @initialize(data=st.data())
         def prepare(self, data: st.DataObject) -> None:
@@ -56,13 +61,18 @@ def stays_in_sync_machine(ctx: FlowContext, *, faults: bool) -> type[RuleBasedSt
             skip_the_simplest(ctx, data)
             ctx.prepare(data)
             for _ in range(data.draw(st.integers(1, 2), label="records to start with")):
-                self.new_crm.append(str(ctx.crm.create(ctx.crm_path, ctx.draw_record(data))["Id"]))
+                self._create(ctx.draw_record(data))
             ctx.sync()
             self._check_world()
 
         @rule(data=st.data())
         def create_in_customcrm(self, data: st.DataObject) -> None:
-            self.new_crm.append(str(ctx.crm.create(ctx.crm_path, ctx.draw_record(data))["Id"]))
+            self._create(ctx.draw_record(data))
+
+        def _create(self, record: dict[str, Any]) -> None:
+            crm_id = str(ctx.crm.create(ctx.crm_path, record)["Id"])
+            self.new_crm.append(crm_id)
+            self.intent[crm_id] = {m.id: (record[m.crm_field],) for m in _intended(ctx) if m.crm_field in record}
 
         @precondition(lambda self: bool(self.pairs))
         @rule(data=st.data(), side=sides)
@@ -70,7 +80,18 @@ def stays_in_sync_machine(ctx: FlowContext, *, faults: bool) -> type[RuleBasedSt
             crm_id, exact_id = data.draw(st.sampled_from(self.pairs), label="pair")
             chosen = data.draw(st.lists(st.sampled_from(list(ctx.mappings)), min_size=1, max_size=3, unique=True),
                                label="properties (edited or cleared)")
-            apply_edits(ctx, data, side, crm_id, exact_id, chosen)
+            written = apply_edits(ctx, data, side, crm_id, exact_id, chosen)
+            intent = self.intent.setdefault(crm_id, {})
+            for m in _intended(ctx):
+                if m.id not in written:
+                    continue
+                if side == "customcrm" and m.exact_field in ctx.plan.entity.immutable:
+                    intent.pop(m.id, None)  # Exact cannot change it after create: Exact's value stands
+                elif self.edited.get((crm_id, m.id), side) != side:  # both sides since the pass: either wins here
+                    intent[m.id] = (*intent.get(m.id, ()), written[m.id])
+                else:
+                    intent[m.id] = (written[m.id],)
+                self.edited[(crm_id, m.id)] = side
 
         @precondition(lambda self: bool(self.pairs) and bool(ctx.line_mappings))
         @rule(data=st.data(), side=sides, action=st.sampled_from(["add", "change", "remove"]))
@@ -148,6 +169,25 @@ def stays_in_sync_machine(ctx: FlowContext, *, faults: bool) -> type[RuleBasedSt
                                    f"Customcrm record accounts for (duplicates): {sorted(new_exact)}")
             for crm_id, exact_id in self.pairs:  # the records read above: no second read per pair
                 ctx.assert_records_agree(check, crm[crm_id], exact[exact_id])
+                self._as_meant(crm_id, exact_id, crm[crm_id])
+            self.edited = {}
+
+        def _as_meant(self, crm_id: str, exact_id: str, record: dict[str, Any]) -> None:
+            """The pair agrees; it must also hold what the user entered (an engine that changes a value and
+            copies the change back keeps the systems agreeing on the wrong value)."""
+            intent = self.intent.get(crm_id, {})
+            for m in _intended(ctx):
+                meant = intent.get(m.id)
+                if meant is None:
+                    continue
+                found = expect_from_crm(record.get(m.crm_field), m.kind)
+                if found not in [expect_from_crm(v, m.kind) for v in meant]:
+                    raise CheckFailure(
+                        f"[{ctx.flow.id} / {check}] {m.crm_field} of {ctx.label('crm', crm_id)} (and "
+                        f"{m.exact_field} of {ctx.label('exact', exact_id)}) was last entered as "
+                        f"{' or '.join(visible(v) for v in meant)}; after the sync both systems show "
+                        f"{visible(record.get(m.crm_field))}, which no user entered")
+                intent[m.id] = (record.get(m.crm_field),)  # settled: the next edit starts from it
 
         @invariant()
         def links_are_one_to_one(self) -> None:
@@ -165,3 +205,9 @@ def stays_in_sync_machine(ctx: FlowContext, *, faults: bool) -> type[RuleBasedSt
 
     StaysInSync.__name__ = f"StaysInSync_{ctx.flow.id.replace('-', '_')}"
     return StaysInSync
+
+
+def _intended(ctx: FlowContext) -> list[RowCheck]:
+    """The header properties whose value is what a user entered (not a reference that may stay empty)."""
+    return [m for m in ctx.header if not m.soft]
+

@@ -175,18 +175,20 @@ def usable_merge_keys(ctx: FlowContext) -> list[tuple[str, ...]]:
 
 
 def apply_edits(ctx: FlowContext, data: st.DataObject, side: str, crm_id: str, exact_id: str,
-                mappings: list[RowCheck]) -> None:
-    """Change the given properties on one side, as a user would there."""
+                mappings: list[RowCheck]) -> dict[str, Any]:
+    """Change the given properties on one side, as a user would there; the header values written (mapping
+    id -> value in Customcrm's terms), what the user meant both systems to hold."""
     crm_record = ctx.crm.get(ctx.crm_path, crm_id) or {}
     crm_body: dict[str, Any] = {}
     exact_body: dict[str, Any] = {}
+    written: dict[str, Any] = {}
     for m in mappings:
         if m.is_line:
             continue
         if side == "exact" and m.exact_field in ctx.plan.entity.immutable:
             continue
-        value = ctx.draw_value(data, m, allow_empty=not ctx.exact_mandatory(m),
-                               not_equal=crm_record.get(m.crm_field))
+        value = written[m.id] = ctx.draw_value(data, m, allow_empty=not ctx.exact_mandatory(m),
+                                               not_equal=crm_record.get(m.crm_field))
         if side == "customcrm":
             crm_body[m.crm_field] = value
         else:
@@ -198,6 +200,7 @@ def apply_edits(ctx: FlowContext, data: st.DataObject, side: str, crm_id: str, e
         apply_line_edit(ctx, data, side, action, crm_id, exact_id)
     if exact_body:
         ctx.exact.update(ctx.exact_path, exact_id, exact_body)
+    return written
 
 
 def apply_line_edit(ctx: FlowContext, data: st.DataObject, side: str, action: str, crm_id: str,

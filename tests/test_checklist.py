@@ -148,3 +148,15 @@ def test_a_failure_s_evidence_shows_code_points_the_example_and_the_exchanges() 
     assert "\\u0308" in failing.detail or "\\xeb" in failing.detail, failing.detail  # code points, not look-alikes
     assert "Draw 1" in failing.evidence and "The checklist's last HTTP exchanges" in failing.evidence
     assert "Bearer" not in failing.evidence and "client_secret" not in failing.evidence
+
+
+@pytest.mark.parametrize("name", ["rounds-numbers", "lower-cases-e-mails", "wrong-time-zone"])
+def test_stays_in_sync_judges_against_what_the_user_entered(name: str) -> None:
+    """These engines change a value on the way to Exact and then copy Exact's value back, so both systems
+    agree on a value no user entered: agreement alone passed them; the state machine's oracle of intent
+    fails them and names the value entered."""
+    bug = next(b for b in PLANTED_BUGS if b.name == name)
+    result = run_checklist(load_dataflow(), flows=[bug.flow], profile="smoke", seed=1, engine_class=bug.engine,
+                           checks=["stays-in-sync"], shrink=False)
+    row = result.flows[0].checks[0]
+    assert row.status == "failed" and "which no user entered" in row.detail, row.detail
