@@ -94,6 +94,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="also write Allure results there (one result file per row), for `allure generate`")
     run.add_argument("--fail-on-skip", action="store_true",
                      help="a skipped check fails the run (exit 1), for teams that want every row to run")
+    run.add_argument("--tolerate", action="append", default=[], metavar="FLOW:PROPERTY=KIND",
+                     help="compare this property through a tolerance instead of strictly: trim, case, unicode or "
+                          "line-breaks, joined with + (repeatable; the report lists every one that applied)")
     run.add_argument("--plan", action="store_true",
                      help="print the calls each check will make to each system and the time at Exact's limits, "
                           "then stop (nothing is written to any system)")
@@ -180,6 +183,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from conformance.report import failure_groups, first_line, write_reports
     from conformance.runner import CheckResult, partial_result, run_checklist
     from conformance.sandbox import SandboxSettings, load_sandbox
+    from conformance.tolerance import Tolerances, described, parse_tolerance
     from sync.errors import ConfigError
     from sync.service import scrub
 
@@ -213,6 +217,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
             baseline = load_baseline(args.baseline)
         except BaselineError as exc:
             return _usage(f"talkcheck: --baseline: {exc}")
+    tolerances: Tolerances = {}
+    for text in args.tolerate:
+        try:
+            parse_tolerance(text, doc, tolerances)
+        except ValueError as exc:
+            return _usage(f"talkcheck: {exc}")
     known = {f.id for f in doc.flows}
     unknown = [f for f in args.flows or [] if f not in known]
     if unknown:
@@ -276,6 +286,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
               + (f"; {left} Exact calls left today" if left is not None else ""), flush=True)
     print(f"talkcheck: {doc.title}, profile {args.profile}, seed {args.seed}, target "
           f"{target_for(args.engine, args.target)}, engine {args.engine}", flush=True)
+    if tolerances:
+        print(f"talkcheck: tolerances declared (compared through them, not strictly): "
+              f"{'; '.join(described(tolerances))}", flush=True)
     started = time.monotonic()
     previous = signal.signal(signal.SIGINT, _first_interrupt)
     if display is not None:
@@ -283,7 +296,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     try:
         result = run_checklist(doc, flows=args.flows, checks=args.checks, profile=args.profile, seed=args.seed,
                                target=args.target,
-                               engine=args.engine, jobs=jobs, progress=progress, sandbox=sandbox, mode=args.mode)
+                               engine=args.engine, jobs=jobs, progress=progress, sandbox=sandbox, mode=args.mode,
+                               tolerances=tolerances)
     except ConfigError as exc:
         print(f"talkcheck: {scrub(str(exc), sandbox.secrets if sandbox else [])}", file=sys.stderr)
         return EXIT_USAGE
@@ -461,6 +475,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _cmd_serve(args)
     except DataflowError as exc:
         return _usage(f"talkcheck: {exc}")
+    except BrokenPipeError:  # the output was piped into a reader that stopped (`| head`): not an error of ours
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not fail again
+        return EXIT_OK
 
 
 if __name__ == "__main__":

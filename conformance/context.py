@@ -34,6 +34,7 @@ from conformance.strategies import (
     value_strategy,
 )
 from conformance.systems import CustomcrmActor, ExactActor, Systems
+from conformance.tolerance import tolerated
 from mocks.customcrm.models import RESOURCES as CRM_RESOURCES
 from mocks.exact.properties import TABLES as EXACT_TABLES
 from sync.dataflow import Dataflow, Flow, PropertyRow
@@ -132,6 +133,7 @@ class FlowContext:
     examples: int = 0
     owned: Owned | None = None
     shared_pools: dict[str, dict[str, str]] | None = None  # in a batch: the references every check shares
+    tolerances: dict[str, frozenset[str]] = field(default_factory=dict)  # property -> kinds declared (--tolerate)
     # The checklist's own HTTP exchanges of the current example (the last ones), for a failure's evidence.
     exchanges: deque[str] = field(default_factory=lambda: deque(maxlen=EXCHANGES_KEPT))
     _draws: dict[str, int] = field(default_factory=dict)  # draws of each property in this example so far
@@ -527,6 +529,11 @@ class FlowContext:
 
     # ------------------------------------------------------------------ comparing
 
+    def same(self, mapping: RowCheck, a: Any, b: Any) -> bool:
+        """Two values of a property (in the same terms) equal, strictly unless a tolerance is declared."""
+        kinds = self.tolerances.get(mapping.id, frozenset())
+        return bool(a == b if not kinds else tolerated(a, kinds) == tolerated(b, kinds))
+
     def expected_exact(self, mapping: RowCheck, crm_value: Any) -> Any:
         """What Exact must hold for a Customcrm value."""
         value = expect_from_crm(crm_value, mapping.kind)
@@ -563,13 +570,15 @@ class FlowContext:
                 continue
             c = self.expected_exact(m, crm_record.get(m.crm_field))
             e = expect_from_exact(exact_record.get(m.exact_field), m.kind)
-            if c != e:
+            if not self.same(m, c, e):
                 out.append(f"{m.crm_field}={visible(crm_record.get(m.crm_field))} in Customcrm but "
                            f"{m.exact_field}={visible(exact_record.get(m.exact_field))} in Exact")
         if self.line_mappings and (wanted is None or wanted & {m.row for m in self.line_mappings}):
-            expected = Counter(tuple(self.expected_exact(m, line.get(m.crm_field)) for m in self.line_mappings)
-                               for line in crm_record.get("Lines") or [])
-            actual = Counter(tuple(expect_from_exact(line.get(m.exact_field), m.kind) for m in self.line_mappings)
+            seen = {m.id: self.tolerances.get(m.id, frozenset()) for m in self.line_mappings}
+            expected = Counter(tuple(tolerated(self.expected_exact(m, line.get(m.crm_field)), seen[m.id])
+                                     for m in self.line_mappings) for line in crm_record.get("Lines") or [])
+            actual = Counter(tuple(tolerated(expect_from_exact(line.get(m.exact_field), m.kind), seen[m.id])
+                                   for m in self.line_mappings)
                              for line in self.exact_lines(str(exact_record[self.exact_key])))
             if expected != actual:
                 names = ", ".join(m.row.source for m in self.line_mappings)
@@ -613,7 +622,8 @@ class FlowContext:
             if rows is not None and m.row not in rows:
                 continue
             entered = expect_from_crm(created.get(m.crm_field), m.kind)
-            if entered not in (None, False) and expect_from_crm(now.get(m.crm_field), m.kind) != entered:
+            kept = expect_from_crm(now.get(m.crm_field), m.kind)
+            if entered not in (None, False) and not self.same(m, kept, entered):
                 raise CheckFailure(
                     f"[{self.flow.id} / {check}] {self.label('crm', created['Id'])} was created with "
                     f"{m.crm_field}={visible(created.get(m.crm_field))}; after the sync Customcrm shows "

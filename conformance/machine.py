@@ -181,7 +181,7 @@ def stays_in_sync_machine(ctx: FlowContext, *, faults: bool) -> type[RuleBasedSt
                 if meant is None:
                     continue
                 found = expect_from_crm(record.get(m.crm_field), m.kind)
-                if found not in [expect_from_crm(v, m.kind) for v in meant]:
+                if not any(ctx.same(m, found, expect_from_crm(v, m.kind)) for v in meant):
                     raise CheckFailure(
                         f"[{ctx.flow.id} / {check}] {m.crm_field} of {ctx.label('crm', crm_id)} (and "
                         f"{m.exact_field} of {ctx.label('exact', exact_id)}) was last entered as "

@@ -214,7 +214,7 @@ def _entered_kept(ctx: FlowContext, check: str, record: dict[str, Any], now: dic
     if m.is_line:
         return
     entered = expect_from_crm(record.get(m.crm_field), m.kind)
-    if entered not in (None, False) and expect_from_crm(now.get(m.crm_field), m.kind) != entered:
+    if entered not in (None, False) and not ctx.same(m, expect_from_crm(now.get(m.crm_field), m.kind), entered):
         raise CheckFailure(
             f"[{ctx.flow.id} / {check}] {ctx.label('crm', str(now.get('Id')))} was created with "
             f"{m.crm_field}={visible(record.get(m.crm_field))}; after the sync Customcrm shows "

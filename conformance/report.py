@@ -62,6 +62,8 @@ def _markdown(result: RunResult) -> str:
         f"profile `{result.profile}` · seed `{result.seed}`",
         "",
         *([f"> **{result.banner}**", ""] if result.banner else []),
+        *([f"Tolerances declared (a property compared through them, not strictly): {'; '.join(result.tolerances)}",
+           ""] if result.tolerances else []),
         f"**{s['passed']} passed, {s['failed']} failed, {s['skipped']} skipped** in {s['duration_s']} s.",
         "",
         f"Replay: `{replay_command(result)}`",
@@ -130,6 +132,7 @@ def replay_command(result: RunResult, flow: str | None = None, check: str | None
         parts.append(f"--engine '{result.engine}'")
     if result.mode != "batched":
         parts.append(f"--mode {result.mode}")
+    parts.extend(f"--tolerate '{t}'" for t in result.tolerances)
     if flow:
         parts.append(f"--flow {flow}")
     if check:
@@ -259,6 +262,8 @@ def _html(result: RunResult, digest: str, lines: dict[tuple[str, str], int]) -> 
         + f" · target <code>{e(result.target)}</code> · engine <code>{e(result.engine)}</code> · profile "
         f"<code>{e(result.profile)}</code> · seed <code>{result.seed}</code> · mode <code>{e(result.mode)}</code></p>",
         f"<p>Replay: <code>{e(replay_command(result))}</code></p>",
+        *([f'<p class="note" id="tolerances">Tolerances declared (these properties were compared through them, '
+           f'not strictly): {e("; ".join(result.tolerances))}</p>'] if result.tolerances else []),
         *([f'<p class="note" id="sandbox">Sandbox, safe mode: {e(_sandbox_line(result))}</p>',
            *(f'<p class="note">Left behind: {e(t)}</p>' for t in result.sandbox["left"])] if result.sandbox else []),
         "</header><main>",

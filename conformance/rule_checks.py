@@ -85,7 +85,7 @@ def expect_value(ctx: FlowContext, check: str, crm_id: str, exact_id: str, m: Ro
                   why: str) -> None:
     for side in ("customcrm", "exact"):
         actual = current_value(ctx, side, crm_id, exact_id, m)
-        if actual != expect_from_crm(expected, m.kind):
+        if not ctx.same(m, actual, expect_from_crm(expected, m.kind)):
             where = ctx.label("crm", crm_id) if side == "customcrm" else ctx.label("exact", exact_id)
             field = m.crm_field if side == "customcrm" else m.exact_field
             raise CheckFailure(f"[{ctx.flow.id} / {check}] {why}: expected {field}={expected!r} on {where}, "

@@ -31,6 +31,7 @@ from conformance.property_rows import RowOutcome, run_property_rows
 from conformance.sandbox import BudgetExhausted, SandboxSettings
 from conformance.strategies import reset_unique
 from conformance.systems import Systems
+from conformance.tolerance import Tolerances, described
 from sync.dataflow import Dataflow, Flow, PropertyRow
 from sync.engine import Engine
 from sync.errors import ConfigError
@@ -94,6 +95,8 @@ class RunResult:
     baseline: str = ""
     marks: dict[tuple[str, str], str] = field(default_factory=dict)
     trend: list[tuple[str, dict[str, int]]] = field(default_factory=list)
+    # The tolerances declared for the run (--tolerate), one line each: what the passes allowed.
+    tolerances: list[str] = field(default_factory=list)
 
     def count(self, status: str) -> int:
         return sum(1 for f in self.flows for c in f.checks if c.status == status)
@@ -229,6 +232,7 @@ def run_checklist(
     progress: Callable[[str, str, CheckResult], None] | None = None,
     sandbox: SandboxSettings | None = None,
     mode: str = "batched",
+    tolerances: Tolerances | None = None,
 ) -> RunResult:
     """Run the checks of the selected flows against the mocks (or a target) and an engine.
 
@@ -245,7 +249,7 @@ def run_checklist(
     selected = [f.id for f in doc.flows if flows is None or f.id in flows]
     options: dict[str, Any] = {"profile": profile, "seed": seed, "target": target, "engine": engine,
                                "engine_class": engine_class, "checks": checks, "shrink": shrink,
-                               "sandbox": sandbox, "mode": mode}
+                               "sandbox": sandbox, "mode": mode, "tolerances": tolerances or {}}
     if jobs <= 1 or len(selected) <= 1 or sandbox is not None:
         return _run_flows(doc, flows=selected, progress=progress, **options)
     started = time.monotonic()
@@ -290,7 +294,7 @@ def run_checklist(
             phases[phase] = _summed([phases.get(phase, {}), counts])
     return RunResult([done[f] for f in selected], seed, profile, first.target, first.engine,
                      doc.name, time.monotonic() - started, _summed(p.calls for p in parts), {},
-                     _summed(p.checklist_calls for p in parts), mode, phases)
+                     _summed(p.checklist_calls for p in parts), mode, phases, tolerances=first.tolerances)
 
 
 class _Told:
@@ -370,8 +374,10 @@ def _run_flows(
     progress: Callable[[str, str, CheckResult], None] | None = None,
     sandbox: SandboxSettings | None = None,
     mode: str = "batched",
+    tolerances: Tolerances | None = None,
 ) -> RunResult:
     started = time.monotonic()
+    tolerances = tolerances or {}
     selected: list[Flow] = [f for f in doc.flows if flows is None or f.id in flows]
     validate_engine(engine, target)
     target = target_for(engine, target)
@@ -402,6 +408,8 @@ def _run_flows(
             ctx = FlowContext.for_flow(flow, doc, systems, driver)
             if isinstance(ctx, str):
                 result.note = ctx
+            else:
+                ctx.tolerances = dict(tolerances.get(flow.id, {}))
             for check in checks_for(flow):
                 if checks is None or check.id in checks:
                     rows.append((result, check, ctx))
@@ -466,7 +474,7 @@ def _run_flows(
                 "limits": {name: state.as_dict() for name, state in systems.limits.items()},
                 "manifest": str(manifest.path) if manifest is not None and manifest.path.exists() else ""}
     return RunResult(results, seed, profile, target, driver.name, doc.name, time.monotonic() - started, calls,
-                     info, checklist_calls, mode, phases)
+                     info, checklist_calls, mode, phases, tolerances=described(tolerances))
 
 
 @dataclass
@@ -490,7 +498,7 @@ def _run_batch(doc: Dataflow, systems: Systems, driver: EngineDriver,
         for lane in range(lanes):
             ctx = FlowContext.for_flow(shared.flow, doc, systems, driver)
             assert not isinstance(ctx, str)
-            ctx.lane = lane
+            ctx.lane, ctx.tolerances = lane, shared.tolerances
             own.append(ctx)
         contexts.append(own)
         flows.extend(f for f in own[0].flows if f not in flows)
@@ -685,7 +693,7 @@ def as_json(result: RunResult) -> dict[str, Any]:
                     "nothing_checked": result.nothing_checked, "interrupted": result.interrupted},
         "run": {"seed": result.seed, "profile": result.profile, "target": result.target, "engine": result.engine,
                 "document": result.document, "calls": result.calls, "checklist_calls": result.checklist_calls,
-                "mode": result.mode, "phases": result.phases}
+                "mode": result.mode, "phases": result.phases, "tolerances": result.tolerances}
         | ({"sandbox": result.sandbox} if result.sandbox else {})
         | ({"baseline": {"path": result.baseline, "marks": {f"{f} / {c}": m for (f, c), m in result.marks.items()},
                          "trend": [{"run": label, **counts} for label, counts in result.trend]}}
