@@ -267,7 +267,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
         print(f"talkcheck: planning the run on in-process mocks set up as a sandbox (profile {args.profile}, "
               f"seed {args.seed})", flush=True)
-        plan = estimate(doc, flows=args.flows, profile=args.profile, seed=args.seed, jobs=jobs, checks=args.checks,
+        plan = estimate(doc, flows=args.flows, profile=args.profile, seed=args.seed, checks=args.checks,
                         mode=args.mode)
         try:
             left = day_left(sandbox) if sandbox is not None else None

@@ -59,11 +59,13 @@ class Plan:
         return cls(rows, result.profile, result.seed, phases, dict(result.checklist_calls))
 
 
-def estimate(doc: Dataflow, *, flows: list[str] | None, profile: str, seed: int, jobs: int = 1,
+def estimate(doc: Dataflow, *, flows: list[str] | None, profile: str, seed: int,
              checks: list[str] | None = None, mode: str = "batched") -> Plan:
-    """Run the checks against a simulated sandbox and count the checklist's calls."""
+    """Run the checks against a simulated sandbox and count the checklist's calls. In one process, as a
+    sandbox run is (one pair of systems): flows spread over processes would each keep a mirror of their own
+    and read every change API once per process and pass, which the run itself never does."""
     result = run_checklist(doc, flows=flows, profile=profile, seed=seed, target="simulation", engine="builtin",
-                           jobs=jobs, checks=checks, mode=mode)
+                           jobs=1, checks=checks, mode=mode)
     return Plan.from_result(result)
 
 

@@ -41,7 +41,7 @@ __all__ = ["MODES", "PROFILES", "CheckResult", "FlowResult", "RunResult", "run_c
 
 PROFILES: dict[str, int] = {"smoke": 2, "ci": 8, "thorough": 60}
 # Lanes per check side by side (batched): each runs its share of the profile's examples, with its own seed.
-LANES: dict[str, int] = {"smoke": 1, "ci": 4, "thorough": 6}
+LANES: dict[str, int] = {"smoke": 2, "ci": 4, "thorough": 6}
 LANE_SEED_STEP = 7919
 # How the examples run: side by side in shared engine passes (batched), or each alone on reset systems.
 MODES = ("batched", "per-example")
