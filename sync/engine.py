@@ -44,6 +44,7 @@ from sync.errors import (
     StateError,
     SyncError,
 )
+from sync.merge import empty, link_value, merge_values, merged_value
 from sync.store import Link, LinkStore
 from sync.systems.customcrm import CustomcrmResource, resource_for
 from sync.systems.exact import ExactEntity, entity_for
@@ -51,7 +52,6 @@ from sync.values import canonical, exact_datetime, kind_for, parse_crm_datetime,
 
 __all__ = ["FIRST_SYNC", "Engine", "FlowPlan", "FlowReport", "Issue", "Mapping", "SyncReport", "plan_flow"]
 
-_MISSING = object()
 LINES = "__lines__"
 UNLINKED = "exact:"  # prefix of a canonical reference to an Exact record no Customcrm record is linked to
 
@@ -176,10 +176,6 @@ class SyncReport:
         for system, calls in self.calls.items():
             lines.append(f"calls to {system}: " + ", ".join(f"{m} {n}" for m, n in sorted(calls.items())))
         return "\n".join(lines)
-
-
-def _empty(value: Any) -> bool:
-    return value is None
 
 
 def _ref_flow(doc: Dataflow | None, ref_type: str, target_set: str | None) -> str | None:
@@ -612,7 +608,7 @@ class Engine:
             if not all(name in by_exact for name in names):
                 continue
             values = {name: crm_values[by_exact[name].id] for name in names}
-            if all(not _empty(v) for v in values.values()):
+            if all(not empty(v) for v in values.values()):
                 return {name: self.to_exact_value(by_exact[name], v) for name, v in values.items()}
         return {}
 
@@ -709,9 +705,9 @@ class Engine:
         crm_id = str(record["Id"])
         by_id = {m.id: m for m in plan.header}
         values = {by_id[k].exact_field: self.to_exact_value(by_id[k], v)
-                  for k, v in crm_values.items() if not _empty(v)}
+                  for k, v in crm_values.items() if not empty(v)}
         missing = [" or ".join(group) for group in plan.entity.mandatory
-                   if all(_empty(values.get(name)) for name in group)]
+                   if all(empty(values.get(name)) for name in group)]
         if missing:
             report.note(crm_id, "skipped",
                         f"Exact {plan.flow.target_type} needs {', '.join(missing)}, which is empty in Customcrm")
@@ -723,7 +719,7 @@ class Engine:
                 return
             values[plan.entity.lines.nav] = [self._exact_line_body(plan, line) for line in crm_lines.values()]
         self.store.add_intent(plan.flow.id, crm_id, {"conditions": conditions, "values": {
-            k: v for k, v in crm_values.items() if not _empty(v)}})
+            k: v for k, v in crm_values.items() if not empty(v)}})
         created = self.exact.create(plan.entity, values)
         exact_key = str(created[plan.entity.key]).lower()
         self.store.index_exact(plan.flow.id, [(exact_key, [self._key(conditions)] if conditions else [])])
@@ -731,7 +727,7 @@ class Engine:
         # Exact fills defaults (an order date, a quotation date): they go back to Customcrm in this pass,
         # so the next pass finds both sides equal and writes nothing.
         filled = {k: v for k, v in self.exact_values(plan, created).items()
-                  if not _empty(v) and v != crm_values.get(k) and not str(v).startswith(UNLINKED)}
+                  if not empty(v) and v != crm_values.get(k) and not str(v).startswith(UNLINKED)}
         if filled:
             snapshot.update(filled)
         if plan.entity.lines is not None and plan.lines:
@@ -748,24 +744,10 @@ class Engine:
     def _link_existing(self, plan: FlowPlan, crm_record: dict[str, Any], exact_record: dict[str, Any],
                        report: FlowReport) -> None:
         """Link two existing records; an empty value never overwrites a filled one."""
-        crm_values = self.crm_values(plan, crm_record)
-        exact_values = self.exact_values(plan, exact_record)
-        crm_first = self.crm_wins(crm_record, exact_record)
-        to_crm: dict[str, Any] = {}
-        to_exact_: dict[str, Any] = {}
-        snapshot: dict[str, Any] = {}
-        for m in plan.header:
-            if m.read_only:
-                continue
-            c, e = crm_values[m.id], exact_values[m.id]
-            winner = self.link_value(c, e, crm_first)
-            if m.exact_field in plan.entity.immutable and winner != e:
-                winner = e  # Exact refuses to change it: take Exact's
-            snapshot[m.id] = winner
-            if winner != c:
-                to_crm[m.id] = winner
-            if winner != e:
-                to_exact_[m.id] = winner
+        merged = merge_values(self._merged_ids(plan), self.crm_values(plan, crm_record),
+                              self.exact_values(plan, exact_record), None, self.crm_wins(crm_record, exact_record),
+                              self._exact_keeps(plan))
+        to_crm, to_exact_, snapshot = merged.to_crm, merged.to_exact, merged.snapshot
         exact_key = str(exact_record[plan.entity.key]).lower()
         self._write(plan, str(crm_record["Id"]), exact_key, crm_record, to_crm, to_exact_, report)
         if plan.entity.lines is not None and plan.lines:
@@ -776,51 +758,32 @@ class Engine:
 
     @staticmethod
     def link_value(crm_value: Any, exact_value: Any, crm_first: bool) -> Any:
-        if crm_value == exact_value:
-            return crm_value
-        if _empty(crm_value):
-            return exact_value
-        if _empty(exact_value):
-            return crm_value
-        return crm_value if crm_first else exact_value
+        return link_value(crm_value, exact_value, crm_first)
+
+    @staticmethod
+    def _merged_ids(plan: FlowPlan) -> list[str]:
+        """The header properties the merge decides (Exact computes the read-only ones)."""
+        return [m.id for m in plan.header if not m.read_only]
+
+    @staticmethod
+    def _exact_keeps(plan: FlowPlan) -> set[str]:
+        """Properties Exact refuses to change after create: where the merge would change one, Exact's stands."""
+        return {m.id for m in plan.header if m.exact_field in plan.entity.immutable}
 
     # ------------------------------------------------------------------ keeping in sync
 
     def merge(self, plan: FlowPlan, snapshot: dict[str, Any], crm_values: dict[str, Any],
               exact_values: dict[str, Any], crm_first: bool, changed: set[str]
               ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-        """Three-way merge per property against the last synced snapshot.
+        """Three-way merge per property against the last synced snapshot (`sync.merge`).
 
         Returns the values to write to Customcrm, to Exact, and the new snapshot. `changed` names the
         sides whose change feed mentioned the record; the merge itself goes by values, which is what
         keeps the engine's own writes from echoing back.
         """
-        to_crm: dict[str, Any] = {}
-        to_exact_: dict[str, Any] = {}
-        new_snapshot: dict[str, Any] = {}
-        for m in plan.header:
-            if m.read_only:
-                continue
-            c, e = crm_values[m.id], exact_values[m.id]
-            s = snapshot.get(m.id, _MISSING)
-            if c == e:
-                value = c
-            elif s is _MISSING:
-                value = self.link_value(c, e, crm_first)
-            elif c == s:
-                value = e
-            elif e == s:
-                value = c
-            else:
-                value = c if crm_first else e
-            if m.exact_field in plan.entity.immutable and value != e:
-                value = e  # Exact refuses to change it (an order's customer): Exact's value stands
-            new_snapshot[m.id] = value
-            if value != c:
-                to_crm[m.id] = value
-            if value != e:
-                to_exact_[m.id] = value
-        return to_crm, to_exact_, new_snapshot
+        merged = merge_values(self._merged_ids(plan), crm_values, exact_values, snapshot, crm_first,
+                              self._exact_keeps(plan))
+        return merged.to_crm, merged.to_exact, merged.snapshot
 
     def _reconcile(self, plan: FlowPlan, crm_id: str, crm_record: dict[str, Any] | None,
                    exact_record: dict[str, Any] | None, report: FlowReport, *, forced: bool = False) -> None:
@@ -924,7 +887,7 @@ class Engine:
         """A line as Exact takes it; a create leaves empty values out, an update sends them as clears."""
         by_id = {m.id: m for m in plan.lines}
         return {by_id[k].exact_field: self.to_exact_value(by_id[k], v) for k, v in values.items()
-                if clears or not _empty(v)}
+                if clears or not empty(v)}
 
     def _exact_lines_by_crm_id(self, plan: FlowPlan, exact_key: str) -> tuple[dict[str, dict[str, Any]],
                                                                                   dict[str, dict[str, Any]]]:
@@ -988,7 +951,7 @@ class Engine:
         by_id = {m.id: m for m in plan.lines}
         body = {}
         for k, v in values.items():
-            if _empty(v) and by_id[k].crm_field in ("Quantity", "Discount"):
+            if empty(v) and by_id[k].crm_field in ("Quantity", "Discount"):
                 continue
             body[by_id[k].crm_field] = self.to_crm_value(by_id[k], v)
         return body
@@ -1022,17 +985,7 @@ class Engine:
                 if e is not None:
                     result.exact_delete.append(lid)
                 continue
-            merged = {}
-            for k in s:
-                ck, ek, sk = c.get(k), e.get(k), s.get(k)
-                if ck == ek:
-                    merged[k] = ck
-                elif ck == sk:
-                    merged[k] = ek
-                elif ek == sk:
-                    merged[k] = ck
-                else:
-                    merged[k] = ck if crm_first else ek
+            merged = {k: merged_value(c.get(k), e.get(k), s.get(k), crm_first) for k in s}
             result.snapshot[lid] = merged
             if merged != e:
                 result.exact_update[lid] = merged
