@@ -3,7 +3,8 @@
 Cosmic Ray (a maintained mutation-testing tool) lists every mutation of `sync/engine.py` (a comparison
 turned round, a condition negated, a loop that never runs, a constant changed...). A seeded sample of them
 is applied, one at a time, to a checkout of the last commit, and each mutant runs the smoke checklist as a
-user runs it (`talkcheck run --profile smoke`, all seven flows). A mutant is killed when the run fails (exit
+user runs it (`talkcheck run --profile smoke --no-shrink`, all seven flows: the verdict, not a minimal
+example, is what counts here). A mutant is killed when the run fails (exit
 1, with the rows that failed), errs or hangs; it survives when every check passes. Survivors are listed with
 their change, to be judged equivalent (no behaviour a user can see changes) or a gap in the checklist.
 
@@ -67,9 +68,9 @@ def run_smoke(tree: Path) -> tuple[str, list[str], float]:
     with tempfile.TemporaryDirectory() as report:
         started = time.perf_counter()
         try:
-            done = subprocess.run([sys.executable, "-m", "conformance.cli", "run", "--profile", "smoke", "--jobs",
-                                   "1", "--report-dir", report], cwd=tree, capture_output=True, text=True,
-                                  timeout=TIMEOUT_S)
+            command = [sys.executable, "-m", "conformance.cli", "run", "--profile", "smoke", "--jobs", "1",
+                       "--no-shrink", "--report-dir", report]
+            done = subprocess.run(command, cwd=tree, capture_output=True, text=True, timeout=TIMEOUT_S)
         except subprocess.TimeoutExpired:
             return "killed (timeout)", [], time.perf_counter() - started
         elapsed = time.perf_counter() - started

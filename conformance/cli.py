@@ -97,6 +97,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--tolerate", action="append", default=[], metavar="FLOW:PROPERTY=KIND",
                      help="compare this property through a tolerance instead of strictly: trim, case, unicode or "
                           "line-breaks, joined with + (repeatable; the report lists every one that applied)")
+    run.add_argument("--no-shrink", action="store_true",
+                     help="report each failure with the example that first failed, not shrunk to a minimal one "
+                          "(a faster verdict; the evidence is the larger example)")
     run.add_argument("--plan", action="store_true",
                      help="print the calls each check will make to each system and the time at Exact's limits, "
                           "then stop (nothing is written to any system)")
@@ -297,7 +300,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         result = run_checklist(doc, flows=args.flows, checks=args.checks, profile=args.profile, seed=args.seed,
                                target=args.target,
                                engine=args.engine, jobs=jobs, progress=progress, sandbox=sandbox, mode=args.mode,
-                               tolerances=tolerances)
+                               tolerances=tolerances, shrink=not args.no_shrink)
     except ConfigError as exc:
         print(f"talkcheck: {scrub(str(exc), sandbox.secrets if sandbox else [])}", file=sys.stderr)
         return EXIT_USAGE
