@@ -47,6 +47,8 @@ class Check:
     alone: bool = False
     # A property row that runs with the flow's other such rows on one record per example (property_rows).
     together: bool = False
+    # One example whatever the profile (a volume check: its worth is the volume, not the variety of data).
+    once: bool = False
 
     def skip_reason(self, ctx: FlowContext) -> str | None:
         return self.applies(ctx) if self.applies is not None else None
@@ -108,7 +110,7 @@ CHECKS: tuple[Check, ...] = (
     Check("link", "An existing Exact record with the merge key is linked, nothing created", _link),
     Check("edit-customcrm", "An edit in Customcrm reaches Exact", _edit("customcrm")),
     Check("edit-exact", "An edit in Exact reaches Customcrm", _edit("exact")),
-    *(Check(rule.id, rule.title, rule.run, applies=rule.applies, alone=rule.id in CLOCK_CHECKS)
+    *(Check(rule.id, rule.title, rule.run, applies=rule.applies, alone=rule.id in CLOCK_CHECKS, once=rule.once)
       for rule in RULE_CHECKS),
     Check("stays-in-sync", "Random creates, edits, clears, deletes and line changes on both sides, with sync "
           "passes between them: every pass leaves every pair agreeing, nothing duplicated, nothing echoed", None,

@@ -139,6 +139,7 @@ class FlowContext:
     _draws: dict[str, int] = field(default_factory=dict)  # draws of each property in this example so far
     last_created: dict[str, Any] = field(default_factory=dict)  # the last record create_pair made, as taken
     lane: int = 0  # in a batch: which of the check's lanes (side by side runs of its examples) this is
+    volume: bool = False  # this flow carries the run's volume check (paging): one flow, at ci and thorough
 
     def __post_init__(self) -> None:
         for actor in (self.crm, self.exact):

@@ -18,8 +18,9 @@ from typing import Any, NamedTuple
 from hypothesis import strategies as st
 
 from conformance.context import CheckFailure, FlowContext, expect_from_crm, expect_from_exact
+from conformance.ownership import key_of
 from conformance.planner import RowCheck
-from conformance.strategies import ENUMERATED, catalogue, lengths
+from conformance.strategies import ENUMERATED, catalogue, distinct_value, lengths
 
 __all__ = ["CLOCK_CHECKS", "RULE_CHECKS", "Rule", "apply_edits", "apply_line_edit", "assert_quiet", "build_match",
            "current_value", "expect_value", "set_value", "usable_merge_keys"]
@@ -640,6 +641,44 @@ def _too_long_applies(ctx: FlowContext) -> str | None:
 # see): they run alone on the mocks.
 CLOCK_CHECKS = frozenset({"conflict", "concurrent-edit"})
 
+# Customcrm's change feed and lists give at most 1,000 entries a page: one more crosses a page whatever page
+# size an engine asks for.
+PAGE_CROSSING = 1001
+
+
+def _paging(ctx: FlowContext, data: st.DataObject) -> None:
+    """More records created between two passes than the largest page of Customcrm's change feed: each reaches
+    Exact, once. An engine that reads only a feed's first page leaves the rest behind (or for a later pass)."""
+    check = "paging"
+    ctx.prepare(data)
+    record = ctx.draw_record(data)
+    key = next((m for m in ctx.header if m.exact_field in _key_fields(ctx) and record.get(m.crm_field)), None)
+    if key is None:
+        raise CheckFailure(f"[{ctx.flow.id} / {check}] no merge key of the flow to tell {PAGE_CROSSING} records apart")
+    limit = lengths(ctx.flow, key.row)[0]
+    for n in range(1, PAGE_CROSSING + 1):
+        ctx.crm.create(ctx.crm_path, {**record, key.crm_field: distinct_value(record[key.crm_field], n, limit)})
+    ctx.sync()
+    crm, exact = ctx.crm_records(), ctx.exact_records()
+    carried = {key_of(r.get(key.exact_field)) for r in exact.values()}
+    missing = [r for r in crm if key_of(r.get(key.crm_field)) not in carried]
+    if missing or len(exact) != len(crm):
+        first = f"; the first not carried: {ctx.label('crm', str(missing[0]['Id']))}" if missing else ""
+        raise CheckFailure(
+            f"[{ctx.flow.id} / {check}] {len(crm)} Customcrm {ctx.flow.source_type} records were created between two "
+            f"passes (more than a page of its change feed: 1,000 entries); after the pass Exact holds "
+            f"{len(exact)} of them{first}")
+
+
+def _paging_applies(ctx: FlowContext) -> str | None:
+    if ctx.safe:
+        return f"safe mode: {PAGE_CROSSING} records would each cost a delete of the sandbox's daily calls"
+    if not ctx.volume:
+        return ("one flow carries the volume for the whole run (the document's first flow with neither "
+                "references nor lines), at the ci and thorough profiles")
+    return None
+
+
 class Rule(NamedTuple):
     """A rule of the document as a check: its id, what it checks, how, and why it may not apply to a flow."""
 
@@ -647,6 +686,7 @@ class Rule(NamedTuple):
     title: str
     run: Callable[[FlowContext, st.DataObject], None]
     applies: Callable[[FlowContext], str | None] | None
+    once: bool = False  # one example whatever the profile: its worth is volume, not variety
 
 
 RULE_CHECKS: tuple[Rule, ...] = tuple(Rule(*rule) for rule in (
@@ -667,4 +707,6 @@ RULE_CHECKS: tuple[Rule, ...] = tuple(Rule(*rule) for rule in (
      _write_budget, None),
     ("concurrent-edit", "A user's edit made while the engine writes to the same record survives",
      _concurrent_edit, _concurrent_applies),
+    ("paging", f"{PAGE_CROSSING} records created between two passes (past a page of Customcrm's change feed) "
+     "all reach Exact, once", _paging, _paging_applies, True),
 ))

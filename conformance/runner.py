@@ -27,6 +27,7 @@ from conformance.checks import Check, checks_for
 from conformance.context import REFERENCE_KINDS, FlowContext, NotApplicable, create_references, skip_the_simplest
 from conformance.engines import EngineDriver, make_driver, target_for, validate_engine
 from conformance.lockstep import Lockstep, run_side_by_side
+from conformance.planner import plan_checks
 from conformance.property_rows import RowOutcome, run_property_rows
 from conformance.sandbox import BudgetExhausted, SandboxSettings
 from conformance.strategies import reset_unique
@@ -177,7 +178,8 @@ def _run_one(check: Check, ctx: FlowContext, profile: str, seed: int, shrink: bo
     """One row as a Hypothesis property or state machine (`examples`: this lane's share of the profile's)."""
     lines: list[str] = []
     phases = [Phase.generate, Phase.shrink] if shrink else [Phase.generate]
-    options = settings(max_examples=examples or PROFILES[profile], deadline=None, database=None, derandomize=False,
+    count = 1 if check.once else examples or PROFILES[profile]
+    options = settings(max_examples=count, deadline=None, database=None, derandomize=False,
                        suppress_health_check=SUPPRESSED_HEALTH_CHECKS, phases=phases,
                        report_multiple_bugs=False, stateful_step_count=STEPS[profile])
 
@@ -402,6 +404,7 @@ def _run_flows(
         if systems.safe:
             budget_note = _begin_sandbox(systems, driver, [f.id for f in selected])
         rows: list[tuple[FlowResult, Check, FlowContext | str]] = []
+        volume_flow = _volume_flow(doc)
         for flow in selected:
             result = FlowResult(flow.id, flow.title)
             results.append(result)
@@ -410,6 +413,7 @@ def _run_flows(
                 result.note = ctx
             else:
                 ctx.tolerances = dict(tolerances.get(flow.id, {}))
+                ctx.volume = profile != "smoke" and flow.id == volume_flow
             for check in checks_for(flow):
                 if checks is None or check.id in checks:
                     rows.append((result, check, ctx))
@@ -498,7 +502,7 @@ def _run_batch(doc: Dataflow, systems: Systems, driver: EngineDriver,
         for lane in range(lanes):
             ctx = FlowContext.for_flow(shared.flow, doc, systems, driver)
             assert not isinstance(ctx, str)
-            ctx.lane, ctx.tolerances = lane, shared.tolerances
+            ctx.lane, ctx.tolerances, ctx.volume = lane, shared.tolerances, shared.volume
             own.append(ctx)
         contexts.append(own)
         flows.extend(f for f in own[0].flows if f not in flows)
@@ -533,7 +537,10 @@ def _run_batch(doc: Dataflow, systems: Systems, driver: EngineDriver,
 
         def run() -> list[CheckResult]:
             lane_seed = seed + LANE_SEED_STEP * lane
-            if len(unit) == 1 and not rows[unit[0]][1].together:
+            if lane and rows[unit[0]][1].once:  # its one example runs in the first lane
+                check = rows[unit[0]][1]
+                outcomes = [CheckResult(check.id, check.title, "passed")]
+            elif len(unit) == 1 and not rows[unit[0]][1].together:
                 outcomes = [_run_one(rows[unit[0]][1], contexts[unit[0]][lane], profile, lane_seed, shrink,
                                      examples)]
             else:
@@ -623,6 +630,18 @@ def _shared_references(systems: Systems, contexts: list[FlowContext], one_pass: 
     except (Exception, BudgetExhausted):  # noqa: BLE001 - each check then meets it itself, with its evidence
         return None
     return pools if all(pools.get(kind) for kind in kinds & REFERENCE_KINDS) else None
+
+
+def _volume_flow(doc: Dataflow) -> str | None:
+    """The flow that carries the run's volume (the paging check): the document's first flow with neither
+    references nor lines, whichever flows are selected, so a flow's rows do not depend on the selection."""
+    for flow in doc.flows:
+        if flow.source_type.lower() == "user":
+            continue
+        plan = plan_checks(flow, doc)
+        if not isinstance(plan, str) and not any(m.kind == "ref" or m.is_line for m in plan.mappings):
+            return flow.id
+    return None
 
 
 def document_slots(doc: Dataflow) -> dict[tuple[str, str], int]:

@@ -270,3 +270,22 @@ def test_at_ci_a_check_runs_its_examples_in_lanes_side_by_side() -> None:
     result = run_checklist(load_dataflow(), flows=["product-items"], profile="ci", checks=["create", "stays-in-sync"])
     assert [c.status for c in result.flows[0].checks] == ["passed", "passed"]
     assert result.phases["side by side"]["engine passes"] <= 20  # 39 one after another
+
+
+def test_a_pass_past_a_page_of_the_change_feed_carries_every_record_and_a_first_page_reader_fails() -> None:
+    """At ci one flow creates 1,001 records between two passes, past the largest page Customcrm's change feed
+    gives: the reference engine carries all of them; an engine that reads only a feed's first page (at the
+    HTTP boundary, whatever its code) fails the named row."""
+    from conformance.planted import FIRST_FEED_PAGE_ONLY
+    from conformance.runner import run_checklist
+    from sync.dataflow import load_dataflow
+
+    doc = load_dataflow()
+    passed = run_checklist(doc, flows=[FIRST_FEED_PAGE_ONLY.flow], profile="ci", checks=["paging"])
+    assert [c.status for c in passed.flows[0].checks] == ["passed"]
+    failed = run_checklist(doc, flows=[FIRST_FEED_PAGE_ONLY.flow], profile="ci", checks=["paging"], shrink=False,
+                           engine_class=FIRST_FEED_PAGE_ONLY.engine)
+    row = failed.flows[0].checks[0]
+    assert row.status == "failed" and "1001 Customcrm Customer records" in row.detail, row.detail
+    smoke = run_checklist(doc, flows=[FIRST_FEED_PAGE_ONLY.flow], profile="smoke", checks=["paging"])
+    assert smoke.flows[0].checks[0].status == "skipped"  # the volume runs at ci and thorough
