@@ -147,13 +147,25 @@ def served(tmp_path: Path) -> Iterator[tuple[Systems, Path, dict[str, str]]]:
         systems.close()
 
 
-def run_sync(config: Path, env: dict[str, str], *, kill_after: float | None = None) -> subprocess.CompletedProcess[str]:
+def answered(systems: Systems) -> int:
+    """Requests both mocks have answered so far."""
+    return sum(int(systems.admin(name, "stats")["requests"]) for name in ("exact", "customcrm"))
+
+
+def run_sync(config: Path, env: dict[str, str], *, systems: Systems | None = None,
+             kill_after_requests: int | None = None) -> subprocess.CompletedProcess[str]:
+    """`talkcheck sync --once`; with `kill_after_requests`, SIGKILLed once the mocks have answered that many of
+    its requests (a kill point by progress, not by time: the same on a fast machine and a slow one)."""
     command = [sys.executable, "-m", "conformance.cli", "sync", "--config", str(config), "--once"]
-    if kill_after is None:
+    if kill_after_requests is None or systems is None:
         return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    start = answered(systems)
     proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(kill_after)
-    proc.send_signal(signal.SIGKILL)
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and answered(systems) - start < kill_after_requests and time.monotonic() < deadline:
+        time.sleep(0.002)
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGKILL)
     out, err = proc.communicate(timeout=30)
     return subprocess.CompletedProcess(command, proc.returncode, out, err)
 
@@ -176,15 +188,16 @@ def test_sync_command_uses_the_config_and_never_prints_secrets(served: tuple[Sys
 
 
 @pytest.mark.slow
-def test_killed_at_random_points_the_engine_creates_no_duplicate(
+def test_killed_at_many_points_of_its_progress_the_engine_creates_no_duplicate(
         served: tuple[Systems, Path, dict[str, str]]) -> None:
     systems, config, env = served
     reference = reference_state(LARGE)
     populate(systems, sizes=LARGE)
-    rng = random.Random(7)
+    # Kill points by the requests answered: early (token, feeds), mid-create, mid-write of lines... A full
+    # first pass takes about 1,000 requests here, so the first runs are all killed before they finish.
     kills = 0
-    for _ in range(10):
-        result = run_sync(config, env, kill_after=rng.uniform(0.45, 1.6))
+    for point in (15, 60, 140, 35, 220, 90, 300, 5, 160, 120):
+        result = run_sync(config, env, systems=systems, kill_after_requests=point)
         kills += result.returncode == -signal.SIGKILL
     for _ in range(4):
         done = run_sync(config, env)
