@@ -7,15 +7,14 @@ asserts what the document promises. Failures name the flow, the check, the recor
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import httpx
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine
 
 from conformance.context import CheckFailure, FlowContext
 from conformance.machine import stays_in_sync_machine
 from conformance.property_rows import property_check
+from conformance.registry import Check, property_checks
 from conformance.rule_checks import (
     CLOCK_CHECKS,
     RULE_CHECKS,
@@ -23,35 +22,13 @@ from conformance.rule_checks import (
     build_match,
     usable_merge_keys,
 )
-from sync.dataflow import Flow, PropertyRow
+from conformance.user_checks import user_checks
+from sync.dataflow import Flow
 
 __all__ = ["CHECKS", "Check", "CheckFailure", "FlowContext", "checks_for"]
 
 # Exact sets whose merge key Exact itself keeps unique (a second item with one code is refused).
 UNIQUE_IN_EXACT = frozenset({"Items"})
-
-
-@dataclass(frozen=True)
-class Check:
-    id: str
-    title: str
-    run: Callable[[FlowContext, st.DataObject], None] | None
-    row: PropertyRow | None = None
-    # A check that is a state machine: built per flow, run with Hypothesis's stateful runner.
-    machine: Callable[[FlowContext], type[RuleBasedStateMachine]] | None = None
-    # Why the check does not apply to a flow (no lines, no references...), or None when it does.
-    applies: Callable[[FlowContext], str | None] | None = None
-    # Runs alone, never side by side with other checks: it stops the mocks' clocks or injects faults, which
-    # would reach every check sharing the systems. (A sandbox keeps real time and takes no faults: there such a
-    # check runs side by side.)
-    alone: bool = False
-    # A property row that runs with the flow's other such rows on one record per example (property_rows).
-    together: bool = False
-    # One example whatever the profile (a volume check: its worth is the volume, not the variety of data).
-    once: bool = False
-
-    def skip_reason(self, ctx: FlowContext) -> str | None:
-        return self.applies(ctx) if self.applies is not None else None
 
 
 def _create(ctx: FlowContext, data: st.DataObject) -> None:
@@ -123,17 +100,8 @@ CHECKS: tuple[Check, ...] = (
 )
 
 
-def property_checks(flow: Flow, make: Callable[[PropertyRow], Callable[[FlowContext, st.DataObject], None]],
-                    *, together: bool = False) -> list[Check]:
-    """One check per property row of the flow's table."""
-    return [Check(f"property:{row.id}", f"{row.source} is kept equal to {row.target} ({row.data_type})",
-                  make(row), row, together=together) for row in flow.properties]
-
-
 def checks_for(flow: Flow) -> list[Check]:
     """The flow-level checks, then one check per property row of the flow's table."""
     if flow.source_type.lower() == "user":
-        from conformance.user_checks import user_checks
-
         return user_checks(flow)
     return [*CHECKS, *property_checks(flow, property_check, together=True)]

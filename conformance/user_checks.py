@@ -11,8 +11,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from conformance.checks import Check, property_checks
 from conformance.context import CheckFailure, FlowContext, NotApplicable
+from conformance.registry import Check, property_checks
 from conformance.strategies import next_unique
 from sync.dataflow import Flow, PropertyRow
 

@@ -70,3 +70,13 @@ HTTP_MODULES = ("fastapi", "starlette", "uvicorn", "mocks.common.admin", "mocks.
 def test_a_mock_s_state_knows_nothing_of_http(state: str) -> None:
     used = {m for m in full_imports(ROOT / state) if m.startswith(HTTP_MODULES)}
     assert not used, f"{state} imports {sorted(used)}"
+
+
+def test_the_checks_import_one_another_one_way_only() -> None:
+    """The users flow's checks and the generic checks both build on the registry; the generic module picks
+    the users flow's, never the other way round (no cycle, no import hidden inside a function)."""
+    user_checks = full_imports(ROOT / "conformance" / "user_checks.py")
+    assert "conformance.checks" not in user_checks
+    assert "conformance.registry" in user_checks
+    registry = full_imports(ROOT / "conformance" / "registry.py")
+    assert not {m for m in registry if m in ("conformance.checks", "conformance.user_checks")}
