@@ -278,6 +278,30 @@ class CustomcrmActor(_Actor):
                 return rows
 
 
+class _Reauthorizing(httpx.BaseTransport):
+    """Exact answers 401 once an access token has expired, ten minutes after it was issued, which for a token
+    from a sandbox's config may be before the run began: the token is refreshed and the call sent again, once
+    (the 401 changed nothing). A run longer than a token's life never fails on it."""
+
+    def __init__(self, inner: httpx.BaseTransport, refresh: Callable[[str], str]) -> None:
+        self.inner, self.refresh = inner, refresh
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self.inner.handle_request(request)
+        sent = request.headers.get("authorization", "")
+        if response.status_code != 401 or not sent.startswith("Bearer ") or "/oauth2/" in request.url.path:
+            return response
+        response.read()
+        response.close()
+        headers = [(k, v) for k, v in request.headers.items() if k.lower() != "authorization"]
+        headers.append(("Authorization", f"Bearer {self.refresh(sent.removeprefix('Bearer '))}"))
+        return self.inner.handle_request(httpx.Request(request.method, request.url, headers=headers,
+                                                       content=request.content))
+
+    def close(self) -> None:
+        self.inner.close()
+
+
 class _Counted(httpx.BaseTransport):
     """Counts the calls of the checklist's own clients on the mocks (a sandbox's are counted by its Guard)."""
 
@@ -357,6 +381,7 @@ class Systems:
     limits: dict[str, LimitState] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _exact_tokens: dict[str, Any] = field(default_factory=dict)
+    _token_lock: threading.Lock = field(default_factory=threading.Lock)
     _cleaners: tuple[ExactActor, CustomcrmActor] | None = None
     mirror: Mirror | None = None
     # Held while a check finds or creates the Customcrm user matching a sandbox's Exact user (shared by all).
@@ -417,11 +442,19 @@ class Systems:
         paths = [p for e in ENTITIES.values() for p in (e.sync_path, e.lines.sync_path if e.lines else None) if p]
         self.scope.begin(paths)
 
-    def exact_token(self) -> str:
+    def exact_token(self, *, expired: str | None = None) -> str:
         """The checklist's own Exact access token in a sandbox, refreshed shortly before it expires: Exact's
-        last ten minutes, and a refresh within 570 s of the previous one is refused, so between the two."""
+        last ten minutes, and a refresh within 570 s of the previous one is refused, so between the two.
+        `expired`: a token Exact has just refused (401); unless another thread has refreshed it meanwhile,
+        refresh now (a token from the config may have been issued long before the run began)."""
+        with self._token_lock:
+            return self._current_exact_token(expired)
+
+    def _current_exact_token(self, expired: str | None) -> str:
         tokens = self._exact_tokens
         fresh = tokens.get("access") and (not tokens.get("refresh") or time.time() - tokens["issued"] < REFRESH_AT_S)
+        if expired is not None and tokens.get("access") == expired and tokens.get("refresh"):
+            fresh = False
         if not fresh:
             response = self._admin_client("exact").post("/api/oauth2/token", data={
                 "grant_type": "refresh_token", "refresh_token": tokens["refresh"], "client_id": self.client_id,
@@ -487,6 +520,8 @@ class Systems:
                 guard.owed = self.scope.cleanup_cost
             state = self.limits.setdefault(system, LimitState(system))
             transport = Pacer(guard, state)  # every attempt, a 429 waited out included, is counted
+            if system == "exact":
+                transport = _Reauthorizing(transport, lambda old: self.exact_token(expired=old))
         client = httpx.Client(base_url=base, transport=transport, timeout=30) if transport else \
             httpx.Client(base_url=base, timeout=30)
         self._clients.append(client)

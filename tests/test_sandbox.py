@@ -406,3 +406,28 @@ def test_a_run_tag_fits_the_field_and_an_e_mail_stays_one_where_it_fits(value: s
         assert max_length is None or len(tagged) <= max_length
         if "@" in value and (max_length is None or max_length >= 40):
             assert tagged.endswith("@example.com")
+
+
+def test_an_access_token_that_expires_mid_run_is_refreshed_and_the_call_sent_again() -> None:
+    """A sandbox config's access token may have been issued well before the run (the plan ran first, or the
+    user authorised the app minutes ago): when Exact refuses it as expired, the checklist refreshes it and
+    sends the call again, instead of failing whichever check was calling then."""
+    from conformance.sandbox import SandboxSettings
+    from conformance.systems import Systems
+    from sync.config import CustomcrmConfig, EngineConfig, ExactConfig, SyncConfig
+
+    mocks = Systems.start("inproc")
+    try:
+        tokens = mocks.exact_actor().authorize()
+        config = SyncConfig(EngineConfig(), CustomcrmConfig(mocks.customcrm_url, mocks.api_key),
+                            ExactConfig(mocks.exact_url, mocks.division, tokens.client_id, tokens.client_secret,
+                                        tokens.refresh_token, tokens.access_token))
+        systems = Systems.sandbox(SandboxSettings(config, call_budget=1000), "expiry", mocks._transports)
+        exact = systems.exact_actor()
+        created = exact.create("crm/Accounts", {"Name": "Before expiry"})
+        mocks.admin("exact", "clock", {"advance": 700})  # Exact's view: the config's token is gone
+        exact.update("crm/Accounts", str(created["ID"]), {"Name": "After expiry"})
+        assert (exact.get("crm/Accounts", str(created["ID"])) or {})["Name"] == "After expiry"
+        assert systems.exact_token() != tokens.access_token  # refreshed once, and used from then on
+    finally:
+        mocks.close()
