@@ -33,7 +33,7 @@ def one_run(profile: str, jobs: int, mode: str = "batched", cwd: str | None = No
     with tempfile.TemporaryDirectory() as report:
         started = time.perf_counter()
         done = subprocess.run([sys.executable, "-m", "conformance.cli", "run", "--profile", profile,
-                               "--jobs", str(jobs), *mode_option, "--report-dir", report],
+                               "--jobs", str(jobs), "--seed", "0", *mode_option, "--report-dir", report],
                               capture_output=True, text=True, cwd=cwd)
         elapsed = time.perf_counter() - started
         if done.returncode != 0:

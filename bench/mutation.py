@@ -69,7 +69,7 @@ def run_smoke(tree: Path) -> tuple[str, list[str], float]:
         started = time.perf_counter()
         try:
             command = [sys.executable, "-m", "conformance.cli", "run", "--profile", "smoke", "--jobs", "1",
-                       "--no-shrink", "--report-dir", report]
+                       "--seed", "0", "--no-shrink", "--report-dir", report]
             done = subprocess.run(command, cwd=tree, capture_output=True, text=True, timeout=TIMEOUT_S)
         except subprocess.TimeoutExpired:
             return "killed (timeout)", [], time.perf_counter() - started
