@@ -160,3 +160,22 @@ def test_stays_in_sync_judges_against_what_the_user_entered(name: str) -> None:
                            checks=["stays-in-sync"], shrink=False)
     row = result.flows[0].checks[0]
     assert row.status == "failed" and "which no user entered" in row.detail, row.detail
+
+
+def test_an_owner_matched_later_gives_the_orders_it_owns_their_salesperson() -> None:
+    """The users flow's link: once an Exact user with an unmatched owner's e-mail appears, the next pass fills
+    the Salesperson of the orders that owner already had (found by the mutation benchmark: an engine that
+    only fills it when an order is edited passed every check)."""
+    from sync.engine import Engine
+
+    class FillsOnlyOnEdit(Engine):
+        def _revisit_owned(self, user_id: str) -> None:
+            return None
+
+    doc = load_dataflow()
+    assert statuses(run_checklist(doc, flows=["user-salesorders"], profile="smoke", checks=["link"])) == {
+        "link": "passed"}
+    result = run_checklist(doc, flows=["user-salesorders"], profile="smoke", checks=["link"], shrink=False,
+                           engine_class=FillsOnlyOnEdit)
+    row = result.flows[0].checks[0]
+    assert row.status == "failed" and "appeared later" in row.detail, row.detail
