@@ -92,6 +92,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--jobs", type=int, default=2, help="mutants run side by side")
     parser.add_argument("--json", help="write the figures and the survivors here")
+    parser.add_argument("--survivors", metavar="JSON",
+                        help="run again only the survivors of an earlier run (its --json), at this commit: after a "
+                             "check was added for a gap (the engine file must be unchanged since)")
     args = parser.parse_args()
     root = Path(subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True,
                                check=True).stdout.strip())
@@ -100,6 +103,10 @@ def main() -> None:
     every = mutations(root)
     chosen = sorted(random.Random(args.seed).sample(every, min(args.sample, len(every))),
                     key=lambda m: (m["line"], m["operator"]))
+    if args.survivors:
+        earlier = json.loads(Path(args.survivors).read_text())
+        chosen = [{k: o[k] for k in ("operator", "occurrence", "line", "definition")}
+                  for o in earlier["outcomes"] if o["verdict"] == "survived"]
     print(f"{len(every)} mutations of {TARGET} at {commit}; running {len(chosen)} (seed {args.seed})", flush=True)
     outcomes: list[dict[str, Any]] = []
     lock = threading.Lock()
