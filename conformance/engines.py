@@ -39,25 +39,27 @@ class EngineDriver(Protocol):
     def reset(self) -> None: ...
 
     def sync(self, flows: list[str] | None = None, *, interrupt_after: int | None = None) -> SyncReport | None:
-        """One sync pass; with `interrupt_after`, the engine is killed after that many requests (or, for an
-        external command, that many tens of milliseconds) and the pass does not finish."""
+        """One sync pass; with `interrupt_after`, the engine is killed after that many requests (-n: at its n-th
+        write; for an external command, after that many tens of milliseconds) and the pass does not finish."""
         ...
 
     def close(self) -> None: ...
 
 
 class _KillSwitch(httpx.BaseTransport):
-    """Counts an engine's requests and, when armed, kills the engine at the n-th one (before it is sent)."""
+    """Counts an engine's requests and, when armed, kills the engine at the n-th one (before it is sent); armed
+    with -n, at its n-th write (a pass that has read everything, and perhaps saved where it read up to, dies
+    before it applies a thing: the crash that loses edits when an engine commits its cursors too early)."""
 
     def __init__(self, inner: httpx.BaseTransport) -> None:
         self.inner = inner
         self.remaining: int | None = None
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        if self.remaining is not None:
-            if self.remaining <= 0:
+        if self.remaining is not None and (self.remaining >= 0 or request.method not in ("GET", "HEAD")):
+            if self.remaining in (0, -1):
                 raise EngineKilled()
-            self.remaining -= 1
+            self.remaining += 1 if self.remaining < 0 else -1
         return self.inner.handle_request(request)
 
     def close(self) -> None:
@@ -204,7 +206,8 @@ class CommandEngine:
         env = {**os.environ, **self._env, "TALKCHECK_FLOWS": ",".join(flows or [])}
         process = subprocess.Popen(self.command, shell=True, env=env, stdout=subprocess.PIPE,  # noqa: S602
                                    stderr=subprocess.STDOUT, start_new_session=True)
-        limit = self.timeout if interrupt_after is None else interrupt_after / 100
+        # A command's requests cannot be counted from here: a kill point is a time (-n: n tens of ms as well).
+        limit = self.timeout if interrupt_after is None else abs(interrupt_after) / 100
         try:
             output, _ = process.communicate(timeout=limit)
         except subprocess.TimeoutExpired:

@@ -65,8 +65,13 @@ def stays_in_sync_machine(ctx: FlowContext, *, faults: bool) -> type[RuleBasedSt
             """The records the flow refers to, and a first record or two already linked."""
             skip_the_simplest(ctx, data)
             ctx.prepare(data)
-            for _ in range(data.draw(st.integers(1, 2), label="records to start with")):
-                self._create(ctx.draw_record(data))
+            for n in range(data.draw(st.integers(1, 2), label="records to start with")):
+                record = ctx.draw_record(data)
+                if n == 0:  # every class of value users type, in every run whatever the draws
+                    for m in ctx.header:
+                        if m.kind != "ref":
+                            record[m.crm_field] = ctx.draw_value(data, m, allow_empty=False, every_class=True)
+                self._create(record)
             ctx.sync()
             self._check_world()
 
@@ -128,8 +133,10 @@ def stays_in_sync_machine(ctx: FlowContext, *, faults: bool) -> type[RuleBasedSt
         def sync(self, data: st.DataObject) -> None:
             if faults:
                 ctx.systems.set_faults(FAULT_RULES, seed=data.draw(st.integers(0, 2**16), label="fault seed"))
-                kill = data.draw(st.sampled_from([None, 2, 3, 4, 5, 6, 8, 10, 14, 20]),
-                                 label="kill the engine after (requests)")
+                # At a request early in the pass (after the change feeds are read, before the records are), later
+                # on, or at its first or second write (after everything is read, before anything is applied).
+                kill = data.draw(st.sampled_from([None, 4, 2, 3, 5, 6, -1, 8, 10, 14, -2, 20]),
+                                 label="kill the engine after (requests; -n: at its n-th write)")
                 try:
                     ctx.engine.sync(ctx.flows, interrupt_after=kill)
                 except Exception:  # noqa: BLE001 - a pass may fail under faults; what counts is recovery
