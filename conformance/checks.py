@@ -16,7 +16,7 @@ from conformance.machine import stays_in_sync_machine
 from conformance.property_rows import property_check
 from conformance.registry import Check, property_checks
 from conformance.rule_checks import (
-    CLOCK_CHECKS,
+    ALONE_CHECKS,
     RULE_CHECKS,
     apply_edits,
     build_match,
@@ -87,7 +87,7 @@ CHECKS: tuple[Check, ...] = (
     Check("link", "An existing Exact record with the merge key is linked, nothing created", _link),
     Check("edit-customcrm", "An edit in Customcrm reaches Exact", _edit("customcrm")),
     Check("edit-exact", "An edit in Exact reaches Customcrm", _edit("exact")),
-    *(Check(rule.id, rule.title, rule.run, applies=rule.applies, alone=rule.id in CLOCK_CHECKS, once=rule.once)
+    *(Check(rule.id, rule.title, rule.run, applies=rule.applies, alone=rule.id in ALONE_CHECKS, once=rule.once)
       for rule in RULE_CHECKS),
     Check("stays-in-sync", "Random creates, edits, clears, deletes and line changes on both sides, with sync "
           "passes between them: every pass leaves every pair agreeing, nothing duplicated, nothing echoed", None,
