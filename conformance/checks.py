@@ -20,6 +20,7 @@ from conformance.rule_checks import (
     RULE_CHECKS,
     apply_edits,
     build_match,
+    expect_value,
     usable_merge_keys,
 )
 from conformance.user_checks import user_checks
@@ -75,9 +76,14 @@ def _edit(side: str) -> Callable[[FlowContext, st.DataObject], None]:
         crm_id, exact_id = ctx.create_pair(check, ctx.draw_record(data))
         chosen = data.draw(st.lists(st.sampled_from(list(ctx.mappings)), min_size=1, unique=True),
                            label="edited properties")
-        apply_edits(ctx, data, side, crm_id, exact_id, chosen)
+        written = apply_edits(ctx, data, side, crm_id, exact_id, chosen)
         ctx.sync()
         ctx.assert_pair_agrees(check, crm_id, exact_id)
+        for m in chosen:  # agreeing is not enough: both hold what the user entered
+            if m.id in written and not (side == "customcrm" and m.exact_field in ctx.plan.entity.immutable):
+                expect_value(ctx, check, crm_id, exact_id, m, written[m.id],
+                             f"{m.crm_field if side == 'customcrm' else m.exact_field} was set to "
+                             f"{written[m.id]!r} in {side}")
 
     return run
 

@@ -179,7 +179,7 @@ class _Rewriting(httpx.BaseTransport):
         return self.alter(key, value)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        if request.method in ("POST", "PUT") and request.content and "/api/v1/" in request.url.path:
+        if request.method in ("POST", "PUT", "PATCH") and request.content and "/api/v1/" in request.url.path:
             body = self._walk("", json.loads(request.content))
             headers = [(k, v) for k, v in request.headers.items() if k.lower() != "content-length"]
             request = httpx.Request(request.method, request.url, headers=headers, json=body)
@@ -255,6 +255,25 @@ def _sends_to_exact(name: str, what: str, alter: Callable[[str, Any], Any]) -> t
     return _at_the_boundary(name, what, "exact", lambda inner: _Rewriting(inner, alter))
 
 
+def _sends_to_customcrm(name: str, what: str, alter: Callable[[str, Any], Any]) -> type[Engine]:
+    """The reference engine with every value it sends to Customcrm passed through `alter(key, value)`."""
+    return _at_the_boundary(name, what, "crm", lambda inner: _Rewriting(inner, alter))
+
+
+class _LosesSomeWrites(httpx.BaseTransport):
+    """Every second update is answered as done (204) and never made: a lost write, acknowledged."""
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self.inner, self.updates = inner, 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "PUT":
+            self.updates += 1
+            if self.updates % 2 == 0:
+                return httpx.Response(204, request=request)
+        return self.inner.handle_request(request)
+
+
 def _text(change: Callable[[str], str]) -> Callable[[str, Any], Any]:
     return lambda _key, value: change(value) if isinstance(value, str) else value
 
@@ -282,6 +301,15 @@ FirstPageOnlyEngine = _at_the_boundary(
 FirstFeedPageOnlyEngine = _at_the_boundary(
     "FirstFeedPageOnlyEngine", "Reads only the first page of every Customcrm list and change feed: changes past it "
     "wait for a later pass, or are never seen.", "crm", _FirstPageOnly)
+DroppedFalseAndZeroEngine = _sends_to_exact(
+    "DroppedFalseAndZeroEngine", "false and 0 are left out of what is sent to Exact, as if they were empty, so "
+    "Exact keeps the old value.", lambda k, v: _DROP if v is False or (type(v) in (int, float) and v == 0) else v)
+OneWayPropertyEngine = _sends_to_customcrm(
+    "OneWayPropertyEngine", "The phone number goes from Customcrm to Exact but never back: an edit in Exact is "
+    "not carried to Customcrm.", lambda k, v: _DROP if k == "Phone" else v)
+LosesSomeWritesEngine = _at_the_boundary(
+    "LosesSomeWritesEngine", "Every second update to Exact is acknowledged and never made.", "exact",
+    _LosesSomeWrites)
 _EXACT_LENGTHS = {"Name": 50, "Barcode": 20, "ExtraDescription": 255}
 CutToFitEngine = _sends_to_exact("CutToFitEngine", "Text longer than Exact takes cut to fit, without a word.",
                                  lambda k, v: v[:_EXACT_LENGTHS[k]] if k in _EXACT_LENGTHS and isinstance(v, str)
@@ -328,6 +356,9 @@ PLANTED_BUGS: tuple[PlantedBug, ...] = (
     PlantedBug("loses-an-update-without-if-match", LostUpdateEngine, "customer-accounts", "concurrent-edit",
                target="server"),  # in-process mocks answer one request at a time: no edit lands mid-write
     # The order's owner: the rule checks of the users flow.
+    PlantedBug("drops-false-and-zero", DroppedFalseAndZeroEngine, "customer-accounts", "property:Blocked"),
+    PlantedBug("one-way-property", OneWayPropertyEngine, "customer-accounts", "property:Phone"),
+    PlantedBug("loses-some-writes", LosesSomeWritesEngine, "customer-accounts", "edit-customcrm"),
     PlantedBug("drops-a-cleared-owner", DroppedClearEngine, "user-salesorders", "clear"),
     PlantedBug("older-reassignment-wins", OlderEditWinsEngine, "user-salesorders", "conflict"),
     PlantedBug("echoes-an-owner", EchoingEngine, "user-salesorders", "no-echo"),

@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 
 from conformance.context import CheckFailure, FlowContext, NotApplicable, expect_from_crm, skip_the_simplest, visible
 from conformance.planner import RowCheck
-from conformance.rule_checks import apply_edits, current_value, expect_value, set_value
+from conformance.rule_checks import apply_edits, current_value, distinct, expect_value, set_value
 from conformance.sandbox import BudgetExhausted
 from sync.dataflow import PropertyRow
 
@@ -58,7 +58,7 @@ def property_check(row: PropertyRow) -> Callable[[FlowContext, st.DataObject], N
                 apply_edits(ctx, data, side, crm_id, exact_id, [mapping])
                 ctx.sync()
             else:
-                value = _edit_value(ctx, data, mapping)
+                value = _edit_value(ctx, data, mapping, current_value(ctx, "customcrm", crm_id, exact_id, mapping))
                 expected, why = _expected(ctx, side, crm_id, exact_id, mapping, value)
                 set_value(ctx, side, crm_id, exact_id, mapping, value)
                 ctx.sync()
@@ -166,8 +166,13 @@ def _enter(record: dict[str, Any], mapping: RowCheck, value: Any) -> None:
         record["Lines"][0][mapping.crm_field] = value
 
 
-def _edit_value(ctx: FlowContext, data: st.DataObject, mapping: RowCheck) -> Any:
-    return ctx.draw_value(data, mapping, allow_empty=not ctx.exact_mandatory(mapping))
+def _edit_value(ctx: FlowContext, data: st.DataObject, mapping: RowCheck, current: Any) -> Any:
+    """A new value for the property, never the one it holds (an edit to the same value tests nothing: a
+    boolean is flipped, so `false` is sent as often as `true`)."""
+    value = ctx.draw_value(data, mapping, allow_empty=not ctx.exact_mandatory(mapping))
+    if expect_from_crm(value, mapping.kind) == expect_from_crm(current, mapping.kind):
+        value = distinct(ctx, data, mapping, [current], f"{mapping.id} (another value)")
+    return value
 
 
 def _expected(ctx: FlowContext, side: str, crm_id: str, exact_id: str, mapping: RowCheck, value: Any
@@ -192,7 +197,7 @@ def _edit_together(ctx: FlowContext, data: st.DataObject, side: str, crm_id: str
     for m in mappings:
         if m.is_line:
             continue
-        value = _edit_value(ctx, data, m)
+        value = _edit_value(ctx, data, m, current_value(ctx, "customcrm", crm_id, exact_id, m))
         expectations[m.row.id] = _expected(ctx, side, crm_id, exact_id, m, value)
         if side == "customcrm":
             crm_body[m.crm_field] = value

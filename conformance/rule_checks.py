@@ -23,8 +23,7 @@ from conformance.planner import RowCheck
 from conformance.strategies import ENUMERATED, catalogue, distinct_value, lengths
 
 __all__ = ["ALONE_CHECKS", "CLOCK_CHECKS", "RULE_CHECKS", "Rule", "apply_edits", "apply_line_edit", "assert_quiet",
-           "build_match",
-           "current_value", "expect_value", "set_value", "usable_merge_keys"]
+           "build_match", "current_value", "distinct", "expect_value", "set_value", "usable_merge_keys"]
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -42,7 +41,7 @@ def current_value(ctx: FlowContext, side: str, crm_id: str, exact_id: str, m: Ro
     return value
 
 
-def _distinct(ctx: FlowContext, data: st.DataObject, m: RowCheck, avoid: list[Any], label: str) -> Any:
+def distinct(ctx: FlowContext, data: st.DataObject, m: RowCheck, avoid: list[Any], label: str) -> Any:
     """A filled value of `m` unlike every value in `avoid` (compared as the systems store them)."""
     if m.kind == "bool":
         return not bool(avoid[0]) if avoid else True
@@ -256,8 +255,8 @@ def _conflict(ctx: FlowContext, data: st.DataObject) -> None:
             first = data.draw(st.sampled_from(["customcrm", "exact"]), label="edited first")
             second = "exact" if first == "customcrm" else "customcrm"
             old = current_value(ctx, "customcrm", crm_id, exact_id, m)
-            v1 = _distinct(ctx, data, m, [old], "earlier value")
-            v2 = _distinct(ctx, data, m, [old, v1], "later value")
+            v1 = distinct(ctx, data, m, [old], "earlier value")
+            v2 = distinct(ctx, data, m, [old, v1], "later value")
             set_value(ctx, first, crm_id, exact_id, m, v1)
             ctx.advance_clocks(5)
             set_value(ctx, second, crm_id, exact_id, m, v2)
@@ -266,8 +265,8 @@ def _conflict(ctx: FlowContext, data: st.DataObject) -> None:
                           f"{m.crm_field} was edited in {first} and later in {second}: the later edit wins")
             if ctx.can_stage_same_instant:
                 ctx.advance_clocks(5)
-                v3 = _distinct(ctx, data, m, [v2], "Customcrm's value at the same instant")
-                v4 = _distinct(ctx, data, m, [v2, v3], "Exact's value at the same instant")
+                v3 = distinct(ctx, data, m, [v2], "Customcrm's value at the same instant")
+                v4 = distinct(ctx, data, m, [v2, v3], "Exact's value at the same instant")
                 set_value(ctx, "customcrm", crm_id, exact_id, m, v3)
                 set_value(ctx, "exact", crm_id, exact_id, m, v4)
                 ctx.sync()
@@ -276,8 +275,8 @@ def _conflict(ctx: FlowContext, data: st.DataObject) -> None:
         mutable = _mutable(ctx)
         if len(mutable) >= 2:
             a, b = data.draw(st.permutations(mutable), label="properties (Customcrm's, Exact's)")[:2]
-            va = _distinct(ctx, data, a, [current_value(ctx, "customcrm", crm_id, exact_id, a)], "Customcrm's edit")
-            vb = _distinct(ctx, data, b, [current_value(ctx, "exact", crm_id, exact_id, b)], "Exact's edit")
+            va = distinct(ctx, data, a, [current_value(ctx, "customcrm", crm_id, exact_id, a)], "Customcrm's edit")
+            vb = distinct(ctx, data, b, [current_value(ctx, "exact", crm_id, exact_id, b)], "Exact's edit")
             ctx.advance_clocks(5)
             set_value(ctx, "customcrm", crm_id, exact_id, a, va)
             ctx.advance_clocks(5)
@@ -376,7 +375,7 @@ def _no_echo(ctx: FlowContext, data: st.DataObject) -> None:
         if choices:
             m = data.draw(st.sampled_from(choices), label=f"property edited in {side}")
             set_value(ctx, side, crm_id, exact_id, m,
-                 _distinct(ctx, data, m, [current_value(ctx, side, crm_id, exact_id, m)], "value"))
+                 distinct(ctx, data, m, [current_value(ctx, side, crm_id, exact_id, m)], "value"))
         if ctx.line_mappings:
             apply_line_edit(ctx, data, side, "change", crm_id, exact_id)
     ctx.sync()
@@ -413,7 +412,7 @@ def _delete_not_propagated(ctx: FlowContext, data: st.DataObject) -> None:
         if choices:
             m = data.draw(st.sampled_from(choices), label=f"survivor's property edited in {side}")
             set_value(ctx, side, crm_id, exact_id, m,
-                 _distinct(ctx, data, m, [current_value(ctx, side, crm_id, exact_id, m)], "value"))
+                 distinct(ctx, data, m, [current_value(ctx, side, crm_id, exact_id, m)], "value"))
     ctx.sync()
     final = ctx.versions()
     if len(final["exact"]) != 1 or len(final["customcrm"]) != 1:
@@ -434,7 +433,7 @@ def _references(ctx: FlowContext, data: st.DataObject) -> None:
         for side in sides:
             current = current_value(ctx, side, crm_id, exact_id, m)
             try:
-                target = _distinct(ctx, data, m, [current], f"new {m.crm_field}")
+                target = distinct(ctx, data, m, [current], f"new {m.crm_field}")
             except CheckFailure:
                 continue
             set_value(ctx, side, crm_id, exact_id, m, target)
@@ -494,7 +493,7 @@ def _write_budget(ctx: FlowContext, data: st.DataObject) -> None:
     crm_id, exact_id = ctx.create_pair(check, ctx.draw_record(data))
     for side in ("customcrm", "exact"):
         m = data.draw(st.sampled_from(_mutable(ctx)), label=f"property edited in {side}")
-        value = _distinct(ctx, data, m, [current_value(ctx, side, crm_id, exact_id, m)], "value")
+        value = distinct(ctx, data, m, [current_value(ctx, side, crm_id, exact_id, m)], "value")
         other = "exact" if side == "customcrm" else "customcrm"
         before_version = (ctx.crm.get(ctx.crm_path, crm_id) or {}).get("Version")
         before = None if ctx.safe else _writes_to(ctx, crm_id, exact_id)
@@ -535,7 +534,7 @@ def _concurrent_edit(ctx: FlowContext, data: st.DataObject) -> None:
     crm_id, exact_id = ctx.create_pair(check, ctx.draw_record(data))
     m = data.draw(st.sampled_from(_three_valued(ctx)), label="property")
     current = current_value(ctx, "customcrm", crm_id, exact_id, m)
-    older = _distinct(ctx, data, m, [current], "edited in Exact")
+    older = distinct(ctx, data, m, [current], "edited in Exact")
     set_value(ctx, "exact", crm_id, exact_id, m, older)
     ctx.systems.admin("customcrm", "faults", {"rules": [
         {"method": "PATCH", "path": f"/{crm_id}$", "latency_ms": 400, "times": 1}]})
@@ -556,7 +555,7 @@ def _concurrent_edit(ctx: FlowContext, data: st.DataObject) -> None:
                 raise CheckFailure(f"[{ctx.flow.id} / {check}] {m.exact_field} of {ctx.label('exact', exact_id)} was "
                                    f"edited in Exact, and the pass never wrote it to {ctx.label('crm', crm_id)}")
             time.sleep(0.02)
-        newer = _distinct(ctx, data, m, [current, older], "edited in Customcrm during the pass")
+        newer = distinct(ctx, data, m, [current, older], "edited in Customcrm during the pass")
         set_value(ctx, "customcrm", crm_id, exact_id, m, newer)
         engine.join(60)
     finally:
