@@ -8,6 +8,7 @@ import signal
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field, replace
@@ -540,7 +541,7 @@ def _run_batch(doc: Dataflow, systems: Systems, driver: EngineDriver,
             if lane and rows[unit[0]][1].once:  # its one example runs in the first lane
                 check = rows[unit[0]][1]
                 outcomes = [CheckResult(check.id, check.title, "passed")]
-            elif len(unit) == 1 and not rows[unit[0]][1].together:
+            elif len(unit) == 1:
                 outcomes = [_run_one(rows[unit[0]][1], contexts[unit[0]][lane], profile, lane_seed, shrink,
                                      examples)]
             else:
@@ -573,11 +574,13 @@ def _merged(lanes: list[CheckResult]) -> CheckResult:
 
 def _units(rows: list[tuple[FlowResult, Check, FlowContext | str]]) -> list[list[int]]:
     """What runs as one participant of a batch: each check alone, except the property rows of a flow that
-    run together on one record per example (all of them, one unit)."""
+    run together on one record per example (all of them, one unit; a single row selected is simply its own
+    check)."""
     units: list[list[int]] = []
     together: dict[str, list[int]] = {}
+    per_flow = Counter(result.id for result, check, _ctx in rows if check.together)
     for i, (result, check, _ctx) in enumerate(rows):
-        if check.together:
+        if check.together and per_flow[result.id] > 1:  # one row alone is its own check: no record to share
             if result.id not in together:
                 together[result.id] = []
                 units.append(together[result.id])
