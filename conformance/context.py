@@ -27,6 +27,7 @@ from conformance.strategies import (
     catalogue,
     catalogue_turn,
     distinct_value,
+    exact_table,
     field_limits,
     next_unique,
     reset_unique,
@@ -42,8 +43,6 @@ from sync.dataflow import Dataflow, Flow, PropertyRow
 __all__ = ["AMSTERDAM", "CheckFailure", "FlowContext", "NotApplicable", "engine_flows", "exact_wire", "expect_from_crm",
            "expect_from_exact"]
 
-_EXACT_SETS = {"Accounts": "Accounts", "Contacts": "Contacts", "Items": "Items", "Salesorders": "SalesOrders",
-               "Quotations": "Quotations"}
 
 
 EXCHANGES_KEPT = 12
@@ -208,7 +207,7 @@ class FlowContext:
         return (kind or "ref:?")[4:]
 
     def exact_mandatory(self, mapping: RowCheck) -> bool:
-        table = EXACT_TABLES.get(_EXACT_SETS.get(self.plan.entity.type_name, ""), ())
+        table = EXACT_TABLES.get(exact_table(self.plan.entity.path), ())
         return any(name == mapping.exact_field and mandatory for name, _e, _a, mandatory, _l in table) or \
             mapping.exact_field in self.plan.entity.immutable
 

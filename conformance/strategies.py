@@ -24,9 +24,10 @@ from mocks.customcrm.models import RESOURCES as CRM_RESOURCES
 from mocks.customcrm.models import LineFields
 from mocks.exact.properties import TABLES as EXACT_TABLES
 from sync.dataflow import Flow, PropertyRow
+from sync.systems.exact import entity_for
 
-__all__ = ["ENUMERATED", "LOCALES", "distinct_value", "field_limits", "next_unique", "reset_unique", "unique_number",
-           "value_strategy"]
+__all__ = ["ENUMERATED", "LOCALES", "distinct_value", "exact_table", "field_limits", "next_unique", "reset_unique",
+           "unique_number", "value_strategy"]
 
 LOCALES = ("nl_NL", "en_GB", "de_DE", "fr_FR", "no_NO")
 _fakers = {locale: Faker(locale) for locale in LOCALES}
@@ -89,9 +90,12 @@ def distinct_value(value: Any, n: int, max_length: int | None = None) -> Any:
 
 
 _TEXT = st.characters(blacklist_categories=("Cs", "Cc"))
-_EXACT_TABLE = {"salesorders": "SalesOrders", "accounts": "Accounts", "contacts": "Contacts", "items": "Items",
-                "quotations": "Quotations"}
-_EXACT_LINES = {"salesorders": "SalesOrderLines", "quotations": "QuotationLines"}
+
+
+def exact_table(path: str) -> str:
+    """The name Exact's documentation gives an entity's property table: the last part of its REST path
+    (``salesorder/SalesOrders`` -> ``SalesOrders``), so a new entity needs no entry here."""
+    return path.rsplit("/", 1)[-1]
 
 
 def _crm_model(type_name: str) -> Any:
@@ -119,7 +123,10 @@ def _crm_field(flow: Flow, row: PropertyRow) -> Any:
 def lengths(flow: Flow, row: PropertyRow) -> tuple[int | None, int | None]:
     """(the longest value Customcrm takes, the longest Exact takes) for the row; None: no limit."""
     info = _crm_field(flow, row)
-    table = (_EXACT_LINES if row.target.count(".") else _EXACT_TABLE).get(flow.target_type.lower(), "")
+    entity = entity_for(flow.target_type)
+    lines = None if entity is None else entity.lines
+    path = (lines.path if lines is not None else "") if row.target.count(".") else (entity.path if entity else "")
+    table = exact_table(path)
     target = row.target.split(".")[-1]
     exact = next((n for prop, _e, _a, _m, n in EXACT_TABLES.get(table, ()) if prop == target), None)
     return (_max_length(info) if info is not None else None), exact
