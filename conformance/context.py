@@ -619,16 +619,22 @@ class FlowContext:
                 f"expected exactly one new Exact {self.flow.target_type} after a sync, found {len(new)}")
         now = self.crm.get(self.crm_path, str(created["Id"])) or {}
         for m in self.header:
-            if rows is not None and m.row not in rows:
-                continue
-            entered = expect_from_crm(created.get(m.crm_field), m.kind)
-            kept = expect_from_crm(now.get(m.crm_field), m.kind)
-            if entered not in (None, False) and not self.same(m, kept, entered):
-                raise CheckFailure(
-                    f"[{self.flow.id} / {check}] {self.label('crm', created['Id'])} was created with "
-                    f"{m.crm_field}={visible(created.get(m.crm_field))}; after the sync Customcrm shows "
-                    f"{visible(now.get(m.crm_field))}: the engine changed what the user entered")
+            if rows is None or m.row in rows:
+                self.assert_entered_kept(check, created, now, m)
         return str(created["Id"]), new[0]
+
+    def assert_entered_kept(self, check: str, created: dict[str, Any], now: dict[str, Any], m: RowCheck) -> None:
+        """What the user entered in Customcrm (`created`, as Customcrm took it) is still there after a sync
+        (`now`): an engine may not change a header property the user entered."""
+        if m.is_line:
+            return
+        entered = expect_from_crm(created.get(m.crm_field), m.kind)
+        kept = expect_from_crm(now.get(m.crm_field), m.kind)
+        if entered not in (None, False) and not self.same(m, kept, entered):
+            raise CheckFailure(
+                f"[{self.flow.id} / {check}] {self.label('crm', str(created['Id']))} was created with "
+                f"{m.crm_field}={visible(created.get(m.crm_field))}; after the sync Customcrm shows "
+                f"{visible(now.get(m.crm_field))}: the engine changed what the user entered")
 
     def versions(self) -> dict[str, dict[str, Any]]:
         """Every record's version on both sides (lines included): a write changes one."""

@@ -27,9 +27,9 @@ from hypothesis import Phase, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
-from conformance.context import CheckFailure, FlowContext, NotApplicable, expect_from_crm, skip_the_simplest, visible
+from conformance.context import CheckFailure, FlowContext, NotApplicable, skip_the_simplest
 from conformance.planner import RowCheck
-from conformance.rule_checks import apply_edits, current_value, distinct, expect_value, set_value
+from conformance.rule_checks import apply_edits, changed_value, current_value, expect_value, set_value
 from conformance.sandbox import BudgetExhausted
 from sync.dataflow import PropertyRow
 
@@ -58,7 +58,7 @@ def property_check(row: PropertyRow) -> Callable[[FlowContext, st.DataObject], N
                 apply_edits(ctx, data, side, crm_id, exact_id, [mapping])
                 ctx.sync()
             else:
-                value = _edit_value(ctx, data, mapping, current_value(ctx, "customcrm", crm_id, exact_id, mapping))
+                value = changed_value(ctx, data, mapping, current_value(ctx, "customcrm", crm_id, exact_id, mapping))
                 expected, why = _expected(ctx, side, crm_id, exact_id, mapping, value)
                 set_value(ctx, side, crm_id, exact_id, mapping, value)
                 ctx.sync()
@@ -93,8 +93,8 @@ def property_scenario(ctx: FlowContext, data: st.DataObject, rows: list[Property
         crm_id, exact_id = ctx.create_pair("properties", record, [])
         entered, now = ctx.last_created, ctx.crm.get(ctx.crm_path, crm_id) or {}
         for row in rows:
-            judge(row, lambda row=row: _entered_kept(ctx, f"property:{row.id}", entered, now,  # type: ignore[misc]
-                                                     mappings[row.id]))
+            judge(row, lambda row=row: ctx.assert_entered_kept(f"property:{row.id}", entered, now,  # type: ignore[misc]
+                                                               mappings[row.id]))
             judge(row, lambda row=row: ctx.assert_pair_agrees(f"property:{row.id} (create)",  # type: ignore[misc]
                                                               crm_id, exact_id, [row]))
         for side in ("exact", "customcrm"):
@@ -166,15 +166,6 @@ def _enter(record: dict[str, Any], mapping: RowCheck, value: Any) -> None:
         record["Lines"][0][mapping.crm_field] = value
 
 
-def _edit_value(ctx: FlowContext, data: st.DataObject, mapping: RowCheck, current: Any) -> Any:
-    """A new value for the property, never the one it holds (an edit to the same value tests nothing: a
-    boolean is flipped, so `false` is sent as often as `true`)."""
-    value = ctx.draw_value(data, mapping, allow_empty=not ctx.exact_mandatory(mapping))
-    if expect_from_crm(value, mapping.kind) == expect_from_crm(current, mapping.kind):
-        value = distinct(ctx, data, mapping, [current], f"{mapping.id} (another value)")
-    return value
-
-
 def _expected(ctx: FlowContext, side: str, crm_id: str, exact_id: str, mapping: RowCheck, value: Any
               ) -> tuple[Any, str]:
     """What both sides must hold after `value` is set on `side`, and why (Exact's value stands for a
@@ -189,38 +180,8 @@ def _expected(ctx: FlowContext, side: str, crm_id: str, exact_id: str, mapping: 
 
 def _edit_together(ctx: FlowContext, data: st.DataObject, side: str, crm_id: str, exact_id: str,
                    mappings: list[RowCheck]) -> dict[str, tuple[Any, str]]:
-    """Every header property of `mappings` set on `side` in one write, and one line edit there when a line
-    property is among them; what each header row must then hold (row id -> (value, why))."""
-    expectations: dict[str, tuple[Any, str]] = {}
-    crm_body: dict[str, Any] = {}
-    exact_body: dict[str, Any] = {}
-    for m in mappings:
-        if m.is_line:
-            continue
-        value = _edit_value(ctx, data, m, current_value(ctx, "customcrm", crm_id, exact_id, m))
-        expectations[m.row.id] = _expected(ctx, side, crm_id, exact_id, m, value)
-        if side == "customcrm":
-            crm_body[m.crm_field] = value
-        else:
-            exact_body[m.exact_field] = ctx.to_exact_wire(m, value)
-    lines = [m for m in mappings if m.is_line]
-    if lines:
-        apply_edits(ctx, data, side, crm_id, exact_id, lines)
-    if crm_body:
-        ctx.crm.update(ctx.crm_path, crm_id, crm_body)
-    if exact_body:
-        ctx.exact.update(ctx.exact_path, exact_id, exact_body)
-    return expectations
-
-
-def _entered_kept(ctx: FlowContext, check: str, record: dict[str, Any], now: dict[str, Any], m: RowCheck) -> None:
-    """What the user entered in Customcrm (`record`, as Customcrm took it) is still there after the sync (a
-    header property)."""
-    if m.is_line:
-        return
-    entered = expect_from_crm(record.get(m.crm_field), m.kind)
-    if entered not in (None, False) and not ctx.same(m, expect_from_crm(now.get(m.crm_field), m.kind), entered):
-        raise CheckFailure(
-            f"[{ctx.flow.id} / {check}] {ctx.label('crm', str(now.get('Id')))} was created with "
-            f"{m.crm_field}={visible(record.get(m.crm_field))}; after the sync Customcrm shows "
-            f"{visible(now.get(m.crm_field))}: the engine changed what the user entered")
+    """Every property of `mappings` changed on `side` as a user would there (one write for the header, one
+    line edit when a line property is among them); what each header row must then hold (row id -> (value,
+    why))."""
+    written = apply_edits(ctx, data, side, crm_id, exact_id, mappings)
+    return {m.row.id: _expected(ctx, side, crm_id, exact_id, m, written[m.id]) for m in mappings if m.id in written}

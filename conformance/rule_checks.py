@@ -23,7 +23,8 @@ from conformance.planner import RowCheck
 from conformance.strategies import ENUMERATED, catalogue, distinct_value, lengths
 
 __all__ = ["ALONE_CHECKS", "CLOCK_CHECKS", "RULE_CHECKS", "Rule", "apply_edits", "apply_line_edit", "assert_quiet",
-           "build_match", "current_value", "distinct", "expect_value", "set_value", "usable_merge_keys"]
+           "build_match", "changed_value", "current_value", "distinct", "expect_value", "set_value",
+           "usable_merge_keys"]
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -175,6 +176,15 @@ def usable_merge_keys(ctx: FlowContext) -> list[tuple[str, ...]]:
             if all(name in by_target for name in (*alt, *ctx.plan.entity.merge_scope))]
 
 
+def changed_value(ctx: FlowContext, data: st.DataObject, m: RowCheck, current: Any) -> Any:
+    """A new value for the property as a user would type it (empty where allowed), never the one it holds: an
+    edit to the same value tests nothing, and a boolean is flipped, so `false` is sent as often as `true`."""
+    value = ctx.draw_value(data, m, allow_empty=not ctx.exact_mandatory(m), not_equal=current)
+    if expect_from_crm(value, m.kind) == expect_from_crm(current, m.kind):
+        value = distinct(ctx, data, m, [current], f"{m.id} (another value)")
+    return value
+
+
 def apply_edits(ctx: FlowContext, data: st.DataObject, side: str, crm_id: str, exact_id: str,
                 mappings: list[RowCheck]) -> dict[str, Any]:
     """Change the given properties on one side, as a user would there; the header values written (mapping
@@ -188,8 +198,7 @@ def apply_edits(ctx: FlowContext, data: st.DataObject, side: str, crm_id: str, e
             continue
         if side == "exact" and m.exact_field in ctx.plan.entity.immutable:
             continue
-        value = written[m.id] = ctx.draw_value(data, m, allow_empty=not ctx.exact_mandatory(m),
-                                               not_equal=crm_record.get(m.crm_field))
+        value = written[m.id] = changed_value(ctx, data, m, crm_record.get(m.crm_field))
         if side == "customcrm":
             crm_body[m.crm_field] = value
         else:
