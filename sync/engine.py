@@ -53,6 +53,7 @@ from sync.values import canonical, exact_datetime, kind_for, parse_crm_datetime,
 __all__ = ["FIRST_SYNC", "Engine", "FlowPlan", "FlowReport", "Issue", "Mapping", "SyncReport", "plan_flow"]
 
 LINES = "__lines__"
+UNPAIRED = "__lines_unpaired__"  # Customcrm line ids of a header just created, in the order they were posted
 UNLINKED = "exact:"  # prefix of a canonical reference to an Exact record no Customcrm record is linked to
 
 
@@ -288,6 +289,8 @@ class Engine:
         self.priority = priority
         self.selected = flows
         self._batch: dict[str, dict[str, Any]] = {}  # the Exact records this flow's feed brought in this pass
+        self._line_rows: dict[str, list[dict[str, Any]]] = {}  # the lines its line feed brought, by header
+        self._lines_deleted = False  # a line of this flow's entity was deleted since the last pass
 
     # ------------------------------------------------------------------ planning
 
@@ -336,7 +339,8 @@ class Engine:
         events, next_crm = self.crm.changes(plan.resource, None if full else self.store.cursor(crm_cursor))
         exact_rows, next_exact = self.exact.changes(plan.entity, plan.exact_fields,
                                                     0 if full else int(self.store.cursor(exact_cursor) or 0))
-        deleted_keys, next_deleted = self.exact.deleted(plan.entity, int(self.store.cursor(deleted_cursor) or 0))
+        deleted_keys, deleted_lines, next_deleted = self.exact.deleted(
+            plan.entity, int(self.store.cursor(deleted_cursor) or 0))
         if fresh:
             self._refuse_if_both_hold_records(plan, events, exact_rows)
         if full:
@@ -351,12 +355,13 @@ class Engine:
         self.store.index_exact(flow_id, [(key, self.merge_keys_of(plan, row)) for key, row in self._batch.items()])
         for key in deleted_keys:
             self.store.unindex_exact(flow_id, key)
-        line_parents: set[str] = set()
+        line_rows: dict[str, list[dict[str, Any]]] = {}
         next_lines = 0
         if plan.entity.lines is not None and plan.lines:
             lines_cursor = f"{flow_id}:exact-lines"
-            line_parents, next_lines = self.exact.changed_line_parents(
-                plan.entity, int(self.store.cursor(lines_cursor) or 0))
+            line_rows, next_lines = self.exact.changed_lines(
+                plan.entity, [m.exact_field for m in plan.lines], int(self.store.cursor(lines_cursor) or 0))
+        self._line_rows, self._lines_deleted = line_rows, bool(deleted_lines)
 
         latest: dict[str, dict[str, Any]] = {}
         for event in events:
@@ -388,11 +393,10 @@ class Engine:
             link = self.store.link_by_exact(flow_id, key)
             if link is not None:
                 touched.setdefault(link.crm_id, [None, None])[1] = row
-        for key in line_parents - gone:
+        for key in set(line_rows) - gone:
             link = self.store.link_by_exact(flow_id, key)
             if link is not None:
-                entry = touched.setdefault(link.crm_id, [None, None])
-                entry.append({"lines_changed": True})
+                touched.setdefault(link.crm_id, [None, None])
         for crm_id in self.store.pending(flow_id):
             if crm_id in touched or crm_id in to_link:
                 continue
@@ -731,11 +735,11 @@ class Engine:
         if filled:
             snapshot.update(filled)
         if plan.entity.lines is not None and plan.lines:
-            exact_lines = self.exact.lines(plan.entity, exact_key)
-            for crm_line_id, exact_line in zip(crm_lines, exact_lines, strict=False):
-                self.store.drop_link(plan.line_flow, crm_line_id)
-                self.store.put_link(plan.line_flow, crm_line_id, str(exact_line["ID"]).lower(), {})
+            # Exact numbers the lines in the order they were posted, and its line feed brings them on the
+            # next pass: they are paired then (`_pair_created_lines`), rather than read back one header at
+            # a time now.
             snapshot[LINES] = crm_lines
+            snapshot[UNPAIRED] = list(crm_lines)
         self.store.put_link(plan.flow.id, crm_id, exact_key, snapshot)
         report.created += 1
         if filled:
@@ -792,6 +796,8 @@ class Engine:
         if link is None:
             return
         changed = {side for side, rec in (("customcrm", crm_record), ("exact", exact_record)) if rec is not None}
+        if UNPAIRED in link.snapshot:
+            link = self._pair_created_lines(plan, link)
         if not forced and self.is_echo(plan, link, crm_record, exact_record):
             report.unchanged += 1
             return
@@ -834,22 +840,60 @@ class Engine:
 
     def is_echo(self, plan: FlowPlan, link: Link, crm_record: dict[str, Any] | None,
                 exact_record: dict[str, Any] | None) -> bool:
-        """Only one side's feed mentioned the record and its values equal the last sync: that is the
-        engine's own write coming back (or a change to unmapped fields), so the other side is not even read."""
-        if (crm_record is None) == (exact_record is None):
+        """What the feeds brought equals the last sync on every side they mentioned: the engine's own write
+        coming back (or a change to unmapped fields), so nothing is written and the side not mentioned is
+        not even read."""
+        if crm_record is None and exact_record is None:
             return False
         header = [m for m in plan.header if not m.read_only]
         if any(m.id not in link.snapshot for m in header):
             return False
+        synced = {m.id: link.snapshot[m.id] for m in header}
         if crm_record is not None:
             if plan.lines and self.crm_lines(plan, crm_record) != link.snapshot.get(LINES):
                 return False
-            values = self.crm_values(plan, crm_record)
-        else:
-            if plan.lines:
-                return False  # Exact's header feed does not show its lines: compare them on the slow path
-            values = self.exact_values(plan, exact_record or {})
-        return values == {m.id: link.snapshot[m.id] for m in header}
+            if self.crm_values(plan, crm_record) != synced:
+                return False
+        if exact_record is not None:
+            if plan.lines and not self._exact_lines_as_synced(plan, link):
+                return False
+            if self.exact_values(plan, exact_record) != synced:
+                return False
+        return True
+
+    def _exact_lines_as_synced(self, plan: FlowPlan, link: Link) -> bool:
+        """Every line of the header that Exact's line feed brought this pass is linked and holds the values
+        of the last sync, and no line was deleted: the header's lines are as synced, unread. Any doubt (a
+        line deleted anywhere, a line not linked) sends the header down the path that reads its lines."""
+        if self._lines_deleted or UNPAIRED in link.snapshot:
+            return False
+        synced: dict[str, dict[str, Any]] = link.snapshot.get(LINES) or {}
+        for row in self._line_rows.get(link.exact_id, []):
+            line_link = self.store.link_by_exact(plan.line_flow, str(row["ID"]).lower())
+            if line_link is None or line_link.crm_id not in synced:
+                return False
+            if {m.id: self.exact_value(m, row.get(m.exact_field)) for m in plan.lines} != synced[line_link.crm_id]:
+                return False
+        return True
+
+    def _pair_created_lines(self, plan: FlowPlan, link: Link) -> Link:
+        """Link the lines of a header this engine created to the Customcrm lines they were made from: Exact
+        numbered them 1, 2, ... in the order they were posted. They come from this pass's line feed when all
+        of them are there, else from one read of the header's lines."""
+        assert plan.entity.lines is not None
+        order_by = plan.entity.lines.order_by
+        crm_line_ids = [str(lid) for lid in link.snapshot[UNPAIRED]]
+        numbered = {int(r.get(order_by) or 0): r for r in self._line_rows.get(link.exact_id, [])}
+        if not all(n in numbered for n in range(1, len(crm_line_ids) + 1)):
+            numbered = {int(r.get(order_by) or 0): r for r in self.exact.lines(plan.entity, link.exact_id)}
+        for number, crm_line_id in enumerate(crm_line_ids, start=1):
+            exact_line = numbered.get(number)
+            self.store.drop_link(plan.line_flow, crm_line_id)
+            if exact_line is not None:
+                self.store.put_link(plan.line_flow, crm_line_id, str(exact_line["ID"]).lower(), {})
+        snapshot = {k: v for k, v in link.snapshot.items() if k != UNPAIRED}
+        self.store.update_snapshot(plan.flow.id, link.crm_id, snapshot)
+        return Link(link.flow, link.crm_id, link.exact_id, snapshot)
 
     def _write(self, plan: FlowPlan, crm_id: str, exact_key: str, crm_record: dict[str, Any],
                to_crm: dict[str, Any], to_exact_: dict[str, Any], report: FlowReport,

@@ -8,6 +8,7 @@ test that checks it read one source.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from mocks.exact.properties import TABLES
 
@@ -58,6 +59,16 @@ class EntitySetDef:
     needs_division: bool = True
     read_only: bool = False
     sync_extra: tuple[str, ...] = ()  # properties only the sync endpoint has (besides Timestamp)
+
+    @cached_property
+    def plain(self) -> tuple[tuple[str, str], ...]:
+        """(name, Edm type) of every property that holds a value (not a collection), in table order: what a
+        record is written as, worked out once rather than on every row of every page."""
+        return tuple((p.name, p.edm_type) for p in self.properties.values() if not p.is_collection)
+
+    @cached_property
+    def collections(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.properties.values() if p.is_collection)
 
     @property
     def edm_types(self) -> dict[str, str]:

@@ -52,7 +52,7 @@ class _Tok:
     edm: str | None = None  # a literal's type, so a comparison can refuse a literal of the wrong type
 
 
-Evaluator = Callable[[dict[str, Any]], Any]
+Evaluator = Callable[[Mapping[str, Any]], Any]
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ class Filter:
     fields: frozenset[str]
     predicate: Evaluator
 
-    def __call__(self, record: dict[str, Any]) -> bool:
+    def __call__(self, record: Mapping[str, Any]) -> bool:
         return bool(self.predicate(record))
 
 
@@ -278,7 +278,7 @@ class _Parser:
         def text(value: Any) -> str | None:
             return None if value is None else str(value)
 
-        def call(rec: dict[str, Any]) -> Any:
+        def call(rec: Mapping[str, Any]) -> Any:
             vals = [text(a(rec)) for a in args]
             if fname in ("trim", "tolower", "toupper", "length"):
                 if len(vals) != 1:

@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, urlencode
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic_core import to_json
 
 from mocks.common.edges import MAX_JSON_DEPTH, basic_credentials, too_deep
 from mocks.exact.edm import to_wire
@@ -21,6 +22,7 @@ from mocks.exact.metadata import metadata_services, service_metadata
 from mocks.exact.odata import Filter, parse_filter, parse_orderby, parse_select
 from mocks.exact.openapi import entity_operation
 from mocks.exact.state import ExactState, TokenError, User
+from mocks.exact.wire import members
 
 __all__ = ["BULK_PAGE_SIZE", "PAGE_SIZE", "SYNC_PAGE_SIZE", "build_router"]
 
@@ -34,7 +36,12 @@ StateGetter = Callable[[], ExactState]
 
 
 def _base(request: Request) -> str:
-    return str(request.base_url).rstrip("/")
+    """The server's base URL as the request reached it (worked out once per request: every row of a page
+    carries its own URI)."""
+    base = request.scope.get("talkcheck.base")
+    if base is None:
+        base = request.scope["talkcheck.base"] = str(request.base_url).rstrip("/")
+    return str(base)
 
 
 def _check_accept(accept: str | None) -> None:
@@ -59,31 +66,78 @@ def _expansions(expand: str | None, select: list[str] | None,
 
 def _serialize(
     request: Request, division: int, entity_set: EntitySetDef, record: dict[str, Any],
-    select: list[str] | None, extra: dict[str, Any] | None = None, state: ExactState | None = None,
+    select: list[str] | None, extra: dict[str, Any] | None = None, *, state: ExactState,
     expand: dict[str, list[str] | None] | None = None,
 ) -> dict[str, Any]:
-    view = state.view(division, entity_set, record) if state is not None else record
-    prefix = f"api/v1/{division}" if entity_set.needs_division else "api/v1"
-    uri = f"{_base(request)}/{prefix}/{entity_set.path}(guid'{record[entity_set.key]}')"
+    """One record as a dict of JSON values (a create's answer, a record with its lines expanded)."""
+    uri = _uri(request, division, entity_set, record)
     out: dict[str, Any] = {"__metadata": {"uri": uri, "type": entity_set.type_name}}
-    wanted = {p.split("/", 1)[0] for p in select} if select is not None else None
-    for name, prop in entity_set.properties.items():
+    wanted = _wanted(select)
+    out.update(state.wire(division, entity_set, record, wanted))
+    for name in entity_set.collections:
         if wanted is not None and name not in wanted:
             continue
-        if prop.is_collection:
-            if expand and name in expand and state is not None and entity_set.lines is not None:
-                line_set = ENTITY_SETS[entity_set.lines.set_name]
-                out[name] = {"results": [
-                    _serialize(request, division, line_set, line, expand[name], state=state)
-                    for line in state.lines_of(division, entity_set, str(record[entity_set.key]))]}
-            else:
-                out[name] = {"__deferred": {"uri": f"{uri}/{name}"}}
+        if expand and name in expand and entity_set.lines is not None:
+            line_set = ENTITY_SETS[entity_set.lines.set_name]
+            out[name] = {"results": [
+                _serialize(request, division, line_set, line, expand[name], state=state)
+                for line in state.lines_of(division, entity_set, str(record[entity_set.key]))]}
         else:
-            out[name] = to_wire(view.get(name), prop.edm_type)
+            out[name] = {"__deferred": {"uri": f"{uri}/{name}"}}
     for name, value in (extra or {}).items():
         if wanted is None or name in wanted:
             out[name] = value
     return out
+
+
+def _row_json(
+    request: Request, division: int, entity_set: EntitySetDef, record: dict[str, Any],
+    select: list[str] | None, extra: dict[str, Any] | None = None, *, state: ExactState,
+    expand: dict[str, list[str] | None] | None = None,
+) -> bytes:
+    """One record as the JSON of a GET: its own values from the bytes kept for its version, the rest (its
+    URI, what Exact derives from related records, the deferred collections, the sync API's extras) written
+    now. A record with its lines expanded is written whole."""
+    if expand and entity_set.lines is not None and any(name in expand for name in entity_set.collections):
+        return to_json(_serialize(request, division, entity_set, record, select, extra, state=state, expand=expand))
+    wanted = _wanted(select)
+    shape = (wanted, _base(request), tuple(extra or ()), state.derived_signature(division, entity_set, record, wanted))
+    return state.writer.row(division, entity_set, record, shape,
+                            lambda: _write_row(request, division, entity_set, record, wanted, extra, state))
+
+
+def _write_row(request: Request, division: int, entity_set: EntitySetDef, record: dict[str, Any],
+               wanted: frozenset[str] | None, extra: dict[str, Any] | None, state: ExactState) -> bytes:
+    uri = _uri(request, division, entity_set, record)
+    rest = state.derived_wire(division, entity_set, record, wanted)
+    for name in entity_set.collections:
+        if wanted is None or name in wanted:
+            rest[name] = {"__deferred": {"uri": f"{uri}/{name}"}}
+    for name, value in (extra or {}).items():
+        if wanted is None or name in wanted:
+            rest[name] = value
+    parts = [b'"__metadata":' + to_json({"uri": uri, "type": entity_set.type_name}),
+             state.writer.own_members(division, entity_set, record, wanted), members(rest)]
+    return b"{" + b",".join(part for part in parts if part) + b"}"
+
+
+def _uri(request: Request, division: int, entity_set: EntitySetDef, record: dict[str, Any]) -> str:
+    prefix = f"api/v1/{division}" if entity_set.needs_division else "api/v1"
+    return f"{_base(request)}/{prefix}/{entity_set.path}(guid'{record[entity_set.key]}')"
+
+
+def _wanted(select: list[str] | None) -> frozenset[str] | None:
+    return frozenset(p.split("/", 1)[0] for p in select) if select is not None else None
+
+
+def _json(body: bytes) -> Response:
+    return Response(body, media_type="application/json")
+
+
+def _results(rows: list[bytes], tail: dict[str, Any] | None = None) -> Response:
+    """A page as OData v2 JSON: ``{"d": {"results": [...], "__next": ...}}`` from rows already written."""
+    more = members(tail) if tail else b""
+    return _json(b'{"d":{"results":[' + b",".join(rows) + b"]" + (b"," + more if more else b"") + b"}}")
 
 
 def _next_url(request: Request, **changes: str) -> str:
@@ -212,29 +266,42 @@ def build_router(get_state: StateGetter) -> APIRouter:
         if entity_set.sync_path:
             _add_sync_route(router, entity_set, get_state, division_user)
 
-    @router.get("/api/v1/{division}/sync/Deleted", tags=["sync"])
+    @router.get("/api/v1/{division}/sync/Deleted", tags=["sync"], response_model=dict[str, Any])
     async def sync_deleted(
         request: Request, division: int, user: Annotated[User, Depends(division_user)],
         filter_: Annotated[str | None, Query(alias="$filter")] = None,
         skiptoken: Annotated[str | None, Query(alias="$skiptoken")] = None,
         accept: Annotated[str | None, Header()] = None,
-    ) -> dict[str, Any]:
+    ) -> Response:
         _check_accept(accept)
-        rows = get_state().deleted(division)
-        return _sync_page(request, rows, filter_, skiptoken, "Exact.Web.Api.Models.Sync.Deleted",
-                          lambda r: {
+        state = get_state()
+        return _sync_page(request, lambda after: state.deleted_after(division, after), filter_, skiptoken,
+                          "Exact.Web.Api.Models.Sync.Deleted",
+                          lambda r: to_json({
                               "Timestamp": str(r["_timestamp"]), "ID": r["ID"], "EntityKey": r["EntityKey"],
                               "EntityType": r["EntityType"], "DeletedBy": r["DeletedBy"],
                               "DeletedDate": to_wire(r["DeletedDate"], "Edm.DateTime"), "Division": r["Division"],
-                          })
+                          }))
 
     return router
 
 
+_LOWER_BOUND = re.compile(r"^\s*Timestamp\s+(gt|ge)\s+(\d+)L?\s*$", re.IGNORECASE)
+
+
+def _lower_bound(filter_: str | None) -> int:
+    """The Timestamp a sync $filter starts above, when it is the usual `Timestamp gt N` (or `ge`): the rows
+    are then read from the index above it. Any other filter is applied row by row to every change."""
+    m = _LOWER_BOUND.match(filter_ or "")
+    if not m:
+        return -1
+    return int(m.group(2)) - (1 if m.group(1).lower() == "ge" else 0)
+
+
 def _sync_page(
-    request: Request, rows: list[dict[str, Any]], filter_: str | None, skiptoken: str | None, type_name: str,
-    render: Callable[[dict[str, Any]], dict[str, Any]],
-) -> dict[str, Any]:
+    request: Request, rows_after: Callable[[int], list[dict[str, Any]]], filter_: str | None, skiptoken: str | None,
+    type_name: str, render: Callable[[dict[str, Any]], bytes],
+) -> Response:
     """One page of a sync endpoint: rows above a Timestamp, in Timestamp order, 1000 at a time."""
     predicate: Filter | None = None
     if filter_:
@@ -245,16 +312,13 @@ def _sync_page(
             after = int(skiptoken.rstrip("Ll"))
         except ValueError as exc:
             raise ExactError(400, "Bad Request - Error in query syntax.") from exc
-    chosen = sorted(
-        (r for r in rows
-         if r["_timestamp"] > after and (predicate is None or predicate({"Timestamp": r["_timestamp"]}))),
-        key=lambda r: r["_timestamp"],
-    )
+    chosen = [r for r in rows_after(max(after, _lower_bound(filter_)))
+              if predicate is None or predicate({"Timestamp": r["_timestamp"]})]
     page = chosen[:SYNC_PAGE_SIZE]
-    body: dict[str, Any] = {"results": [render(r) for r in page]}
+    tail = {}
     if len(chosen) > SYNC_PAGE_SIZE:
-        body["__next"] = _next_url(request, **{"$skiptoken": f"{page[-1]['_timestamp']}L"})
-    return {"d": body}
+        tail["__next"] = _next_url(request, **{"$skiptoken": f"{page[-1]['_timestamp']}L"})
+    return _results([render(r) for r in page], tail)
 
 
 def _add_sync_route(
@@ -273,7 +337,7 @@ def _add_sync_route(
         select: Annotated[str | None, Query(alias="$select")] = None,
         skiptoken: Annotated[str | None, Query(alias="$skiptoken")] = None,
         accept: Annotated[str | None, Header()] = None,
-    ) -> dict[str, Any]:
+    ) -> Response:
         _check_accept(accept)
         chosen = parse_select(select, known, entity_set.type_name)
         if filter_:
@@ -281,14 +345,15 @@ def _add_sync_route(
             if parsed.fields - {"Timestamp"}:
                 raise ExactError(400, "This $filter parameter is not supported for this resource")
         state = get_state()
-        rows = state.rows(division, entity_set)
         return _sync_page(
-            request, rows, filter_, skiptoken, entity_set.type_name,
-            lambda r: _serialize(request, division, entity_set, r, chosen,
-                                 {"Timestamp": str(r["_timestamp"]), "ID": r[entity_set.key]}, state),
+            request, lambda after: state.rows_after(division, entity_set, after), filter_, skiptoken,
+            entity_set.type_name,
+            lambda r: _row_json(request, division, entity_set, r, chosen,
+                                {"Timestamp": str(r["_timestamp"]), "ID": r[entity_set.key]}, state=state),
         )
 
     router.add_api_route(f"/api/v1/{{division}}/sync/{entity_set.sync_path}", sync_list, methods=["GET"],
+                         response_model=dict[str, Any],
                          tags=["sync"], name=f"sync_{entity_set.name}",
                          openapi_extra=entity_operation(entity_set, "sync"))
 
@@ -297,7 +362,7 @@ def _page(
     request: Request, division: int, entity_set: EntitySetDef, state: ExactState, rows: list[dict[str, Any]],
     *, page_size: int, chosen: list[str] | None, order: list[tuple[str, bool]], top: int | None, skip: int | None,
     skiptoken: str | None, inlinecount: str | None, expand: dict[str, list[str] | None],
-) -> dict[str, Any]:
+) -> Response:
     """One page of a list: key order (or $orderby), continuation by $skiptoken=guid'<last key>'."""
     rows.sort(key=lambda r: str(r[entity_set.key]))
     for name, descending in reversed(order):
@@ -314,8 +379,8 @@ def _page(
         rows = rows[skip:]
     size = page_size if top is None else min(top, page_size)
     page = rows[:size]
-    body: dict[str, Any] = {"results": [_serialize(request, division, entity_set, r, chosen, state=state,
-                                                   expand=expand) for r in page]}
+    written = [_row_json(request, division, entity_set, r, chosen, state=state, expand=expand) for r in page]
+    body: dict[str, Any] = {}
     if inlinecount == "allpages":
         body["__count"] = str(total)
     remaining_top = None if top is None else top - len(page)
@@ -325,7 +390,7 @@ def _page(
         if remaining_top is not None:
             changes["$top"] = str(remaining_top)
         body["__next"] = _next_url(request, **changes)
-    return {"d": body}
+    return _results(written, body)
 
 
 def _add_entity_routes(
@@ -360,7 +425,9 @@ def _add_entity_routes(
             )
         state = get_state()
         rows = state.rows(division, entity_set)
-        return [r for r in rows if predicate is None or predicate(state.view(division, entity_set, r))]
+        if predicate is None:
+            return rows
+        return [r for r in rows if predicate(state.view(division, entity_set, r, predicate.fields))]
 
     async def list_(
         request: Request, user: Annotated[User, Depends(auth)], division: int = 0,
@@ -373,7 +440,7 @@ def _add_entity_routes(
         orderby: Annotated[str | None, Query(alias="$orderby")] = None,
         inlinecount: Annotated[str | None, Query(alias="$inlinecount")] = None,
         accept: Annotated[str | None, Header()] = None,
-    ) -> dict[str, Any]:
+    ) -> Response:
         _check_accept(accept)
         division = division or user.current_division
         chosen = parse_select(select, known, entity_set.type_name)
@@ -407,14 +474,14 @@ def _add_entity_routes(
         select: Annotated[str | None, Query(alias="$select")] = None,
         expand: Annotated[str | None, Query(alias="$expand")] = None,
         accept: Annotated[str | None, Header()] = None,
-    ) -> dict[str, Any]:
+    ) -> Response:
         _check_accept(accept)
         division = division or user.current_division
         chosen = parse_select(select, known, entity_set.type_name)
         state = get_state()
         record = state.get(division, entity_set, parse_key(key))
-        return {"d": _serialize(request, division, entity_set, record, chosen, state=state,
-                                expand=_expansions(expand, chosen, entity_set))}
+        return _json(b'{"d":' + _row_json(request, division, entity_set, record, chosen, state=state,
+                                           expand=_expansions(expand, chosen, entity_set)) + b"}")
 
     async def update(request: Request, division: int, key: str,
                      user: Annotated[User, Depends(division_user)]) -> Response:
@@ -428,12 +495,14 @@ def _add_entity_routes(
 
     tag = entity_set.path
     name = f"{entity_set.service}_{entity_set.name}"
-    router.add_api_route(path, list_, methods=["GET"], tags=[tag], name=f"list_{name}",
+    router.add_api_route(path, list_, methods=["GET"], response_model=dict[str, Any], tags=[tag],
+                         name=f"list_{name}",
                          openapi_extra=entity_operation(entity_set, "list"))
     router.add_api_route(path + "/$count", count, methods=["GET"], tags=[tag], name=f"count_{name}",
                          openapi_extra=entity_operation(entity_set, "count"),
                          response_class=PlainTextResponse)
-    router.add_api_route(item_path, get_one, methods=["GET"], tags=[tag], name=f"get_{name}",
+    router.add_api_route(item_path, get_one, methods=["GET"], response_model=dict[str, Any], tags=[tag],
+                         name=f"get_{name}",
                          openapi_extra=entity_operation(entity_set, "get"))
     if not entity_set.read_only:
         router.add_api_route(path, create, methods=["POST"], tags=[tag], name=f"create_{name}", status_code=201,
@@ -448,14 +517,15 @@ def _add_entity_routes(
         line_set = ENTITY_SETS[entity_set.lines.set_name]
 
         async def lines(request: Request, division: int, key: str, user: Annotated[User, Depends(division_user)],
-                  accept: Annotated[str | None, Header()] = None) -> dict[str, Any]:
+                  accept: Annotated[str | None, Header()] = None) -> Response:
             _check_accept(accept)
             state = get_state()
             record = state.get(division, entity_set, parse_key(key))
             rows = state.lines_of(division, entity_set, str(record[entity_set.key]))
-            return {"d": {"results": [_serialize(request, division, line_set, r, None, state=state) for r in rows]}}
+            return _results([_row_json(request, division, line_set, r, None, state=state) for r in rows])
 
-        router.add_api_route(item_path + f"/{entity_set.lines.nav}", lines, methods=["GET"], tags=[tag],
+        router.add_api_route(item_path + f"/{entity_set.lines.nav}", lines, methods=["GET"],
+                             response_model=dict[str, Any], tags=[tag],
                              name=f"lines_{name}", openapi_extra=entity_operation(line_set, "lines"))
     if entity_set.bulk_path:
         async def bulk(
@@ -465,7 +535,7 @@ def _add_entity_routes(
             top: Annotated[int | None, Query(alias="$top", ge=0)] = None,
             skiptoken: Annotated[str | None, Query(alias="$skiptoken")] = None,
             accept: Annotated[str | None, Header()] = None,
-        ) -> dict[str, Any]:
+        ) -> Response:
             _check_accept(accept)
             if not select and top != 1:
                 raise ExactError(400, "Please add a $select or a $top=1 statement to the query string.")
@@ -475,6 +545,7 @@ def _add_entity_routes(
                          inlinecount=None, expand={})
 
         router.add_api_route(f"/api/v1/{{division}}/bulk/{entity_set.bulk_path}", bulk, methods=["GET"],
+                             response_model=dict[str, Any],
                              tags=["bulk"], name=f"bulk_{name}", openapi_extra=entity_operation(entity_set, "bulk"))
 
 

@@ -11,6 +11,9 @@ import random
 import secrets
 import threading
 import uuid
+from bisect import bisect_right
+from collections import ChainMap
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,6 +25,9 @@ from mocks.exact.edm import EdmError, from_wire, to_wire
 from mocks.exact.entities import ENTITY_SETS, EntitySetDef
 from mocks.exact.errors import ExactError
 from mocks.exact.ratelimit import RateLimits
+from mocks.exact.timestamps import TimestampIndex
+from mocks.exact.views import derived_names, derived_values, sources
+from mocks.exact.wire import RecordWriter
 
 __all__ = [
     "DEFAULT_CLIENT_ID",
@@ -92,6 +98,10 @@ class Division:
     highest: dict[str, int] = field(default_factory=dict)  # the highest number used, per numbered field
     lines_by_header: dict[str, dict[str, set[str]]] = field(default_factory=dict)  # line set -> header -> lines
     item_codes: dict[str, str] = field(default_factory=dict)  # Code -> Items ID (codes are unique)
+    stamped: dict[str, TimestampIndex] = field(default_factory=dict)  # set -> its records by Timestamp
+
+    def timestamps(self, set_name: str) -> TimestampIndex:
+        return self.stamped.setdefault(set_name, TimestampIndex())
 
     def header_lines(self, line_set: str, header_key: str) -> set[str]:
         return self.lines_by_header.setdefault(line_set, {}).setdefault(header_key, set())
@@ -126,6 +136,7 @@ class ExactState:
             self.access_tokens: dict[str, _Access] = {}
             self.refresh_tokens: dict[str, _Refresh] = {}
             self.divisions: dict[int, Division] = {DEFAULT_DIVISION: Division(DEFAULT_DIVISION)}
+            self.writer = RecordWriter()  # records' own values as JSON, per version
             self.journal.clear()
             self.faults.clear()
             self.rate_limits.clear()
@@ -305,7 +316,8 @@ class ExactState:
             if not prop.is_collection
         }
 
-    def _stamp(self, division: int, record: dict[str, Any], user: User, created: bool) -> None:
+    def _stamp(self, division: int, entity_set: EntitySetDef, record: dict[str, Any], user: User,
+               created: bool) -> None:
         now = self.clock.now()
         if created:
             record["Created"] = now
@@ -315,7 +327,9 @@ class ExactState:
         record["Modifier"] = user.user_id
         record["ModifierFullName"] = user.full_name
         record["Division"] = division
-        record["_timestamp"] = self.division(division).next_version()
+        data = self.division(division)
+        record["_timestamp"] = data.next_version()
+        data.timestamps(entity_set.name).note(str(record[entity_set.key]), record["_timestamp"])
 
     def _exists(self, division: int, target: str, key: Any) -> bool:
         if target == "users":
@@ -442,6 +456,8 @@ class ExactState:
             return
         if not keep_row:
             del rows[key]
+            data.timestamps(entity_set.name).forget(key)
+            self.writer.forget(division, entity_set.name, key)
         if entity_set.parent is not None:
             header_lines = self._set(entity_set.parent).lines
             assert header_lines is not None
@@ -459,7 +475,7 @@ class ExactState:
         lines = [rows[k] for k in self.division(division).header_lines(header_set.lines.set_name, key) if k in rows]
         total = round(sum(float(r.get("AmountFC") or 0) for r in lines), 2)
         header["AmountFC"] = header["AmountDC"] = total
-        self._stamp(division, header, user, created=False)
+        self._stamp(division, header_set, header, user, created=False)
 
     def _prepare(self, division: int, entity_set: EntitySetDef, body: dict[str, Any]) -> dict[str, Any]:
         values = self._decode(entity_set, body, allow_nav=True)
@@ -503,12 +519,12 @@ class ExactState:
                     line[line_set.key] = self.new_id()
                     self._copy_header_fields(entity_set, record, line)
                     self._derive(division, line_set, line, created=True)
-            self._stamp(division, record, user, created=True)
+            self._stamp(division, entity_set, record, user, created=True)
             self._put(division, entity_set, record)
             if entity_set.lines is not None:
                 line_set = self._set(entity_set.lines.set_name)
                 for line in line_records:
-                    self._stamp(division, line, user, created=True)
+                    self._stamp(division, line_set, line, user, created=True)
                     self._put(division, line_set, line)
                 self._refresh_header(division, entity_set, record[entity_set.key], user)
             if entity_set.parent is not None:
@@ -559,7 +575,7 @@ class ExactState:
             candidate["_given"] = tuple(set(record.get("_given", ())) | set(values))
             self._require(entity_set, candidate)
             self._derive(division, entity_set, candidate, created=False)
-            self._stamp(division, candidate, user, created=False)
+            self._stamp(division, entity_set, candidate, user, created=False)
             self._remove(division, entity_set, str(record[entity_set.key]), keep_row=True)
             record.clear()
             record.update(candidate)
@@ -622,6 +638,19 @@ class ExactState:
                 return [self.user_record(u) for u in self.users.values()]
             return list(self._rows(division, entity_set).values())
 
+    def rows_after(self, division: int, entity_set: EntitySetDef, after: int) -> list[dict[str, Any]]:
+        """The records of a set changed after a Timestamp, in Timestamp order (the sync API's read), from
+        the index rather than a scan of every row."""
+        with self.lock:
+            rows = self._rows(division, entity_set)
+            return [rows[key] for key in self.division(division).timestamps(entity_set.name).after(after)]
+
+    def deleted_after(self, division: int, after: int) -> list[dict[str, Any]]:
+        """The deletions logged after a Timestamp (the log is in Timestamp order)."""
+        with self.lock:
+            log = self.division(division).deleted
+            return log[bisect_right(log, after, key=lambda entry: int(entry["_timestamp"])):]
+
     def lines_of(self, division: int, entity_set: EntitySetDef, key: str) -> list[dict[str, Any]]:
         assert entity_set.lines is not None
         with self.lock:
@@ -640,43 +669,65 @@ class ExactState:
                 "LastName": last or None, "Email": user.email, "StartDivision": user.current_division,
                 "HasTwoStepVerification": False, "HasRegisteredForTwoStepVerification": False}
 
-    def view(self, division: int, entity_set: EntitySetDef, record: dict[str, Any]) -> dict[str, Any]:
-        """A record as GET shows it, with the values Exact derives from related records at read time."""
-        out = dict(record)
-        rows = self._rows
-        if entity_set.name == "Contacts":
-            account = rows(division, self._set("Accounts")).get(str(record.get("Account") or ""), {})
-            out.update({"AccountName": account.get("Name"), "City": account.get("City"),
-                        "Country": account.get("Country"), "Postcode": account.get("Postcode"),
-                        "State": account.get("State"), "AddressLine2": account.get("AddressLine2"),
-                        "Code": account.get("Code"), "AccountIsSupplier": bool(account.get("IsSupplier")),
-                        "AccountIsCustomer": account.get("Status") == "C",
-                        "AccountMainContact": account.get("MainContact"),
-                        "IsMainContact": bool(account) and account.get("MainContact") == record.get("ID")})
-        for prop, target in entity_set.references.items():
-            value = record.get(prop)
-            if value is None:
-                continue
-            if target == "users":
-                user = self.users.get(str(value))
-                name = user.full_name if user else None
-                for suffix in ("FullName",):
-                    if f"{prop}{suffix}" in entity_set.properties:
-                        out[f"{prop}{suffix}"] = name
-            elif target == "Accounts":
-                account = rows(division, self._set("Accounts")).get(str(value), {})
-                for suffix, source in (("Name", "Name"), ("Code", "Code")):
-                    if f"{prop}{suffix}" in entity_set.properties:
-                        out[f"{prop}{suffix}"] = account.get(source)
-            elif target == "Contacts":
-                contact = rows(division, self._set("Contacts")).get(str(value), {})
-                if f"{prop}FullName" in entity_set.properties:
-                    out[f"{prop}FullName"] = contact.get("FullName")
-            elif target == "Items":
-                item = rows(division, self._set("Items")).get(str(value), {})
-                out["ItemCode"] = item.get("Code")
-                out["ItemDescription"] = item.get("Description")
+    def view(self, division: int, entity_set: EntitySetDef, record: dict[str, Any],
+             fields: frozenset[str] | None = None) -> Mapping[str, Any]:
+        """A record as GET shows it, with the values Exact derives from related records at read time (read
+        only: the derived values over the stored ones, nothing copied). With `fields`, only what those need:
+        a filter that names no derived value is answered from the stored record."""
+        if fields is not None and not fields & derived_names(entity_set.name):
+            return record
+        derived = self.derived(division, entity_set, record)
+        return ChainMap(derived, record) if derived else record
+
+    def wire(self, division: int, entity_set: EntitySetDef, record: dict[str, Any],
+             wanted: frozenset[str] | None = None) -> dict[str, Any]:
+        """A record's values as the JSON of a GET writes them (a new dict the caller may change), all of them
+        or the `wanted` ones: its own values as kept by the writer, with the derived ones worked out now."""
+        own = self.writer.own(division, entity_set, record)
+        out = dict(own) if wanted is None else {name: own[name] for name in wanted if name in own}
+        out.update(self.derived_wire(division, entity_set, record, wanted))
         return out
+
+    def derived_signature(self, division: int, entity_set: EntitySetDef, record: dict[str, Any],
+                          wanted: frozenset[str] | None) -> tuple[Any, ...]:
+        """What the derived values of `record` (the `wanted` ones) depend on now: each related record's
+        Timestamp, each related user's name. A kept copy of the written record is good while it is equal."""
+        out: list[Any] = []
+        for target, key in sources(entity_set, record, wanted):
+            if target == "users":
+                user = self.users.get(key)
+                out.append(user.full_name if user is not None else None)
+            else:
+                out.append((self._rows(division, self._set(target)).get(key) or {}).get("_timestamp"))
+        return tuple(out)
+
+    def derived_wire(self, division: int, entity_set: EntitySetDef, record: dict[str, Any],
+                     wanted: frozenset[str] | None = None) -> dict[str, Any]:
+        """The properties Exact derives at read time (the `wanted` ones), as JSON values: worked out from
+        the related records now, or the stored value where there is nothing to derive from."""
+        names = derived_names(entity_set.name)
+        if wanted is not None:
+            names = names & wanted
+        if not names:
+            return {}
+        derived = self.derived(division, entity_set, record)
+        out: dict[str, Any] = {}
+        for name in sorted(names):
+            prop = entity_set.properties.get(name)
+            if prop is not None and not prop.is_collection:
+                out[name] = to_wire(derived[name] if name in derived else record.get(name), prop.edm_type)
+        return out
+
+    def derived(self, division: int, entity_set: EntitySetDef, record: Mapping[str, Any]) -> dict[str, Any]:
+        """The values Exact derives from related records at read time (`views`)."""
+
+        def lookup(target: str, key: str) -> Mapping[str, Any]:
+            if target == "users":
+                user = self.users.get(key)
+                return {"FullName": user.full_name} if user is not None else {}
+            return self._rows(division, self._set(target)).get(key) or {}
+
+        return derived_values(entity_set, record, lookup)
 
     @staticmethod
     def public(entity_set: EntitySetDef, record: dict[str, Any]) -> dict[str, Any]:

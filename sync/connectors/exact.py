@@ -152,11 +152,13 @@ class ExactConnector:
         last = max([after, *(int(r["Timestamp"]) for r in rows)])
         return rows, last
 
-    def deleted(self, entity: ExactEntity, after: int) -> tuple[list[str], int]:
-        """Keys of records of this entity deleted after a row version (sync/Deleted)."""
+    def deleted(self, entity: ExactEntity, after: int) -> tuple[list[str], list[str], int]:
+        """Keys of records of this entity, and of its lines, deleted after a row version (sync/Deleted)."""
         rows = list(self._pages("sync/Deleted", {"$filter": f"Timestamp gt {after}L"}))
         last = max([after, *(int(r["Timestamp"]) for r in rows)])
-        return [str(r["EntityKey"]).lower() for r in rows if int(r["EntityType"]) == entity.deleted_type], last
+        line_type = entity.lines.deleted_type if entity.lines is not None else None
+        return ([str(r["EntityKey"]).lower() for r in rows if int(r["EntityType"]) == entity.deleted_type],
+                [str(r["EntityKey"]).lower() for r in rows if int(r["EntityType"]) == line_type], last)
 
     def get(self, entity: ExactEntity, key: str, fields: list[str]) -> dict[str, Any] | None:
         select = ",".join(dict.fromkeys([entity.key, entity.modified, *fields]))
@@ -173,14 +175,21 @@ class ExactConnector:
         select = ",".join(dict.fromkeys([entity.key, entity.modified, *fields]))
         return list(self._pages(entity.path, {"$select": select, "$filter": text}))
 
-    def changed_line_parents(self, entity: ExactEntity, after: int) -> tuple[set[str], int]:
-        """Headers whose lines changed after a row version (the lines' own sync endpoint and deletions)."""
+    def changed_lines(self, entity: ExactEntity, fields: list[str], after: int
+                      ) -> tuple[dict[str, list[dict[str, Any]]], int]:
+        """Lines inserted or updated after a row version, by header key, in line-number order (the lines'
+        own sync endpoint, with the properties asked for: enough to tell an echo without reading a header's
+        lines again)."""
         assert entity.lines is not None
         lines = entity.lines
-        rows = list(self._pages(lines.sync_path, {"$select": f"Timestamp,ID,{lines.parent_key}",
-                                                  "$filter": f"Timestamp gt {after}L"}))
+        select = ",".join(dict.fromkeys(["Timestamp", lines.key, lines.parent_key, lines.order_by, *fields]))
+        rows = list(self._pages(lines.sync_path, {"$select": select, "$filter": f"Timestamp gt {after}L"}))
         last = max([after, *(int(r["Timestamp"]) for r in rows)])
-        return {str(r[lines.parent_key]).lower() for r in rows if r.get(lines.parent_key)}, last
+        by_header: dict[str, list[dict[str, Any]]] = {}
+        for row in sorted(rows, key=lambda r: int(r.get(lines.order_by) or 0)):
+            if row.get(lines.parent_key):
+                by_header.setdefault(str(row[lines.parent_key]).lower(), []).append(row)
+        return by_header, last
 
     def lines(self, entity: ExactEntity, key: str) -> list[dict[str, Any]]:
         """A header's lines in line-number order."""
