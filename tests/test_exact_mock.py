@@ -182,6 +182,45 @@ def test_sync_api_timestamps_and_deleted(exact_http: httpx.Client, auth: dict[st
     assert bad.status_code == 400
 
 
+@pytest.mark.parametrize("template", ["Timestamp gt {n}L", "Timestamp ge {m}L", "Timestamp gt {n}L and Timestamp lt {hi}L",
+                                      "not (Timestamp le {n}L)", "Timestamp gt {n}"])
+def test_the_sync_api_answers_every_timestamp_filter_alike(exact_http: httpx.Client, auth: dict[str, str],
+                                                           division: int, template: str) -> None:
+    """The index above a `Timestamp gt N` must answer what a scan of every row answers, for that form and
+    for the others (which are filtered row by row)."""
+    keys = [exact_http.post(url(division, "crm/Accounts"), json={"Name": f"A{n}"}, headers=auth).json()["d"]["ID"]
+            for n in range(4)]
+    exact_http.put(url(division, f"crm/Accounts(guid'{keys[0]}')"), json={"City": "Ede"}, headers=auth)
+    everything = exact_http.get(url(division, "sync/CRM/Accounts"), params={"$filter": "Timestamp gt 1L",
+                                                                             "$select": "ID,Timestamp"}, headers=auth)
+    stamps = {r["ID"]: int(r["Timestamp"]) for r in everything.json()["d"]["results"]}
+    n = stamps[keys[1]]  # the second account: those after it and the edited first one are above it
+    expression = template.format(n=n, m=n + 1, hi=max(stamps.values()))
+    rows = exact_http.get(url(division, "sync/CRM/Accounts"), params={"$filter": expression, "$select": "ID"},
+                          headers=auth).json()["d"]["results"]
+    expected = [k for k, stamp in sorted(stamps.items(), key=lambda kv: kv[1]) if stamp > n]
+    if "lt" in expression:
+        expected = [k for k in expected if stamps[k] < max(stamps.values())]
+    assert [r["ID"] for r in rows] == expected
+
+
+def test_a_kept_page_follows_the_records_it_shows_values_of(exact_http: httpx.Client, auth: dict[str, str],
+                                                           division: int) -> None:
+    """A contact shows its account's name: read twice with the account renamed between, it shows the new
+    name, though the contact itself did not change."""
+    account = exact_http.post(url(division, "crm/Accounts"), json={"Name": "Oud BV"}, headers=auth).json()["d"]["ID"]
+    exact_http.post(url(division, "crm/Contacts"), json={"Account": account, "LastName": "Smit"}, headers=auth)
+
+    def shown() -> list[str]:
+        response = exact_http.get(url(division, "crm/Contacts"), params={"$filter": f"Account eq guid'{account}'"},
+                                  headers=auth)
+        return [r["AccountName"] for r in response.json()["d"]["results"]]
+
+    assert shown() == ["Oud BV"]
+    exact_http.put(url(division, f"crm/Accounts(guid'{account}')"), json={"Name": "Nieuw BV"}, headers=auth)
+    assert shown() == ["Nieuw BV"]
+
+
 def test_dates_are_amsterdam_wall_time(exact_http: httpx.Client, auth: dict[str, str], division: int,
                                        exact_state: ExactState) -> None:
     exact_state.clock.set(datetime(2026, 7, 1, 8, 0, tzinfo=UTC))  # 10:00 in Amsterdam (CEST)
