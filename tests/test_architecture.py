@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -70,6 +72,12 @@ HTTP_MODULES = ("fastapi", "starlette", "uvicorn", "mocks.common.admin", "mocks.
 def test_a_mock_s_state_knows_nothing_of_http(state: str) -> None:
     used = {m for m in full_imports(ROOT / state) if m.startswith(HTTP_MODULES)}
     assert not used, f"{state} imports {sorted(used)}"
+    # nor through what it imports (its errors, its limits, its fault rules): loaded alone, it loads no web stack
+    module = state.removesuffix(".py").replace("/", ".")
+    probe = (f"import sys, {module}; print(sorted({{n for n in sys.modules if n.split('.')[0] in "
+             "('fastapi', 'starlette', 'uvicorn', 'httpx')}))")
+    loaded = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "[]", f"{state} loads {loaded.stdout.strip()}"
 
 
 def test_the_checks_import_one_another_one_way_only() -> None:

@@ -2,27 +2,18 @@
 
 Rules are set through the admin plane (``POST /_admin/faults``) or in-process, and match requests by
 method and a regular expression on the path. Randomness comes from a seedable generator, so a faulty run
-replays exactly.
+replays exactly. The rules are state, free of HTTP; `fault_middleware` applies them to requests.
 """
 
 from __future__ import annotations
 
-import asyncio
 import random
 import re
 import threading
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from fastapi import FastAPI, Response
-from starlette.types import ASGIApp
-
-from mocks.common.asgi import Message, Receive, Scope, Send
-
-__all__ = ["FaultRule", "Faults", "install_faults"]
-
-ErrorRenderer = Callable[[int, str], Response]
+__all__ = ["FaultRule", "Faults"]
 
 
 @dataclass
@@ -74,35 +65,3 @@ class Faults:
     def describe(self) -> list[dict[str, Any]]:
         with self._lock:
             return [asdict(r) for r in self.rules]
-
-
-def install_faults(app: FastAPI, faults: Callable[[], Faults], render: ErrorRenderer, exempt: str) -> None:
-    """Apply the current fault rules to every request outside the `exempt` path prefix (the admin plane)."""
-
-    class _FaultMiddleware:
-        def __init__(self, inner: ASGIApp) -> None:
-            self.inner = inner
-
-        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-            if scope["type"] != "http" or scope["path"].startswith(exempt):
-                await self.inner(scope, receive, send)
-                return
-            rule = faults().pick(scope["method"], scope["path"])
-            if rule is None:
-                await self.inner(scope, receive, send)
-                return
-            if rule.latency_ms:
-                await asyncio.sleep(rule.latency_ms / 1000)
-            if rule.drop_response:
-                async def discard(message: Message) -> None:
-                    return None
-
-                await self.inner(scope, receive, discard)  # the write is committed ...
-                await render(504, "Gateway Timeout: the response was lost")(scope, receive, send)  # ... the answer lost
-                return
-            if rule.status is not None:
-                await render(rule.status, f"Injected fault: HTTP {rule.status}")(scope, receive, send)
-                return
-            await self.inner(scope, receive, send)
-
-    app.add_middleware(_FaultMiddleware)

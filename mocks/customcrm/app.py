@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 from fastapi.openapi.utils import get_openapi
 
 from mocks.common.admin import ADMIN_PREFIX, admin_router, install_journal
+from mocks.common.asgi import Scope, header
 from mocks.common.edges import optional_not_nullable
-from mocks.common.faults import install_faults
+from mocks.common.fault_middleware import install_faults
+from mocks.common.ratelimit import install_rate_limit
 from mocks.customcrm.contract import components
-from mocks.customcrm.errors import install_error_handlers, problem_response
-from mocks.customcrm.ratelimit import install_rate_limit
+from mocks.customcrm.error_handlers import install_error_handlers, problem_response
 from mocks.customcrm.routes import build_router
 from mocks.customcrm.state import CustomcrmState
 
@@ -54,7 +56,7 @@ def create_app(state: CustomcrmState | None = None) -> FastAPI:
         return current_state
 
     install_error_handlers(app)
-    install_rate_limit(app, current().rate_limit, current().clock, lambda key: current().tenant_name_for_key(key))
+    _install_limits(app, current)
     install_faults(app, lambda: current().faults, lambda status, text: problem_response(status, text), ADMIN_PREFIX)
     install_journal(app, lambda: current().journal, lambda: current().clock)
     app.include_router(build_router(current))
@@ -80,3 +82,27 @@ def create_app(state: CustomcrmState | None = None) -> FastAPI:
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def _install_limits(app: FastAPI, current: Callable[[], CustomcrmState]) -> None:
+    """A tenant's calls a minute, when switched on: counted for every API call with a known key."""
+
+    def caller(scope: Scope) -> str | None:
+        auth = header(scope, "authorization")
+        if not scope.get("path", "").startswith("/api/") or not auth.lower().startswith("bearer "):
+            return None
+        tenant: str | None = current().tenant_name_for_key(auth[7:].strip())
+        return tenant
+
+    def hit(tenant: str) -> tuple[bool, dict[str, str]]:
+        limit = current().rate_limit
+        allowed, remaining, reset_in = limit.hit(tenant, current().clock.now().timestamp())
+        headers = {"RateLimit-Limit": str(limit.per_minute), "RateLimit-Remaining": str(remaining),
+                   "RateLimit-Reset": str(reset_in)}
+        return allowed, headers if allowed else headers | {"Retry-After": str(reset_in)}
+
+    def refuse(scope: Scope, headers: dict[str, str]) -> Response:
+        return problem_response(429, f"More than {current().rate_limit.per_minute} requests this minute.",
+                                headers=headers, instance=scope["path"])
+
+    install_rate_limit(app, enabled=lambda: current().rate_limit.enabled, caller=caller, hit=hit, refuse=refuse)

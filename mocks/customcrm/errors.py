@@ -2,20 +2,14 @@
 
 Every error answers ``application/problem+json`` with ``type``, ``title``, ``status`` and ``detail``;
 validation problems add ``errors``, one entry per invalid field, so a client can show them all at once.
+The problem and its body are free of HTTP; `error_handlers` answers them.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
-
-from mocks.common.edges import allowed_methods
-
-__all__ = ["PROBLEM_TYPES", "Problem", "install_error_handlers", "problem_response"]
+__all__ = ["PROBLEM_TYPES", "Problem", "problem_body"]
 
 PROBLEM_TYPES = {
     400: ("bad-request", "Bad request"),
@@ -46,8 +40,8 @@ class Problem(Exception):
         self.headers = headers or {}
 
 
-def problem_response(status: int, detail: str, errors: list[dict[str, str]] | None = None,
-                     headers: dict[str, str] | None = None, instance: str | None = None) -> JSONResponse:
+def problem_body(status: int, detail: str, errors: list[dict[str, str]] | None = None,
+                 instance: str | None = None) -> dict[str, Any]:
     slug, title = PROBLEM_TYPES.get(status, ("error", "Error"))
     body: dict[str, Any] = {"type": f"urn:customcrm:problem:{slug}", "title": title, "status": status,
                             "detail": detail}
@@ -55,27 +49,4 @@ def problem_response(status: int, detail: str, errors: list[dict[str, str]] | No
         body["instance"] = instance
     if errors:
         body["errors"] = errors
-    return JSONResponse(body, status_code=status, headers=headers, media_type="application/problem+json")
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    async def problem(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, Problem)
-        return problem_response(exc.status, exc.detail, exc.errors, exc.headers, request.url.path)
-
-    async def http_error(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, StarletteHTTPException)
-        headers = dict(exc.headers or {})
-        if exc.status_code == 405:
-            headers["Allow"] = ", ".join(allowed_methods(request))
-        return problem_response(exc.status_code, str(exc.detail), headers=headers, instance=request.url.path)
-
-    async def validation_error(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, RequestValidationError)
-        errors = [{"field": ".".join(str(p) for p in e.get("loc", ())[1:]) or str(e.get("loc", [""])[0]),
-                   "message": str(e.get("msg", "invalid"))} for e in exc.errors()]
-        return problem_response(400, "The request is not valid.", errors, instance=request.url.path)
-
-    app.add_exception_handler(Problem, problem)
-    app.add_exception_handler(StarletteHTTPException, http_error)
-    app.add_exception_handler(RequestValidationError, validation_error)
+    return body

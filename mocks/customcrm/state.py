@@ -19,8 +19,8 @@ from mocks.common.clock import MockClock
 from mocks.common.faults import Faults
 from mocks.common.journal import Journal
 from mocks.customcrm.errors import Problem
+from mocks.customcrm.limits import TenantRateLimit
 from mocks.customcrm.models import RESOURCES, Resource
-from mocks.customcrm.ratelimit import TenantRateLimit
 
 __all__ = ["DEFAULT_API_KEY", "DEFAULT_TENANT", "CustomcrmState", "Tenant", "iso"]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
@@ -9,11 +11,13 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 
 from mocks.common.admin import ADMIN_PREFIX, admin_router, install_journal
-from mocks.common.faults import install_faults
-from mocks.exact.errors import error_body, install_error_handlers
+from mocks.common.asgi import Scope, header
+from mocks.common.fault_middleware import install_faults
+from mocks.common.ratelimit import install_rate_limit
+from mocks.exact.error_handlers import install_error_handlers
+from mocks.exact.errors import error_body
 from mocks.exact.openapi import finish_schema
 from mocks.exact.paths import CaseInsensitivePaths
-from mocks.exact.ratelimit import install_rate_limits
 from mocks.exact.routes import build_router
 from mocks.exact.state import ExactState
 
@@ -44,7 +48,7 @@ def create_app(state: ExactState | None = None, *, rate_limits: bool = False) ->
 
     install_error_handlers(app)
     app.add_middleware(CaseInsensitivePaths)
-    install_rate_limits(app, current().rate_limits, current().clock, lambda token: current().app_for_token(token))
+    _install_limits(app, current)
     install_faults(app, lambda: current().faults,
                    lambda status, text: JSONResponse(error_body(text), status_code=status), ADMIN_PREFIX)
     install_journal(app, lambda: current().journal, lambda: current().clock)
@@ -59,3 +63,24 @@ def create_app(state: ExactState | None = None, *, rate_limits: bool = False) ->
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+_DIVISION_PATH = re.compile(r"^/api/v1/(\d+)/")
+
+
+def _install_limits(app: FastAPI, current: Callable[[], ExactState]) -> None:
+    """60 calls a minute and 5,000 a day per app and division: a call is counted when it names a division
+    and carries a token of a known app; any other call is left to the route to answer (or refuse)."""
+
+    def caller(scope: Scope) -> tuple[str, int] | None:
+        m = _DIVISION_PATH.match(scope.get("path", ""))
+        auth = header(scope, "authorization") if m else ""
+        client_id = current().app_for_token(auth[7:].strip()) if m and auth.lower().startswith("bearer ") else None
+        return (client_id, int(m.group(1))) if m and client_id is not None else None
+
+    def hit(who: tuple[str, int]) -> tuple[bool, dict[str, str]]:
+        return current().rate_limits.hit(who[0], who[1], current().clock.now())
+
+    install_rate_limit(app, enabled=lambda: current().rate_limits.enabled, caller=caller, hit=hit,
+                       refuse=lambda _scope, headers: JSONResponse(error_body("API rate limit exceeded"),
+                                                                   status_code=429, headers=headers))

@@ -2,20 +2,16 @@
 
 ``{"error": {"code": "", "message": {"lang": "", "value": "<text>"}}}`` (reference §2.9). Functional
 validation errors come back as HTTP 500 with a readable text, as Exact does; malformed requests as 400.
+Each kind of error is a named class (`Refused` for what Exact refuses to store, `BadRequest` for what it
+cannot read, ...), free of HTTP; `error_handlers` answers them.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
-
-from mocks.common.edges import allowed_methods
-
-__all__ = ["ExactError", "error_body", "install_error_handlers"]
+__all__ = ["BadRequest", "ExactError", "Forbidden", "MethodNotAllowed", "NotAcceptable", "NotFound",
+           "NotImplementedHere", "Refused", "Unauthorized", "error_body"]
 
 
 class ExactError(Exception):
@@ -32,26 +28,58 @@ def error_body(message: str) -> dict[str, Any]:
     return {"error": {"code": "", "message": {"lang": "", "value": message}}}
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    async def exact_error(_: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, ExactError)
-        return JSONResponse(error_body(exc.message), status_code=exc.status, headers=exc.headers)
+class BadRequest(ExactError):
+    """400: a query or a body Exact cannot read."""
 
-    async def http_error(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, StarletteHTTPException)
-        text = "Not found" if exc.status_code == 404 else str(exc.detail)
-        headers = dict(exc.headers or {})
-        if exc.status_code == 405:
-            text = "Method not allowed"
-            headers["Allow"] = ", ".join(allowed_methods(request))
-        return JSONResponse(error_body(text), status_code=exc.status_code, headers=headers)
+    def __init__(self, message: str) -> None:
+        super().__init__(400, message)
 
-    async def validation_error(_: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, RequestValidationError)
-        first = exc.errors()[0] if exc.errors() else {"msg": "invalid request"}
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        return JSONResponse(error_body(f"Bad Request - {where}: {first.get('msg')}"), status_code=400)
 
-    app.add_exception_handler(ExactError, exact_error)
-    app.add_exception_handler(StarletteHTTPException, http_error)
-    app.add_exception_handler(RequestValidationError, validation_error)
+class Unauthorized(ExactError):
+    """401: no token, or a token Exact does not know (any more)."""
+
+    def __init__(self, message: str = "Unauthorized", headers: dict[str, str] | None = None) -> None:
+        super().__init__(401, message, headers)
+
+
+class Forbidden(ExactError):
+    """403: a division the user has no access to."""
+
+    def __init__(self, message: str = "Forbidden: no access to this division") -> None:
+        super().__init__(403, message)
+
+
+class NotFound(ExactError):
+    """404: no such record, service or path."""
+
+    def __init__(self, message: str = "Not found") -> None:
+        super().__init__(404, message)
+
+
+class MethodNotAllowed(ExactError):
+    """405: a method the entity set does not take (a read-only set, for instance)."""
+
+    def __init__(self, message: str = "Method not allowed") -> None:
+        super().__init__(405, message)
+
+
+class NotAcceptable(ExactError):
+    """406: a response format other than JSON asked for."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(406, message)
+
+
+class Refused(ExactError):
+    """500: a record Exact will not store (a mandatory value missing, a value too long, a reference to
+    nothing, a record in use): Exact's functional errors come back as 500 with a readable text."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(500, message)
+
+
+class NotImplementedHere(ExactError):
+    """501: what Exact does not implement (or refuses as such)."""
+
+    def __init__(self, message: str = "Not Implemented") -> None:
+        super().__init__(501, message)

@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from mocks.exact.edm import EdmError, date_literal
-from mocks.exact.errors import ExactError
+from mocks.exact.errors import BadRequest, NotImplementedHere
 
 __all__ = ["SYSTEM_OPTIONS", "Filter", "parse_filter", "parse_orderby", "parse_select", "unknown_option"]
 
@@ -74,7 +74,7 @@ def _tokenize(text: str) -> list[_Tok]:
             break
         m = _TOKEN.match(text, pos)
         if not m or m.end() == pos:
-            raise ExactError(400, SYNTAX_ERROR)
+            raise BadRequest(SYNTAX_ERROR)
         start = m.start() + (len(m.group(0)) - len(m.group(0).lstrip()))
         if m.group("guid"):
             tokens.append(_Tok("lit", m.group("guidval").lower(), start, "Edm.Guid"))
@@ -82,7 +82,7 @@ def _tokenize(text: str) -> list[_Tok]:
             try:
                 tokens.append(_Tok("lit", date_literal(m.group("dtval")), start, "Edm.DateTime"))
             except EdmError as exc:
-                raise ExactError(400, SYNTAX_ERROR) from exc
+                raise BadRequest(SYNTAX_ERROR) from exc
         elif m.group("str") is not None:
             tokens.append(_Tok("lit", m.group("strval").replace("''", "'"), start, "Edm.String"))
         elif m.group("num"):
@@ -179,19 +179,19 @@ class _Parser:
     def take(self) -> _Tok:
         tok = self.peek()
         if tok is None:
-            raise ExactError(400, SYNTAX_ERROR)
+            raise BadRequest(SYNTAX_ERROR)
         self.i += 1
         return tok
 
     def expect(self, kind: str) -> None:
         tok = self.take()
         if tok.kind != kind:
-            raise ExactError(400, SYNTAX_ERROR)
+            raise BadRequest(SYNTAX_ERROR)
 
     def parse(self) -> Evaluator:
         expr = self.or_()
         if self.peek() is not None:
-            raise ExactError(400, SYNTAX_ERROR)
+            raise BadRequest(SYNTAX_ERROR)
         return expr
 
     def or_(self) -> Evaluator:
@@ -237,7 +237,7 @@ class _Parser:
             right_type = self._operand_type(start)
             op = tok.value
             if left_type and right_type and _family(left_type) != _family(right_type):
-                raise ExactError(400, f"Bad Request - Operator '{op}' incompatible with operand types "
+                raise BadRequest(f"Bad Request - Operator '{op}' incompatible with operand types "
                                       f"'{left_type}' and '{right_type}' at position {tok.pos}.")
             return lambda rec: _compare(op, left(rec), right(rec))
         return left
@@ -257,17 +257,16 @@ class _Parser:
                 return self.function(tok.value)
             name = tok.value
             if not self.known(name):
-                raise ExactError(
-                    400, f"Could not find a property named '{name}' on type '{self.type_name}'."
+                raise BadRequest(f"Could not find a property named '{name}' on type '{self.type_name}'."
                 )
             self.fields.add(name)
             return lambda rec: rec.get(name)
-        raise ExactError(400, SYNTAX_ERROR)
+        raise BadRequest(SYNTAX_ERROR)
 
     def function(self, name: str) -> Evaluator:
         fname = name.lower()
         if fname not in _FUNCTIONS:
-            raise ExactError(501, f"Unknown function '{name}'.")
+            raise NotImplementedHere(f"Unknown function '{name}'.")
         self.expect("(")
         args = [self.or_()]
         while (tok := self.peek()) is not None and tok.kind == ",":
@@ -282,13 +281,13 @@ class _Parser:
             vals = [text(a(rec)) for a in args]
             if fname in ("trim", "tolower", "toupper", "length"):
                 if len(vals) != 1:
-                    raise ExactError(400, SYNTAX_ERROR)
+                    raise BadRequest(SYNTAX_ERROR)
                 v = vals[0]
                 if v is None:
                     return None
                 return {"trim": v.strip(), "tolower": v.lower(), "toupper": v.upper(), "length": len(v)}[fname]
             if len(vals) != 2:
-                raise ExactError(400, SYNTAX_ERROR)
+                raise BadRequest(SYNTAX_ERROR)
             a, b = vals
             if a is None or b is None:
                 return False if fname != "indexof" else -1
@@ -308,7 +307,7 @@ def parse_filter(text: str, known: Callable[[str], bool], type_name: str,
     """Parse a $filter; `known` says whether a property name exists on the entity type, and `types` gives
     the properties' Edm types, so that `ID eq 'abc'` or `Name eq 5` is refused as Exact refuses it."""
     if not text.strip():
-        raise ExactError(400, SYNTAX_ERROR)
+        raise BadRequest(SYNTAX_ERROR)
     parser = _Parser(_tokenize(text), known, type_name, types)
     predicate = parser.parse()
     return Filter(frozenset(parser.fields), predicate)
@@ -322,7 +321,7 @@ def parse_select(text: str | None, known: Callable[[str], bool], type_name: str)
     for name in names:
         base = name.split("/")[0]
         if not known(base):
-            raise ExactError(400, f"Could not find a property named '{base}' on type '{type_name}'.")
+            raise BadRequest(f"Could not find a property named '{base}' on type '{type_name}'.")
     return names
 
 
@@ -334,9 +333,9 @@ def parse_orderby(text: str | None, known: Callable[[str], bool], type_name: str
     for part in text.split(","):
         words = part.split()
         if not words or len(words) > 2 or (len(words) == 2 and words[1].lower() not in ("asc", "desc")):
-            raise ExactError(400, SYNTAX_ERROR)
+            raise BadRequest(SYNTAX_ERROR)
         if not known(words[0]):
-            raise ExactError(400, f"Could not find a property named '{words[0]}' on type '{type_name}'.")
+            raise BadRequest(f"Could not find a property named '{words[0]}' on type '{type_name}'.")
         out.append((words[0], len(words) == 2 and words[1].lower() == "desc"))
     return out
 

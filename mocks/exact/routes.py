@@ -17,7 +17,7 @@ from pydantic_core import to_json
 from mocks.common.edges import MAX_JSON_DEPTH, basic_credentials, too_deep
 from mocks.exact.edm import to_wire
 from mocks.exact.entities import ENTITY_SETS, EntitySetDef
-from mocks.exact.errors import ExactError
+from mocks.exact.errors import BadRequest, Forbidden, NotAcceptable, NotFound, NotImplementedHere, Unauthorized
 from mocks.exact.metadata import metadata_services, service_metadata
 from mocks.exact.odata import Filter, parse_filter, parse_orderby, parse_select
 from mocks.exact.openapi import entity_operation
@@ -46,7 +46,7 @@ def _base(request: Request) -> str:
 
 def _check_accept(accept: str | None) -> None:
     if accept and "json" not in accept and "*/*" not in accept:
-        raise ExactError(406, "This mock answers application/json only; send 'Accept: application/json'.")
+        raise NotAcceptable("This mock answers application/json only; send 'Accept: application/json'.")
 
 
 def _expansions(expand: str | None, select: list[str] | None,
@@ -57,7 +57,7 @@ def _expansions(expand: str | None, select: list[str] | None,
     out: dict[str, list[str] | None] = {}
     for nav in (part.strip() for part in expand.split(",")):
         if entity_set.lines is None or nav.lower() != entity_set.lines.nav.lower():
-            raise ExactError(400, f"Could not find a navigation property named '{nav}' on type "
+            raise BadRequest(f"Could not find a navigation property named '{nav}' on type "
                                   f"'{entity_set.type_name}'.")
         nested = [p.split("/", 1)[1] for p in select or [] if p.split("/", 1)[0] == entity_set.lines.nav and "/" in p]
         out[entity_set.lines.nav] = nested or None
@@ -153,12 +153,12 @@ def build_router(get_state: StateGetter) -> APIRouter:
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> User:
         if credentials is None or credentials.scheme.lower() != "bearer":
-            raise ExactError(401, "Unauthorized", {"WWW-Authenticate": "Bearer"})
+            raise Unauthorized("Unauthorized", {"WWW-Authenticate": "Bearer"})
         return get_state().user_for_token(credentials.credentials)
 
     async def division_user(division: int, user: Annotated[User, Depends(current_user)]) -> User:
         if division not in user.divisions:
-            raise ExactError(403, "Forbidden: no access to this division")
+            raise Forbidden("Forbidden: no access to this division")
         get_state().division(division)
         return user
 
@@ -171,7 +171,7 @@ def build_router(get_state: StateGetter) -> APIRouter:
     ) -> RedirectResponse:
         """Approves at once: the mock has no login page."""
         if response_type != "code":
-            raise ExactError(400, "unsupported_response_type")
+            raise BadRequest("unsupported_response_type")
         code = get_state().authorize(client_id, redirect_uri)
         query = {"code": code} | ({"state": state} if state is not None else {})
         sep = "&" if "?" in redirect_uri else "?"
@@ -236,7 +236,7 @@ def build_router(get_state: StateGetter) -> APIRouter:
         """The OData service document of one service (crm, salesorder, logistics, ...): its entity sets."""
         document = service_metadata(service)
         if document is None:
-            raise ExactError(404, f"Not found: the mock has no service '{service}'; it serves "
+            raise NotFound(f"Not found: the mock has no service '{service}'; it serves "
                                   + ", ".join(metadata_services()))
         return Response(document, media_type="application/xml")
 
@@ -259,7 +259,7 @@ def build_router(get_state: StateGetter) -> APIRouter:
     @router.get("/api/v1/{division}/system/Users", tags=["system"], include_in_schema=False)
     async def system_users_with_division(division: int) -> None:
         """system/Users refuses a division in the URL (reference §3.8)."""
-        raise ExactError(501, "Not Implemented")
+        raise NotImplementedHere("Not Implemented")
 
     for entity_set in ENTITY_SETS.values():
         _add_entity_routes(router, entity_set, get_state, division_user, current_user)
@@ -311,7 +311,7 @@ def _sync_page(
         try:
             after = int(skiptoken.rstrip("Ll"))
         except ValueError as exc:
-            raise ExactError(400, "Bad Request - Error in query syntax.") from exc
+            raise BadRequest("Bad Request - Error in query syntax.") from exc
     chosen = [r for r in rows_after(max(after, _lower_bound(filter_)))
               if predicate is None or predicate({"Timestamp": r["_timestamp"]})]
     page = chosen[:SYNC_PAGE_SIZE]
@@ -343,7 +343,7 @@ def _add_sync_route(
         if filter_:
             parsed = parse_filter(filter_, known, entity_set.type_name, edm_types)
             if parsed.fields - {"Timestamp"}:
-                raise ExactError(400, "This $filter parameter is not supported for this resource")
+                raise BadRequest("This $filter parameter is not supported for this resource")
         state = get_state()
         return _sync_page(
             request, lambda after: state.rows_after(division, entity_set, after), filter_, skiptoken,
@@ -370,10 +370,10 @@ def _page(
     total = len(rows)
     if skiptoken:
         if order:
-            raise ExactError(400, "Bad Request - $skiptoken cannot be combined with $orderby.")
+            raise BadRequest("Bad Request - $skiptoken cannot be combined with $orderby.")
         m = _KEY.match(skiptoken)
         if not m:
-            raise ExactError(400, "Bad Request - Error in query syntax.")
+            raise BadRequest("Bad Request - Error in query syntax.")
         rows = [r for r in rows if str(r[entity_set.key]) > m.group(1).lower()]
     if skip:
         rows = rows[skip:]
@@ -410,15 +410,14 @@ def _add_entity_routes(
     def parse_key(key: str) -> str:
         m = _KEY.match(key)
         if not m:
-            raise ExactError(400, "Bad Request - Error in query syntax.")
+            raise BadRequest("Bad Request - Error in query syntax.")
         return m.group(1).lower()
 
     def filtered(division: int, filter_: str | None, mandatory: bool = True) -> list[dict[str, Any]]:
         predicate = parse_filter(filter_, known, entity_set.type_name, edm_types) if filter_ else None
         if (mandatory and entity_set.mandatory_filter
                 and (predicate is None or not predicate.fields & entity_set.mandatory_filter)):
-            raise ExactError(
-                400,
+            raise BadRequest(
                 "This endpoint has mandatory filtering applied. A GET request for this endpoint must have a "
                 "$filter parameter with one of the following fields in the url:"
                 + ",".join(sorted(entity_set.mandatory_filter)) + ".",
@@ -538,7 +537,7 @@ def _add_entity_routes(
         ) -> Response:
             _check_accept(accept)
             if not select and top != 1:
-                raise ExactError(400, "Please add a $select or a $top=1 statement to the query string.")
+                raise BadRequest("Please add a $select or a $top=1 statement to the query string.")
             chosen = parse_select(select, known, entity_set.type_name)
             return _page(request, division, entity_set, get_state(), filtered(division, filter_, mandatory=False),
                          page_size=BULK_PAGE_SIZE, chosen=chosen, order=[], top=top, skip=None, skiptoken=skiptoken,
@@ -562,11 +561,11 @@ def _order_key(name: str) -> Callable[[dict[str, Any]], tuple[bool, str]]:
 async def _json_body(request: Request) -> dict[str, Any]:
     raw = await request.body()
     if too_deep(raw):
-        raise ExactError(400, f"Error processing request stream. The JSON nests deeper than {MAX_JSON_DEPTH} levels.")
+        raise BadRequest(f"Error processing request stream. The JSON nests deeper than {MAX_JSON_DEPTH} levels.")
     try:
         body = json.loads(raw or b"null")
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ExactError(400, "Error processing request stream. The request body is not valid JSON.") from exc
+        raise BadRequest("Error processing request stream. The request body is not valid JSON.") from exc
     if not isinstance(body, dict):
-        raise ExactError(400, "Error processing request stream. A JSON object is expected.")
+        raise BadRequest("Error processing request stream. A JSON object is expected.")
     return body

@@ -23,8 +23,8 @@ from mocks.common.faults import Faults
 from mocks.common.journal import Journal
 from mocks.exact.edm import EdmError, from_wire, to_wire
 from mocks.exact.entities import ENTITY_SETS, EntitySetDef
-from mocks.exact.errors import ExactError
-from mocks.exact.ratelimit import RateLimits
+from mocks.exact.errors import BadRequest, ExactError, Forbidden, MethodNotAllowed, NotFound, Refused, Unauthorized
+from mocks.exact.limits import RateLimits
 from mocks.exact.timestamps import TimestampIndex
 from mocks.exact.views import derived_names, derived_values, sources
 from mocks.exact.wire import RecordWriter
@@ -194,7 +194,7 @@ class ExactState:
     def division(self, number: int) -> Division:
         found = self.divisions.get(number)
         if found is None:
-            raise ExactError(403, "Forbidden: no access to this division")
+            raise Forbidden("Forbidden: no access to this division")
         return found
 
     # ------------------------------------------------------------------ OAuth
@@ -203,7 +203,7 @@ class ExactState:
         with self.lock:
             client = self.clients.get(client_id)
             if client is None or redirect_uri not in client.redirect_uris:
-                raise ExactError(400, "invalid_request")
+                raise BadRequest("invalid_request")
             code = "XTzM!" + secrets.token_urlsafe(24)
             self.codes[code] = _Code(client_id, self.default_user().user_id, redirect_uri,
                                      self.clock.now() + timedelta(seconds=CODE_SECONDS))
@@ -264,10 +264,9 @@ class ExactState:
         with self.lock:
             grant = self.access_tokens.get(token)
             if grant is None:
-                raise ExactError(401, "Unauthorized", {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+                raise Unauthorized("Unauthorized", {"WWW-Authenticate": 'Bearer error="invalid_token"'})
             if grant.expires_at <= self.clock.now():
-                raise ExactError(
-                    401, "Unauthorized",
+                raise Unauthorized("Unauthorized",
                     {"WWW-Authenticate": 'Bearer error="invalid_token", error_description="access token expired"'},
                 )
             return self.users[grant.user_id]
@@ -286,14 +285,12 @@ class ExactState:
         for name, raw in body.items():
             prop = entity_set.prop(name)
             if prop is None:
-                raise ExactError(
-                    400,
-                    f"Error processing request stream. The property name '{name}' specified for type "
+                raise BadRequest(f"Error processing request stream. The property name '{name}' specified for type "
                     f"'{entity_set.type_name}' is not valid.",
                 )
             if prop.is_collection:
                 if not allow_nav and entity_set.lines is not None and name == entity_set.lines.nav:
-                    raise ExactError(400, f"{name} cannot be changed through the header; use "
+                    raise BadRequest(f"{name} cannot be changed through the header; use "
                                           f"{entity_set.service}/{entity_set.lines.set_name}.")
                 continue
             if not prop.writable:
@@ -301,11 +298,10 @@ class ExactState:
             try:
                 value = from_wire(raw, prop.edm_type)
             except EdmError as exc:
-                raise ExactError(
-                    400, f"Error processing request stream. The property '{name}' has an invalid value: {exc}."
+                raise BadRequest(f"Error processing request stream. The property '{name}' has an invalid value: {exc}."
                 ) from exc
             if isinstance(value, str) and prop.max_length is not None and len(value) > prop.max_length:
-                raise ExactError(500, f"{name}: the value is too long (maximum {prop.max_length} characters)")
+                raise Refused(f"{name}: the value is too long (maximum {prop.max_length} characters)")
             values[name] = value
         return values
 
@@ -341,7 +337,7 @@ class ExactState:
             value = values.get(name)
             if value is not None and not self._exists(division, target, value):
                 what = "user" if target == "users" else target.rstrip("s").lower()
-                raise ExactError(500, f"{name}: the {what} {value} does not exist")
+                raise Refused(f"{name}: the {what} {value} does not exist")
 
     def _require(self, entity_set: EntitySetDef, record: dict[str, Any]) -> None:
         def empty(name: str) -> bool:
@@ -351,9 +347,9 @@ class ExactState:
         if entity_set.name == "Contacts":
             # The docs flag both names mandatory, but their text asks for at least one of them.
             if empty("Account"):
-                raise ExactError(500, "Account: Mandatory")
+                raise Refused("Account: Mandatory")
             if empty("FirstName") and empty("LastName"):
-                raise ExactError(500, "FirstName or LastName: Mandatory")
+                raise Refused("FirstName or LastName: Mandatory")
             return
         parent_key = None
         if entity_set.parent is not None:
@@ -362,7 +358,7 @@ class ExactState:
         for prop in entity_set.properties.values():
             # A line's header key is set by the header when lines are posted inline; create() checks it otherwise.
             if prop.mandatory and not prop.is_collection and prop.name != parent_key and empty(prop.name):
-                raise ExactError(500, f"{prop.name}: Mandatory")
+                raise Refused(f"{prop.name}: Mandatory")
 
     def _next_number(self, division: int, entity_set: EntitySetDef, field_name: str) -> int:
         """The highest number used so far plus one (Exact's numbering: numbers are not reused)."""
@@ -392,7 +388,7 @@ class ExactState:
                 self._note_number(division, entity_set, "Code", code)
             code = str(code).strip()
             if len(code) > 18:
-                raise ExactError(500, "Code: the value is too long (maximum 18 characters)")
+                raise Refused("Code: the value is too long (maximum 18 characters)")
             record["Code"] = code.rjust(18)
             record["Type"] = "A"
         elif name == "Contacts":
@@ -402,7 +398,7 @@ class ExactState:
             code = str(record.get("Code") or "")
             owner = self.division(division).item_codes.get(code)
             if owner is not None and owner != record.get("ID"):
-                raise ExactError(500, f"Code: Data already exists ({code})")
+                raise Refused(f"Code: Data already exists ({code})")
             if created and record.get("IsSalesItem") is False and "IsSalesItem" not in record.get("_given", ()):
                 record["IsSalesItem"] = True
         elif name == "SalesOrders":
@@ -490,15 +486,15 @@ class ExactState:
         """Create a record (and its inline lines): everything is validated before anything is stored."""
         with self.lock:
             if entity_set.read_only:
-                raise ExactError(405, "Method not allowed")
+                raise MethodNotAllowed("Method not allowed")
             record = self._prepare(division, entity_set, body)
             line_records: list[dict[str, Any]] = []
             if entity_set.lines is not None:
                 raw_lines = body.get(entity_set.lines.nav)
                 if raw_lines is None or raw_lines == []:
-                    raise ExactError(500, f"{entity_set.lines.nav}: Mandatory")
+                    raise Refused(f"{entity_set.lines.nav}: Mandatory")
                 if not isinstance(raw_lines, list) or not all(isinstance(x, dict) for x in raw_lines):
-                    raise ExactError(400, f"Error processing request stream. {entity_set.lines.nav} must be an array "
+                    raise BadRequest(f"Error processing request stream. {entity_set.lines.nav} must be an array "
                                           "of objects.")
                 line_set = self._set(entity_set.lines.set_name)
                 for raw in raw_lines:
@@ -508,7 +504,7 @@ class ExactState:
                 assert header_set.lines is not None
                 parent_key = record.get(header_set.lines.parent_key)
                 if parent_key is None:
-                    raise ExactError(500, f"{header_set.lines.parent_key}: Mandatory")
+                    raise Refused(f"{header_set.lines.parent_key}: Mandatory")
             record[entity_set.key] = self.new_id()
             self._derive(division, entity_set, record, created=True)
             if entity_set.lines is not None:
@@ -552,23 +548,23 @@ class ExactState:
             if entity_set.name == "Users":
                 user = self.users.get(key.lower())
                 if user is None:
-                    raise ExactError(404, "Not found")
+                    raise NotFound("Not found")
                 return self.user_record(user)
             record = self._rows(division, entity_set).get(key.lower())
             if record is None:
-                raise ExactError(404, "Not found")
+                raise NotFound("Not found")
             return record
 
     def update(self, division: int, entity_set: EntitySetDef, key: str, body: dict[str, Any], user: User) -> None:
         """Partial update: only the properties in the body change (reference §2.8)."""
         with self.lock:
             if entity_set.read_only:
-                raise ExactError(405, "Method not allowed")
+                raise MethodNotAllowed("Method not allowed")
             record = self.get(division, entity_set, key)
             values = self._decode(entity_set, body)
             for name in entity_set.immutable:
                 if name in values and values[name] != record.get(name):
-                    raise ExactError(500, f"{name}: For an existing record this value can not be changed")
+                    raise Refused(f"{name}: For an existing record this value can not be changed")
             self._check_references(division, entity_set, values)
             candidate = dict(record)
             candidate.update(values)
@@ -613,12 +609,12 @@ class ExactState:
     def delete(self, division: int, entity_set: EntitySetDef, key: str, user: User) -> None:
         with self.lock:
             if entity_set.read_only:
-                raise ExactError(405, "Method not allowed")
+                raise MethodNotAllowed("Method not allowed")
             record = self.get(division, entity_set, key)
             record_key = str(record[entity_set.key])
             used_by = self._in_use(division, entity_set, record_key)
             if used_by is not None:
-                raise ExactError(500, f"This record is in use ({used_by}) and cannot be deleted")
+                raise Refused(f"This record is in use ({used_by}) and cannot be deleted")
             self._remove(division, entity_set, record_key)
             self._log_delete(division, entity_set, record_key, user)
             if entity_set.lines is not None:

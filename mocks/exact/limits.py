@@ -3,27 +3,17 @@
 Windows are the calendar minute and the UTC day of the mock's clock. Every division-scoped answer carries
 the six ``X-RateLimit-*`` headers with resets in epoch milliseconds; a 429 for the minute omits the daily
 headers and vice versa. Calls without a division (``current/Me``, OAuth) are neither counted nor marked.
+The counters are state, free of HTTP; `app.py` puts them in front of the routes with the shared
+rate-limit middleware (`mocks.common.ratelimit`).
 """
 
 from __future__ import annotations
 
-import re
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from fastapi import FastAPI
-from fastapi.responses import JSONResponse
-from starlette.types import ASGIApp
-
-from mocks.common.asgi import Receive, Scope, Send, header, with_headers
-from mocks.common.clock import MockClock
-from mocks.exact.errors import error_body
-
-__all__ = ["RateLimits", "install_rate_limits"]
-
-_DIVISION_PATH = re.compile(r"^/api/v1/(\d+)/")
+__all__ = ["RateLimits"]
 
 
 def _ms(instant: datetime) -> int:
@@ -72,26 +62,3 @@ class RateLimits:
             return True, daily_headers | minute_headers | {
                 "X-RateLimit-Remaining": str(self.daily - used_day - 1),
                 "X-RateLimit-Minutely-Remaining": str(self.minutely - used_minute - 1)}
-
-
-def install_rate_limits(app: FastAPI, limits: RateLimits, clock: MockClock,
-                        app_for_token: Callable[[str], str | None]) -> None:
-    class _RateLimitMiddleware:
-        def __init__(self, inner: ASGIApp) -> None:
-            self.inner = inner
-
-        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-            m = _DIVISION_PATH.match(scope.get("path", "")) if scope["type"] == "http" else None
-            auth = header(scope, "authorization") if m else ""
-            client_id = app_for_token(auth[7:].strip()) if auth.lower().startswith("bearer ") else None
-            if not limits.enabled or m is None or client_id is None:
-                await self.inner(scope, receive, send)  # no division, or no valid token: the route answers
-                return
-            allowed, headers = limits.hit(client_id, int(m.group(1)), clock.now())
-            if not allowed:
-                response = JSONResponse(error_body("API rate limit exceeded"), status_code=429, headers=headers)
-                await response(scope, receive, send)
-                return
-            await self.inner(scope, receive, with_headers(send, headers))
-
-    app.add_middleware(_RateLimitMiddleware)
