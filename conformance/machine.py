@@ -13,6 +13,7 @@ clean passes must reach the same end state a fault-free run reaches.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import httpx
@@ -74,6 +75,20 @@ def stays_in_sync_machine(ctx: FlowContext, *, faults: bool) -> type[RuleBasedSt
                 self._create(record)
             ctx.sync()
             self._check_world()
+            if faults:  # every example, the simplest too, starts with the classic crash after edits on both sides
+                for side in ("customcrm", "exact"):
+                    self.edit(data, side)
+                self._crash_at_first_write()
+
+        def _crash_at_first_write(self) -> None:
+            """A pass that has read every change (and, in an engine that saves its cursors early, saved them)
+            dies at its first write; then clean passes, and the world must be as the users left it."""
+            with contextlib.suppress(Exception):  # the kill itself
+                ctx.engine.sync(ctx.flows, interrupt_after=-1)
+            ctx.sync()
+            ctx.sync()
+            self.passes += 1
+            self._check_world()
 
         @precondition(lambda self: not ctx.safe or len(self.pairs) + len(self.new_crm) < SANDBOX_RECORDS)
         @rule(data=st.data())
@@ -132,11 +147,19 @@ def stays_in_sync_machine(ctx: FlowContext, *, faults: bool) -> type[RuleBasedSt
         @rule(data=st.data())
         def sync(self, data: st.DataObject) -> None:
             if faults:
-                ctx.systems.set_faults(FAULT_RULES, seed=data.draw(st.integers(0, 2**16), label="fault seed"))
-                # At a request early in the pass (after the change feeds are read, before the records are), later
-                # on, or at its first or second write (after everything is read, before anything is applied).
-                kill = data.draw(st.sampled_from([None, 4, 2, 3, 5, 6, -1, 8, 10, 14, -2, 20]),
-                                 label="kill the engine after (requests; -n: at its n-th write)")
+                # The classic crash, whenever there is something to apply: the pass has read every change (and
+                # an engine that saves its cursors early has saved them) and dies at its first write, with no
+                # other fault to stop it sooner. Drawn on its own, so that it is not one chance in a dozen.
+                pending = bool(self.edited)
+                if pending and data.draw(st.booleans(), label="crash at the first write, nothing else wrong"):
+                    kill: int | None = -1
+                else:
+                    ctx.systems.set_faults(FAULT_RULES, seed=data.draw(st.integers(0, 2**16), label="fault seed"))
+                    # At a request early in the pass (after the change feeds are read, before the records are),
+                    # later on, or at its first or second write (after everything is read, before anything is
+                    # applied).
+                    kill = data.draw(st.sampled_from([None, 4, 2, 3, 5, 6, -1, 8, 10, 14, -2, 20]),
+                                     label="kill the engine after (requests; -n: at its n-th write)")
                 try:
                     ctx.engine.sync(ctx.flows, interrupt_after=kill)
                 except Exception:  # noqa: BLE001 - a pass may fail under faults; what counts is recovery

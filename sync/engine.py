@@ -1006,7 +1006,8 @@ class Engine:
         exact_lines, raw = self._exact_lines_by_crm_id(plan, link.exact_id)
         old: dict[str, dict[str, Any]] = link.snapshot.get(LINES) or {}
         result = _LineMerge(exact_ids={lid: self._line_id(raw, lid) for lid in raw})
-        for lid in list(dict.fromkeys([*old, *crm_lines, *exact_lines])):
+        # Customcrm's order first: the lines keep the order a user gave them (the snapshot is stored sorted)
+        for lid in list(dict.fromkeys([*crm_lines, *old, *exact_lines])):
             c, e, s = crm_lines.get(lid), exact_lines.get(lid), old.get(lid)
             if s is None:
                 if c is not None and e is None:

@@ -73,7 +73,7 @@ def _serialize(
     uri = _uri(request, division, entity_set, record)
     out: dict[str, Any] = {"__metadata": {"uri": uri, "type": entity_set.type_name}}
     wanted = _wanted(select)
-    out.update(state.wire(division, entity_set, record, wanted))
+    out.update(state.reader(division).wire(entity_set, record, wanted))
     for name in entity_set.collections:
         if wanted is not None and name not in wanted:
             continue
@@ -101,15 +101,16 @@ def _row_json(
     if expand and entity_set.lines is not None and any(name in expand for name in entity_set.collections):
         return to_json(_serialize(request, division, entity_set, record, select, extra, state=state, expand=expand))
     wanted = _wanted(select)
-    shape = (wanted, _base(request), tuple(extra or ()), state.derived_signature(division, entity_set, record, wanted))
-    return state.writer.row(division, entity_set, record, shape,
+    signature = state.reader(division).derived_signature(entity_set, record, wanted)
+    shape = (wanted, _base(request), tuple(extra or ()), signature)
+    return state.division(division).writer.row(division, entity_set, record, shape,
                             lambda: _write_row(request, division, entity_set, record, wanted, extra, state))
 
 
 def _write_row(request: Request, division: int, entity_set: EntitySetDef, record: dict[str, Any],
                wanted: frozenset[str] | None, extra: dict[str, Any] | None, state: ExactState) -> bytes:
     uri = _uri(request, division, entity_set, record)
-    rest = state.derived_wire(division, entity_set, record, wanted)
+    rest = state.reader(division).derived_wire(entity_set, record, wanted)
     for name in entity_set.collections:
         if wanted is None or name in wanted:
             rest[name] = {"__deferred": {"uri": f"{uri}/{name}"}}
@@ -117,7 +118,7 @@ def _write_row(request: Request, division: int, entity_set: EntitySetDef, record
         if wanted is None or name in wanted:
             rest[name] = value
     parts = [b'"__metadata":' + to_json({"uri": uri, "type": entity_set.type_name}),
-             state.writer.own_members(division, entity_set, record, wanted), members(rest)]
+             state.division(division).writer.own_members(division, entity_set, record, wanted), members(rest)]
     return b"{" + b",".join(part for part in parts if part) + b"}"
 
 
@@ -426,7 +427,8 @@ def _add_entity_routes(
         rows = state.rows(division, entity_set)
         if predicate is None:
             return rows
-        return [r for r in rows if predicate(state.view(division, entity_set, r, predicate.fields))]
+        reader = state.reader(division)
+        return [r for r in rows if predicate(reader.view(entity_set, r, predicate.fields))]
 
     async def list_(
         request: Request, user: Annotated[User, Depends(auth)], division: int = 0,

@@ -20,12 +20,17 @@ from mocks.exact.edm import to_wire
 from mocks.exact.entities import EntitySetDef
 from mocks.exact.views import derived_names
 
-__all__ = ["RecordWriter", "members"]
+__all__ = ["RecordWriter", "members", "public"]
 
 MAX_SELECTIONS = 8  # selections kept per record version (a client reads with a few fixed $select lists)
 
 _Key = tuple[int, str, str]
 _Entry = tuple[int, dict[str, Any], dict[Any, bytes]]
+
+
+def public(entity_set: EntitySetDef, record: dict[str, Any]) -> dict[str, Any]:
+    """A record's stored values as JSON values (the admin plane's dump: nothing derived)."""
+    return {name: to_wire(record.get(name), edm_type) for name, edm_type in entity_set.plain}
 
 
 def members(values: dict[str, Any]) -> bytes:
