@@ -42,7 +42,7 @@ def _link(ctx: FlowContext, data: st.DataObject) -> None:
     ctx.prepare(data)
     merge_keys = usable_merge_keys(ctx)
     if not merge_keys:
-        raise CheckFailure(f"[{ctx.flow.id} / link] the document maps no merge key of Exact {ctx.flow.target_type}")
+        raise ctx.failure("link", f"the document maps no merge key of Exact {ctx.flow.target_type}")
     index = data.draw(st.integers(0, len(merge_keys) - 1), label="merge key")
     ambiguous = data.draw(st.booleans(), label="ambiguous")
     record = ctx.draw_record(data)
@@ -60,8 +60,8 @@ def _link(ctx: FlowContext, data: st.DataObject) -> None:
     ctx.sync()
     after = set(ctx.exact_records())
     if after != before:
-        raise CheckFailure(
-            f"[{ctx.flow.id} / link] {ctx.label('crm', crm_record['Id'])} has the merge key {existing!r} of "
+        raise ctx.failure("link",
+            f"{ctx.label('crm', crm_record['Id'])} has the merge key {existing!r} of "
             f"{'two existing' if ambiguous else 'an existing'} Exact {ctx.flow.target_type}, yet the sync "
             f"created {len(after - before)} new one(s)")
     if not ambiguous:

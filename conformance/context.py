@@ -48,8 +48,28 @@ __all__ = ["AMSTERDAM", "CheckFailure", "FlowContext", "NotApplicable", "engine_
 EXCHANGES_KEPT = 12
 
 
+_NOT_GIVEN: Any = object()
+
+
 class CheckFailure(AssertionError):
-    """A broken promise of the document, with the evidence a reader needs."""
+    """A broken promise of the document, with the evidence a reader needs: as one line (``[flow / check]
+    what happened``) and as fields a report shows on their own (`fields`): the flow, the check, the record
+    and the property at fault, what was expected and what was found, where the check knows them."""
+
+    def __init__(self, message: str, *, flow: str | None = None, check: str | None = None,
+                 record: str | None = None, prop: str | None = None, expected: Any = _NOT_GIVEN,
+                 found: Any = _NOT_GIVEN) -> None:
+        self.message, self.flow, self.check, self.record, self.prop = message, flow, check, record, prop
+        self.expected, self.found = expected, found
+        where = f"{flow} / {check}" if flow and check else flow or check
+        super().__init__(f"[{where}] {message}" if where else message)
+
+    def fields(self) -> dict[str, str]:
+        """What the failure is about, field by field (values shown as the one line shows them)."""
+        out = {"flow": self.flow, "check": self.check, "record": self.record, "property": self.prop,
+               "expected": None if self.expected is _NOT_GIVEN else visible(self.expected),
+               "found": None if self.found is _NOT_GIVEN else visible(self.found), "message": self.message}
+        return {k: v for k, v in out.items() if v}
 
 
 def visible(value: Any) -> str:
@@ -161,6 +181,10 @@ class FlowContext:
         if not self.exchanges:
             return ""
         return "The checklist's last HTTP exchanges in this example:\n" + "\n".join(f"  {e}" for e in self.exchanges)
+
+    def failure(self, check: str | None, message: str, **fields: Any) -> CheckFailure:
+        """A failure of this flow's `check` (None: of the flow as a whole)."""
+        return CheckFailure(message, flow=self.flow.id, check=check, **fields)
 
     @classmethod
     def for_flow(cls, flow: Flow, doc: Dataflow, systems: Systems, engine: EngineDriver) -> FlowContext | str:
@@ -337,7 +361,7 @@ class FlowContext:
         self.pools.update(create_references(self.crm, self.exact, self.unique, kinds, self.sync))
         for kind in kinds:
             if len(self.pools.get(kind, {})) < 1:
-                raise CheckFailure(f"[{self.flow.id}] the prerequisite {kind} records were not linked by the engine; "
+                raise self.failure(None, f"the prerequisite {kind} records were not linked by the engine; "
                                    "check the flows they depend on first")
 
     def unique(self, value: str) -> str:
@@ -592,7 +616,7 @@ class FlowContext:
         exact_record = self.exact.get(self.exact_path, exact_id)
         if crm_record is None or exact_record is None:
             missing = self.label("crm", crm_id) if crm_record is None else self.label("exact", exact_id)
-            raise CheckFailure(f"[{self.flow.id} / {check}] {missing} is gone")
+            raise self.failure(check, f"{missing} is gone")
         self.assert_records_agree(check, crm_record, exact_record, rows)
 
     def assert_records_agree(self, check: str, crm_record: dict[str, Any], exact_record: dict[str, Any],
@@ -600,9 +624,9 @@ class FlowContext:
         problems = self.mismatches(crm_record, exact_record, rows)
         if problems:
             crm_id, exact_id = str(crm_record["Id"]), str(exact_record[self.exact_key]).lower()
-            raise CheckFailure(
-                f"[{self.flow.id} / {check}] {self.label('crm', crm_id)} and {self.label('exact', exact_id)} "
-                "disagree: " + "; ".join(problems))
+            raise self.failure(
+                check, f"{self.label('crm', crm_id)} and {self.label('exact', exact_id)} disagree: "
+                + "; ".join(problems), record=f"{self.label('crm', crm_id)} / {self.label('exact', exact_id)}")
 
     def create_pair(self, check: str, record: dict[str, Any], rows: list[PropertyRow] | None = None
                     ) -> tuple[str, str]:
@@ -614,8 +638,8 @@ class FlowContext:
         self.sync()
         new = sorted(set(self.exact_records()) - before)
         if len(new) != 1:
-            raise CheckFailure(
-                f"[{self.flow.id} / {check}] {self.label('crm', created['Id'])} was created with {record!r}; "
+            raise self.failure(check,
+                f"{self.label('crm', created['Id'])} was created with {record!r}; "
                 f"expected exactly one new Exact {self.flow.target_type} after a sync, found {len(new)}")
         now = self.crm.get(self.crm_path, str(created["Id"])) or {}
         for m in self.header:
@@ -631,10 +655,12 @@ class FlowContext:
         entered = expect_from_crm(created.get(m.crm_field), m.kind)
         kept = expect_from_crm(now.get(m.crm_field), m.kind)
         if entered not in (None, False) and not self.same(m, kept, entered):
-            raise CheckFailure(
-                f"[{self.flow.id} / {check}] {self.label('crm', str(created['Id']))} was created with "
+            raise self.failure(
+                check, f"{self.label('crm', str(created['Id']))} was created with "
                 f"{m.crm_field}={visible(created.get(m.crm_field))}; after the sync Customcrm shows "
-                f"{visible(now.get(m.crm_field))}: the engine changed what the user entered")
+                f"{visible(now.get(m.crm_field))}: the engine changed what the user entered",
+                record=self.label("crm", str(created["Id"])), prop=m.crm_field, expected=created.get(m.crm_field),
+                found=now.get(m.crm_field))
 
     def versions(self) -> dict[str, dict[str, Any]]:
         """Every record's version on both sides (lines included): a write changes one."""

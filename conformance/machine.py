@@ -20,7 +20,7 @@ import httpx
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from conformance.context import CheckFailure, FlowContext, expect_from_crm, skip_the_simplest, visible
+from conformance.context import FlowContext, expect_from_crm, skip_the_simplest, visible
 from conformance.planner import RowCheck
 from conformance.rule_checks import apply_edits, apply_line_edit, assert_quiet
 
@@ -179,29 +179,29 @@ def stays_in_sync_machine(ctx: FlowContext, *, faults: bool) -> type[RuleBasedSt
             for side, other, records, version_field, kept in survivors:
                 for record_id, version in kept.items():
                     if record_id not in records:
-                        raise CheckFailure(f"[{ctx.flow.id} / {check}] {ctx.label(side, record_id)} was left when "
+                        raise ctx.failure(check, f"{ctx.label(side, record_id)} was left when "
                                            f"its {other} record was deleted, and then the sync deleted it")
                     if records[record_id].get(version_field) != version:
-                        raise CheckFailure(f"[{ctx.flow.id} / {check}] the sync wrote to "
+                        raise ctx.failure(check, f"the sync wrote to "
                                            f"{ctx.label(side, record_id)}, whose {other} record was deleted")
             known = {e for _c, e in self.pairs} | set(self.kept_exact)
             new_exact = {k: v for k, v in exact.items() if k not in known}
             for crm_id, exact_id in self.pairs:
                 if exact_id not in exact or crm_id not in crm:
-                    raise CheckFailure(f"[{ctx.flow.id} / {check}] {ctx.label('crm', crm_id)} or "
+                    raise ctx.failure(check, f"{ctx.label('crm', crm_id)} or "
                                        f"{ctx.label('exact', exact_id)} disappeared though neither was deleted")
             wanted = [c for c in self.new_crm if c in crm]
             for crm_id in wanted:  # greedy pairing: records created with equal values may pair either way
                 matches = [k for k, row in new_exact.items() if not ctx.mismatches(crm[crm_id], row)]
                 if not matches:
-                    raise CheckFailure(
-                        f"[{ctx.flow.id} / {check}] {ctx.label('crm', crm_id)} was created in Customcrm; after "
+                    raise ctx.failure(check,
+                        f"{ctx.label('crm', crm_id)} was created in Customcrm; after "
                         f"the sync no new Exact {ctx.flow.target_type} agrees with it: {crm[crm_id]!r}")
                 self.pairs.append((crm_id, matches[0]))
                 del new_exact[matches[0]]
             self.new_crm = []
             if new_exact:
-                raise CheckFailure(f"[{ctx.flow.id} / {check}] the sync created {len(new_exact)} Exact record(s) no "
+                raise ctx.failure(check, f"the sync created {len(new_exact)} Exact record(s) no "
                                    f"Customcrm record accounts for (duplicates): {sorted(new_exact)}")
             for crm_id, exact_id in self.pairs:  # the records read above: no second read per pair
                 ctx.assert_records_agree(check, crm[crm_id], exact[exact_id])
@@ -218,8 +218,8 @@ def stays_in_sync_machine(ctx: FlowContext, *, faults: bool) -> type[RuleBasedSt
                     continue
                 found = expect_from_crm(record.get(m.crm_field), m.kind)
                 if not any(ctx.same(m, found, expect_from_crm(v, m.kind)) for v in meant):
-                    raise CheckFailure(
-                        f"[{ctx.flow.id} / {check}] {m.crm_field} of {ctx.label('crm', crm_id)} (and "
+                    raise ctx.failure(check,
+                        f"{m.crm_field} of {ctx.label('crm', crm_id)} (and "
                         f"{m.exact_field} of {ctx.label('exact', exact_id)}) was last entered as "
                         f"{' or '.join(visible(v) for v in meant)}; after the sync both systems show "
                         f"{visible(record.get(m.crm_field))}, which no user entered")
@@ -230,7 +230,7 @@ def stays_in_sync_machine(ctx: FlowContext, *, faults: bool) -> type[RuleBasedSt
             exact_ids = [e for _c, e in self.pairs]
             crm_ids = [c for c, _e in self.pairs]
             if len(set(exact_ids)) != len(exact_ids) or len(set(crm_ids)) != len(crm_ids):
-                raise CheckFailure(f"[{ctx.flow.id} / {check}] a record is linked twice: {self.pairs!r}")
+                raise ctx.failure(check, f"a record is linked twice: {self.pairs!r}")
 
         def teardown(self) -> None:
             """The end state: one more clean pass settles the last steps, then a pass writes nothing."""

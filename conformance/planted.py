@@ -152,15 +152,6 @@ class BrokenReferenceEngine(Engine):
         return others[0] if others else right
 
 
-class LineMishandlingEngine(Engine):
-    """Never removes a line from Exact: a line deleted in Customcrm stays on the Exact order."""
-
-    def _merge_lines(self, plan: FlowPlan, link: Any, crm_record: dict[str, Any], crm_first: bool) -> Any:
-        result = super()._merge_lines(plan, link, crm_record, crm_first)
-        result.exact_delete = []
-        return result
-
-
 _DROP = object()  # a value the rewriting leaves out of the body altogether
 
 
@@ -274,6 +265,18 @@ class _LosesSomeWrites(httpx.BaseTransport):
         return self.inner.handle_request(request)
 
 
+class _KeepsDeletedLines(httpx.BaseTransport):
+    """Answers the removal of an Exact line as done (204) and never removes it."""
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self.inner = inner
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "DELETE" and "Lines(guid'" in request.url.path:
+            return httpx.Response(204, request=request)
+        return self.inner.handle_request(request)
+
+
 def _text(change: Callable[[str], str]) -> Callable[[str, Any], Any]:
     return lambda _key, value: change(value) if isinstance(value, str) else value
 
@@ -294,6 +297,9 @@ RoundingEngine = _sends_to_exact("RoundingEngine", "Numbers rounded to two decim
 DroppedClearEngine = _sends_to_exact("DroppedClearEngine", "A cleared value is left out of the update instead of "
                                      "sent as empty, so Exact keeps the old one.",
                                      lambda k, v: _DROP if v is None or v == "" else v)
+LineMishandlingEngine = _at_the_boundary(
+    "LineMishandlingEngine", "Never removes a line from Exact: a line deleted in Customcrm stays on the Exact order.",
+    "exact", _KeepsDeletedLines)
 FirstPageOnlyEngine = _at_the_boundary(
     "FirstPageOnlyEngine", "Reads only the first page of every Exact list and never follows ``__next``: a division "
     "with more users than one page (60) holds owners the engine never matches, and their orders get no "

@@ -86,8 +86,10 @@ def _markdown(result: RunResult) -> str:
             lines.append(f"| `{check.id}` | {_ICON[check.status]} | {detail} | {_calls(check)} |")
         lines.append("")
         for check in flow.checks:
-            if check.status == "failed" and check.evidence:
-                lines += [f"### {flow.id} / {check.id}: evidence", "", "```", check.evidence, "```", ""]
+            if check.status == "failed" and (check.evidence or check.failure):
+                lines += [f"### {flow.id} / {check.id}: evidence", ""]
+                lines += [f"- {label}: `{check.failure[key]}`" for key, label in _FIELDS if check.failure.get(key)]
+                lines += ["", "```", check.evidence, "```", ""] if check.evidence else [""]
     return "\n".join(lines)
 
 
@@ -165,6 +167,8 @@ vertical-align:top}th{font-size:12px;text-transform:uppercase;color:#5b6478}
 code,pre{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:13px}
 pre{white-space:pre-wrap;background:#f3f4f7;padding:8px;border-radius:4px;max-height:420px;overflow:auto}
 details summary{cursor:pointer;color:#3451b2}
+dl.fields{display:grid;grid-template-columns:max-content 1fr;gap:2px 10px;margin:4px 0}dl.fields dt{color:#5b6478}
+dl.fields dd{margin:0}
 """
 
 
@@ -193,7 +197,7 @@ def _row_html(result: RunResult, flow: FlowResult, check: CheckResult, lines: di
     where = f'<div class="where">{e(result.document)}:{line}</div>' if line else ""
     body = f"<div>{e(check.title)}</div>{where}"
     if check.status == "failed":
-        body += f'<div class="err">{e(check.detail)}</div>' + _side_by_side(check.detail)
+        body += f'<div class="err">{e(check.detail)}</div>' + _fields(check.failure) + _side_by_side(check.detail)
         body += (f"<details><summary>evidence and replay</summary><p>Replay: <code>"
                  f"{e(replay_command(result, flow.id, check.id))}</code></p>"
                  + (f"<pre>{e(check.evidence)}</pre>" if check.evidence else "<p>No example was recorded.</p>")
@@ -206,6 +210,19 @@ def _row_html(result: RunResult, flow: FlowResult, check: CheckResult, lines: di
             f'<td><code>{e(check.id)}</code></td><td><span class="badge {check.status}">{check.status}</span>{mark}'
             '</td>'
             f'<td>{body}</td><td class="calls">{e(_calls(check))}</td></tr>')
+
+
+_FIELDS = (("record", "record"), ("property", "property"), ("expected", "expected"), ("found", "found"))
+
+
+def _fields(failure: dict[str, str]) -> str:
+    """A failure's record, property, expected and found values, each on its own (where the check knew them)."""
+    shown = [(label, failure[key]) for key, label in _FIELDS if failure.get(key)]
+    if not shown:
+        return ""
+    e = html.escape
+    return '<dl class="fields">' + "".join(f"<dt>{e(label)}</dt><dd><code>{e(value)}</code></dd>"
+                                           for label, value in shown) + "</dl>"
 
 
 _MISMATCH = re.compile(r"^(?P<crm_field>[\w.:]+)=(?P<crm>.*) in Customcrm but (?P<exact_field>[\w.:]+)=(?P<exact>.*) "

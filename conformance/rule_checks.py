@@ -49,7 +49,7 @@ def distinct(ctx: FlowContext, data: st.DataObject, m: RowCheck, avoid: list[Any
     if m.kind == "ref":
         pool = [p for p in sorted(ctx.pools.get(ctx.ref_type(m), {})) if p not in avoid]
         if not pool:
-            raise CheckFailure(f"[{ctx.flow.id}] no {ctx.ref_type(m)} record left to point {m.crm_field} at")
+            raise ctx.failure(None, f"no {ctx.ref_type(m)} record left to point {m.crm_field} at")
         return data.draw(st.sampled_from(pool), label=label)
     seen = {expect_from_crm(a, m.kind) for a in avoid}
     value = ctx.draw_value(data, m, allow_empty=False)
@@ -57,7 +57,7 @@ def distinct(ctx: FlowContext, data: st.DataObject, m: RowCheck, avoid: list[Any
         if expect_from_crm(value, m.kind) not in seen:
             return value
         value = _nudge(value, m, step)
-    raise CheckFailure(f"[{ctx.flow.id}] could not find a value of {m.crm_field} unlike {avoid!r}")
+    raise ctx.failure(None, f"could not find a value of {m.crm_field} unlike {avoid!r}")
 
 
 def _nudge(value: Any, m: RowCheck, step: int) -> Any:
@@ -90,8 +90,8 @@ def expect_value(ctx: FlowContext, check: str, crm_id: str, exact_id: str, m: Ro
         if not ctx.same(m, actual, expect_from_crm(expected, m.kind)):
             where = ctx.label("crm", crm_id) if side == "customcrm" else ctx.label("exact", exact_id)
             field = m.crm_field if side == "customcrm" else m.exact_field
-            raise CheckFailure(f"[{ctx.flow.id} / {check}] {why}: expected {field}={expected!r} on {where}, "
-                               f"found {actual!r}")
+            raise ctx.failure(check, f"{why}: expected {field}={expected!r} on {where}, found {actual!r}",
+                              record=where, prop=field, expected=expected, found=actual)
 
 
 def _mutable(ctx: FlowContext) -> list[RowCheck]:
@@ -133,12 +133,12 @@ def assert_quiet(ctx: FlowContext, check: str, pairs: int | None = None) -> None
     if before != after:
         changed = [f"{system} {key}" for system in after for key in after[system]
                    if before.get(system, {}).get(key) != after[system].get(key)]
-        raise CheckFailure(
-            f"[{ctx.flow.id} / {check}] a sync with no edits wrote to {', '.join(changed)}: the engine echoes "
+        raise ctx.failure(check,
+            f"a sync with no edits wrote to {', '.join(changed)}: the engine echoes "
             "its own writes")
     if pairs is not None and (len(after["exact"]) != pairs or len(after["customcrm"]) != pairs):
-        raise CheckFailure(
-            f"[{ctx.flow.id} / {check}] {pairs} linked pairs expected, found {len(after['customcrm'])} Customcrm "
+        raise ctx.failure(check,
+            f"{pairs} linked pairs expected, found {len(after['customcrm'])} Customcrm "
             f"and {len(after['exact'])} Exact records")
 
 
@@ -357,7 +357,7 @@ def _link_fills_empty(ctx: FlowContext, data: st.DataObject) -> None:
     crm_id = str(ctx.crm.create(ctx.crm_path, record)["Id"])
     ctx.sync()
     if set(ctx.exact_records()) != before:
-        raise CheckFailure(f"[{ctx.flow.id} / {check}] {ctx.label('crm', crm_id)} matches Exact {exact_id} by its "
+        raise ctx.failure(check, f"{ctx.label('crm', crm_id)} matches Exact {exact_id} by its "
                            "merge key, yet the sync created a new Exact record")
     for m in order:
         origin = "Exact" if m in exact_side else "Customcrm"
@@ -403,17 +403,17 @@ def _delete_not_propagated(ctx: FlowContext, data: st.DataObject) -> None:
     ctx.sync()
     after = ctx.versions()
     if exact_a not in after["exact"]:
-        raise CheckFailure(f"[{ctx.flow.id} / {check}] {ctx.label('crm', crm_a)} was deleted in Customcrm and the "
+        raise ctx.failure(check, f"{ctx.label('crm', crm_a)} was deleted in Customcrm and the "
                            f"sync deleted {ctx.label('exact', exact_a)} too: deletes must not propagate")
     if crm_b not in after["customcrm"]:
-        raise CheckFailure(f"[{ctx.flow.id} / {check}] {ctx.label('exact', exact_b)} was deleted in Exact and the "
+        raise ctx.failure(check, f"{ctx.label('exact', exact_b)} was deleted in Exact and the "
                            f"sync deleted {ctx.label('crm', crm_b)} too: deletes must not propagate")
     if after["exact"][exact_a] != survivors_before["exact"][exact_a] or \
             after["customcrm"][crm_b] != survivors_before["customcrm"][crm_b]:
-        raise CheckFailure(f"[{ctx.flow.id} / {check}] the sync wrote to the survivor of a deleted pair "
+        raise ctx.failure(check, f"the sync wrote to the survivor of a deleted pair "
                            f"({ctx.label('exact', exact_a)} or {ctx.label('crm', crm_b)}); it must be left as it is")
     if len(after["exact"]) != 1 or len(after["customcrm"]) != 1:
-        raise CheckFailure(f"[{ctx.flow.id} / {check}] after one delete on each side, one record must remain on "
+        raise ctx.failure(check, f"after one delete on each side, one record must remain on "
                            f"each side; found {len(after['customcrm'])} in Customcrm and {len(after['exact'])} "
                            "in Exact (a deleted record was re-created)")
     for side, crm_id, exact_id in (("exact", crm_a, exact_a), ("customcrm", crm_b, exact_b)):
@@ -425,7 +425,7 @@ def _delete_not_propagated(ctx: FlowContext, data: st.DataObject) -> None:
     ctx.sync()
     final = ctx.versions()
     if len(final["exact"]) != 1 or len(final["customcrm"]) != 1:
-        raise CheckFailure(f"[{ctx.flow.id} / {check}] after the survivors were edited, the sync re-created a "
+        raise ctx.failure(check, f"after the survivors were edited, the sync re-created a "
                            f"deleted record: {len(final['customcrm'])} in Customcrm, {len(final['exact'])} in Exact")
 
 
@@ -520,16 +520,16 @@ def _write_budget(ctx: FlowContext, data: st.DataObject) -> None:
         if made > 1:
             target = ctx.label("crm", crm_id) if other == "customcrm" else ctx.label("exact", exact_id)
             edited = m.crm_field if side == "customcrm" else m.exact_field
-            raise CheckFailure(f"[{ctx.flow.id} / {check}] one edit of {edited} in {side} cost {made} writes to "
+            raise ctx.failure(check, f"one edit of {edited} in {side} cost {made} writes to "
                                f"{target}; at most one is needed")
     quiet = None if ctx.safe else _writes_to(ctx, crm_id, exact_id)
     version = (ctx.crm.get(ctx.crm_path, crm_id) or {}).get("Version")
     ctx.sync()
     if quiet is not None and (_writes_to(ctx, crm_id, exact_id) - quiet):
-        raise CheckFailure(f"[{ctx.flow.id} / {check}] a pass with no edits wrote to {ctx.label('crm', crm_id)} or "
+        raise ctx.failure(check, f"a pass with no edits wrote to {ctx.label('crm', crm_id)} or "
                            f"{ctx.label('exact', exact_id)}: {sorted(_writes_to(ctx, crm_id, exact_id) - quiet)}")
     if (ctx.crm.get(ctx.crm_path, crm_id) or {}).get("Version") != version:
-        raise CheckFailure(f"[{ctx.flow.id} / {check}] a pass with no edits wrote to {ctx.label('crm', crm_id)}")
+        raise ctx.failure(check, f"a pass with no edits wrote to {ctx.label('crm', crm_id)}")
     ctx.assert_pair_agrees(check, crm_id, exact_id)
 
 
@@ -561,7 +561,7 @@ def _concurrent_edit(ctx: FlowContext, data: st.DataObject) -> None:
         deadline = time.monotonic() + 20
         while not any(r.get("fired") for r in ctx.systems.admin("customcrm", "faults") or []):
             if not engine.is_alive() or time.monotonic() > deadline:
-                raise CheckFailure(f"[{ctx.flow.id} / {check}] {m.exact_field} of {ctx.label('exact', exact_id)} was "
+                raise ctx.failure(check, f"{m.exact_field} of {ctx.label('exact', exact_id)} was "
                                    f"edited in Exact, and the pass never wrote it to {ctx.label('crm', crm_id)}")
             time.sleep(0.02)
         newer = distinct(ctx, data, m, [current, older], "edited in Customcrm during the pass")
@@ -625,8 +625,8 @@ def _too_long(ctx: FlowContext, data: st.DataObject) -> None:
         value = row.get(m.exact_field)
         kind = "cut to fit" if isinstance(value, str) and value and long_value.startswith(value.rstrip()) else \
             "without it"
-        raise CheckFailure(
-            f"[{ctx.flow.id} / {check}] {ctx.label('crm', crm_id)} has {m.crm_field} of {length} characters and "
+        raise ctx.failure(check,
+            f"{ctx.label('crm', crm_id)} has {m.crm_field} of {length} characters and "
             f"Exact's {m.exact_field} takes {exact_max}; the engine created {ctx.label('exact', key)} {kind} "
             f"({m.exact_field}={value!r}) instead of leaving it unsynced and saying so")
     shortened = long_value[:exact_max].rstrip() or "x"
@@ -634,8 +634,8 @@ def _too_long(ctx: FlowContext, data: st.DataObject) -> None:
     ctx.sync()
     new = sorted(set(ctx.exact_records()) - before)
     if len(new) != 1:
-        raise CheckFailure(
-            f"[{ctx.flow.id} / {check}] {ctx.label('crm', crm_id)} was shortened to {m.crm_field}={shortened!r}, "
+        raise ctx.failure(check,
+            f"{ctx.label('crm', crm_id)} was shortened to {m.crm_field}={shortened!r}, "
             f"which Exact takes; expected one new Exact {ctx.flow.target_type} after a sync, found {len(new)}")
     ctx.assert_pair_agrees(f"{check} (shortened)", crm_id, new[0])
 
@@ -666,7 +666,7 @@ def _paging(ctx: FlowContext, data: st.DataObject) -> None:
     record = ctx.draw_record(data)
     key = next((m for m in ctx.header if m.exact_field in _key_fields(ctx) and record.get(m.crm_field)), None)
     if key is None:
-        raise CheckFailure(f"[{ctx.flow.id} / {check}] no merge key of the flow to tell {PAGE_CROSSING} records apart")
+        raise ctx.failure(check, f"no merge key of the flow to tell {PAGE_CROSSING} records apart")
     limit = lengths(ctx.flow, key.row)[0]
     for n in range(1, PAGE_CROSSING + 1):
         ctx.crm.create(ctx.crm_path, {**record, key.crm_field: distinct_value(record[key.crm_field], n, limit)})
@@ -676,8 +676,8 @@ def _paging(ctx: FlowContext, data: st.DataObject) -> None:
     missing = [r for r in crm if key_of(r.get(key.crm_field)) not in carried]
     if missing or len(exact) != len(crm):
         first = f"; the first not carried: {ctx.label('crm', str(missing[0]['Id']))}" if missing else ""
-        raise CheckFailure(
-            f"[{ctx.flow.id} / {check}] {len(crm)} Customcrm {ctx.flow.source_type} records were created between two "
+        raise ctx.failure(check,
+            f"{len(crm)} Customcrm {ctx.flow.source_type} records were created between two "
             f"passes (more than a page of its change feed: 1,000 entries); after the pass Exact holds "
             f"{len(exact)} of them{first}")
 

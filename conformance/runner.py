@@ -25,7 +25,14 @@ from hypothesis.reporting import with_reporter
 from hypothesis.stateful import run_state_machine_as_test
 
 from conformance.checks import Check, checks_for
-from conformance.context import REFERENCE_KINDS, FlowContext, NotApplicable, create_references, skip_the_simplest
+from conformance.context import (
+    REFERENCE_KINDS,
+    CheckFailure,
+    FlowContext,
+    NotApplicable,
+    create_references,
+    skip_the_simplest,
+)
 from conformance.engines import EngineDriver, make_driver, target_for, validate_engine
 from conformance.lockstep import Lockstep, run_side_by_side
 from conformance.planner import plan_checks
@@ -63,6 +70,8 @@ class CheckResult:
     stopped: bool = False
     # The checklist's own calls for this row, per system (its clean-up included).
     calls: dict[str, int] = field(default_factory=dict)
+    # A failure field by field (flow, check, record, property, expected, found, message), where known.
+    failure: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -213,7 +222,8 @@ def _run_one(check: Check, ctx: FlowContext, profile: str, seed: int, shrink: bo
         return CheckResult(check.id, check.title, "skipped", str(exc), "", time.monotonic() - started)
     except AssertionError as exc:
         return CheckResult(check.id, check.title, "failed", str(exc), _evidence(lines, exc),
-                           time.monotonic() - started)
+                           time.monotonic() - started,
+                           failure=exc.fields() if isinstance(exc, CheckFailure) else {})
     except Exception as exc:  # noqa: BLE001 - a crashing check is reported, never fatal to the run
         return CheckResult(check.id, check.title, "failed", _describe(exc), _evidence(lines, exc),
                            time.monotonic() - started)
@@ -724,6 +734,7 @@ def as_json(result: RunResult) -> dict[str, Any]:
             {"id": f.id, "title": f.title, "note": f.note,
              "checks": [{"id": c.id, "title": c.title, "status": c.status, "detail": c.detail,
                          "evidence": c.evidence, "duration_s": round(c.duration_s, 3), "calls": c.calls}
+                        | ({"failure": c.failure} if c.failure else {})
                         for c in f.checks]}
             for f in result.flows
         ],

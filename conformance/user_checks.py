@@ -11,7 +11,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from conformance.context import CheckFailure, FlowContext, NotApplicable
+from conformance.context import FlowContext, NotApplicable
 from conformance.registry import Check, property_checks
 from conformance.strategies import next_unique
 from sync.dataflow import Flow, PropertyRow
@@ -33,7 +33,7 @@ def _order(ctx: FlowContext, owner: str | None) -> tuple[str, str]:
     ctx.sync()
     matches = [r for r in ctx.exact.all("sync/SalesOrder/SalesOrderHeaders") if r.get("YourRef") == number]
     if len(matches) != 1:
-        raise CheckFailure(f"[{ctx.flow.id}] Customcrm Order {order['Id']} ({number}) gave {len(matches)} Exact "
+        raise ctx.failure(None, f"Customcrm Order {order['Id']} ({number}) gave {len(matches)} Exact "
                            "Salesorders; expected one")
     return str(order["Id"]), str(matches[0]["OrderID"]).lower()
 
@@ -45,7 +45,7 @@ def _expect_salesperson(ctx: FlowContext, check: str, crm_order: str, exact_orde
     expected = ctx.pools.get("User", {}).get(owner) if owner else None
     actual = str(header.get("Salesperson") or "").lower() or None
     if expected != actual:
-        raise CheckFailure(f"[{ctx.flow.id} / {check}] Customcrm Order {crm_order} is owned by {owner!r} (Exact user "
+        raise ctx.failure(check, f"Customcrm Order {crm_order} is owned by {owner!r} (Exact user "
                            f"{expected!r}) but Exact Salesorders {exact_order} has Salesperson {actual!r}")
 
 
@@ -67,10 +67,10 @@ def _link(ctx: FlowContext, data: st.DataObject) -> None:
     crm_order, exact_order = _order(ctx, stranger)
     header = ctx.exact.get("salesorder/SalesOrders", exact_order) or {}
     if header.get("Salesperson"):
-        raise CheckFailure(f"[{ctx.flow.id} / link] Customcrm User {stranger} has no Exact user with its e-mail, "
+        raise ctx.failure("link", f"Customcrm User {stranger} has no Exact user with its e-mail, "
                            f"yet Exact Salesorders {exact_order} has Salesperson {header['Salesperson']}")
     if any(str(u.get("Email") or "").lower() == email for u in ctx.exact_users()):
-        raise CheckFailure(f"[{ctx.flow.id} / link] the sync created an Exact user for Customcrm User {stranger} "
+        raise ctx.failure("link", f"the sync created an Exact user for Customcrm User {stranger} "
                            f"({email}); Exact users are matched by e-mail, never created")
     owner = sorted(ctx.pools["User"])[0]
     crm_order, exact_order = _order(ctx, owner)
@@ -139,7 +139,7 @@ def _stays_in_sync(ctx: FlowContext, data: st.DataObject) -> None:
     ctx.sync()
     after = _order_versions(ctx, orders)
     if before != after:
-        raise CheckFailure(f"[{ctx.flow.id} / stays-in-sync] a sync with no edits wrote to the orders")
+        raise ctx.failure("stays-in-sync", "a sync with no edits wrote to the orders")
 
 
 def _order_versions(ctx: FlowContext, orders: list[tuple[str, str]]) -> list[tuple[Any, Any]]:
@@ -190,7 +190,7 @@ def _conflict(ctx: FlowContext, data: st.DataObject) -> None:
     finally:
         ctx.release_clocks()
     if _owner(ctx, crm_order) != third:
-        raise CheckFailure(f"[{ctx.flow.id} / conflict] Customcrm Order {crm_order} was given owner {second} in "
+        raise ctx.failure("conflict", f"Customcrm Order {crm_order} was given owner {second} in "
                            f"{earlier}, then {third} in {later}: the later one must win, yet Customcrm has "
                            f"{_owner(ctx, crm_order)!r}")
     _expect_salesperson(ctx, "conflict", crm_order, exact_order)
@@ -206,7 +206,7 @@ def _clear(ctx: FlowContext, data: st.DataObject) -> None:
         _set_owner(ctx, side, crm_order, exact_order, owner)
         ctx.sync()
         if _owner(ctx, crm_order) != owner:
-            raise CheckFailure(f"[{ctx.flow.id} / clear] the owner of Customcrm Order {crm_order} was {what} to "
+            raise ctx.failure("clear", f"the owner of Customcrm Order {crm_order} was {what} to "
                                f"{owner!r}; Customcrm has {_owner(ctx, crm_order)!r}")
         _expect_salesperson(ctx, f"clear ({what})", crm_order, exact_order)
 
@@ -221,7 +221,7 @@ def _no_echo(ctx: FlowContext, data: st.DataObject) -> None:
     before = _order_versions(ctx, orders)
     ctx.sync()
     if _order_versions(ctx, orders) != before:
-        raise CheckFailure(f"[{ctx.flow.id} / no-echo] a pass with no edits wrote to Customcrm Order {orders[0][0]} "
+        raise ctx.failure("no-echo", f"a pass with no edits wrote to Customcrm Order {orders[0][0]} "
                            f"or Exact Salesorders {orders[0][1]}: versions {before} became "
                            f"{_order_versions(ctx, orders)}")
 
@@ -243,10 +243,10 @@ def _link_fills_empty(ctx: FlowContext, data: st.DataObject) -> None:
     crm_order, exact_order = str(order["Id"]), str(existing["OrderID"]).lower()
     matches = [r for r in ctx.exact.all("sync/SalesOrder/SalesOrderHeaders") if r.get("YourRef") == number]
     if len(matches) != 1:
-        raise CheckFailure(f"[{ctx.flow.id} / link-fills-empty] Customcrm Order {crm_order} has the number of Exact "
+        raise ctx.failure("link-fills-empty", f"Customcrm Order {crm_order} has the number of Exact "
                            f"Salesorders {exact_order}; expected them linked, found {len(matches)} Exact orders")
     if _owner(ctx, crm_order) != owner:
-        raise CheckFailure(f"[{ctx.flow.id} / link-fills-empty] Customcrm Order {crm_order} had no owner and was "
+        raise ctx.failure("link-fills-empty", f"Customcrm Order {crm_order} had no owner and was "
                            f"linked to Exact Salesorders {exact_order}, whose Salesperson is the Exact user of "
                            f"{owner}; Customcrm's owner is {_owner(ctx, crm_order)!r}")
     _expect_salesperson(ctx, "link-fills-empty", crm_order, exact_order)
@@ -261,10 +261,10 @@ def _delete_not_propagated(ctx: FlowContext, data: st.DataObject) -> None:
     ctx.sync()
     header = ctx.exact.get("salesorder/SalesOrders", exact_order)
     if header is None:
-        raise CheckFailure(f"[{ctx.flow.id} / delete-not-propagated] Customcrm Order {crm_order} was deleted and the "
+        raise ctx.failure("delete-not-propagated", f"Customcrm Order {crm_order} was deleted and the "
                            f"sync deleted Exact Salesorders {exact_order}; deletes are not propagated")
     if str(header.get("Salesperson") or "").lower() != ctx.pools["User"][owner]:
-        raise CheckFailure(f"[{ctx.flow.id} / delete-not-propagated] Customcrm Order {crm_order} was deleted and "
+        raise ctx.failure("delete-not-propagated", f"Customcrm Order {crm_order} was deleted and "
                            f"Exact Salesorders {exact_order} lost its Salesperson ({header.get('Salesperson')!r})")
 
 
@@ -279,7 +279,7 @@ def _property(row: PropertyRow) -> Callable[[FlowContext, st.DataObject], None]:
             owner = (ctx.crm.get("orders", crm_order) or {}).get("OwnerId")
             user = ctx.crm.get("users", str(owner)) or {}
             if header.get(row.target) != user.get(row.source):
-                raise CheckFailure(f"[{ctx.flow.id} / {check}] Customcrm User {owner} is {user.get(row.source)!r} "
+                raise ctx.failure(check, f"Customcrm User {owner} is {user.get(row.source)!r} "
                                    f"but Exact Salesorders {exact_order} shows {row.target}={header.get(row.target)!r}")
             return
         _expect_salesperson(ctx, check, crm_order, exact_order)

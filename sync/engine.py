@@ -44,17 +44,16 @@ from sync.errors import (
     StateError,
     SyncError,
 )
-from sync.merge import empty, link_value, merge_values, merged_value
+from sync.lines import LINES, UNLINKED, UNPAIRED, Lines
+from sync.merge import empty, link_value, merge_values
 from sync.store import Link, LinkStore
 from sync.systems.customcrm import CustomcrmResource, resource_for
 from sync.systems.exact import ExactEntity, entity_for
+from sync.users import UserLinks
 from sync.values import canonical, exact_datetime, kind_for, parse_crm_datetime, to_customcrm, to_exact
 
 __all__ = ["FIRST_SYNC", "Engine", "FlowPlan", "FlowReport", "Issue", "Mapping", "SyncReport", "plan_flow"]
 
-LINES = "__lines__"
-UNPAIRED = "__lines_unpaired__"  # Customcrm line ids of a header just created, in the order they were posted
-UNLINKED = "exact:"  # prefix of a canonical reference to an Exact record no Customcrm record is linked to
 
 
 FIRST_SYNC = ("create", "refuse", "relink")
@@ -289,8 +288,8 @@ class Engine:
         self.priority = priority
         self.selected = flows
         self._batch: dict[str, dict[str, Any]] = {}  # the Exact records this flow's feed brought in this pass
-        self._line_rows: dict[str, list[dict[str, Any]]] = {}  # the lines its line feed brought, by header
-        self._lines_deleted = False  # a line of this flow's entity was deleted since the last pass
+        self.lines = Lines(self)  # the line collections of orders and quotes
+        self.users = UserLinks(self)  # the users flow: owners matched to Exact users by e-mail
 
     # ------------------------------------------------------------------ planning
 
@@ -317,7 +316,7 @@ class Engine:
                 flow_report.not_supported = plan
                 continue
             if plan.kind == "users":
-                self._sync_users(plan, flow_report)
+                self.users.sync(plan, flow_report)
             else:
                 self._sync_flow(plan, flow_report, full=full)
         report.calls = {
@@ -361,7 +360,7 @@ class Engine:
             lines_cursor = f"{flow_id}:exact-lines"
             line_rows, next_lines = self.exact.changed_lines(
                 plan.entity, [m.exact_field for m in plan.lines], int(self.store.cursor(lines_cursor) or 0))
-        self._line_rows, self._lines_deleted = line_rows, bool(deleted_lines)
+        self.lines.begin_pass(line_rows, bool(deleted_lines))
 
         latest: dict[str, dict[str, Any]] = {}
         for event in events:
@@ -469,67 +468,6 @@ class Engine:
             self.store.forget_refusal(plan.flow.id, crm_id)
 
     # ------------------------------------------------------------------ users (a reference flow)
-
-    def _sync_users(self, plan: FlowPlan, report: FlowReport) -> None:
-        """Link Customcrm users to Exact users by e-mail; Exact users cannot be created through the API."""
-        flow_id = plan.flow.id
-        cursor_name = f"{flow_id}:customcrm"
-        events, next_cursor = self.crm.changes(plan.resource, self.store.cursor(cursor_name))
-        latest = {str(e["id"]): e for e in events}
-        candidates = {crm_id: e.get("record") for crm_id, e in latest.items()}
-        for crm_id in self.store.pending(flow_id):
-            candidates.setdefault(crm_id, None)
-        for crm_id, record in candidates.items():
-            if crm_id in latest and latest[crm_id]["op"] == "deleted":
-                link = self.store.link_by_crm(flow_id, crm_id)
-                if link is not None:
-                    self.store.retire(flow_id, crm_id, link.exact_id, "customcrm")
-                    report.note(crm_id, "retired", "deleted in Customcrm")
-                self.store.drop_pending(flow_id, crm_id)
-                continue
-            if record is None:
-                record = self.crm.get(plan.resource, crm_id)
-                if record is None:
-                    self.store.drop_pending(flow_id, crm_id)
-                    continue
-            email = str(record.get("Email") or "").strip().lower()
-            link = self.store.link_by_crm(flow_id, crm_id)
-            matches = [u for u in self.exact.users() if str(u.get("Email") or "").strip().lower() == email] \
-                if email else []
-            if link is not None and any(str(u["UserID"]).lower() == link.exact_id for u in matches):
-                report.unchanged += 1
-                self.store.drop_pending(flow_id, crm_id)
-                continue
-            if link is not None:
-                self.store.drop_link(flow_id, crm_id)
-            if len(matches) == 1:
-                exact_id = str(matches[0]["UserID"]).lower()
-                owner = self.store.link_by_exact(flow_id, exact_id)
-                if owner is not None:
-                    report.note(crm_id, "ambiguous", f"Exact user {exact_id} is linked to Customcrm {owner.crm_id}")
-                    continue
-                self.store.put_link(flow_id, crm_id, exact_id, {"Email": email})
-                report.linked += 1
-                self.store.drop_pending(flow_id, crm_id)
-                self._revisit_owned(crm_id)
-            elif not matches:
-                report.note(crm_id, "skipped", f"no Exact user has the e-mail address {email or '(none)'}; the "
-                                               "orders it owns keep an empty Salesperson")
-                self.store.add_pending(flow_id, crm_id)
-            else:
-                report.note(crm_id, "ambiguous", f"{len(matches)} Exact users have the e-mail address {email}")
-        if next_cursor is not None:
-            self.store.set_cursor(cursor_name, next_cursor)
-
-    def _revisit_owned(self, user_id: str) -> None:
-        """A user was just linked: the orders and quotes it owns get their Salesperson on this pass."""
-        for flow in self.doc.flows:
-            plan = self.plan(flow)
-            if isinstance(plan, str) or plan.kind != "records":
-                continue
-            if any(m.crm_field == "OwnerId" for m in plan.header):
-                for record in self.crm.find(plan.resource, {"OwnerId": user_id}):
-                    self.store.add_pending(flow.id, str(record["Id"]))
 
     # ------------------------------------------------------------------ values
 
@@ -716,12 +654,12 @@ class Engine:
             report.note(crm_id, "skipped",
                         f"Exact {plan.flow.target_type} needs {', '.join(missing)}, which is empty in Customcrm")
             return
-        crm_lines = self.crm_lines(plan, record)
+        crm_lines = self.lines.crm_lines(plan, record)
         if plan.entity.lines is not None and plan.lines:
             if not crm_lines:
                 report.note(crm_id, "skipped", f"Exact {plan.flow.target_type} needs at least one line")
                 return
-            values[plan.entity.lines.nav] = [self._exact_line_body(plan, line) for line in crm_lines.values()]
+            values[plan.entity.lines.nav] = [self.lines.exact_body(plan, line) for line in crm_lines.values()]
         self.store.add_intent(plan.flow.id, crm_id, {"conditions": conditions, "values": {
             k: v for k, v in crm_values.items() if not empty(v)}})
         created = self.exact.create(plan.entity, values)
@@ -736,7 +674,7 @@ class Engine:
             snapshot.update(filled)
         if plan.entity.lines is not None and plan.lines:
             # Exact numbers the lines in the order they were posted, and its line feed brings them on the
-            # next pass: they are paired then (`_pair_created_lines`), rather than read back one header at
+            # next pass: they are paired then (`Lines.pair_created`), rather than read back one header at
             # a time now.
             snapshot[LINES] = crm_lines
             snapshot[UNPAIRED] = list(crm_lines)
@@ -756,7 +694,7 @@ class Engine:
         self._write(plan, str(crm_record["Id"]), exact_key, crm_record, to_crm, to_exact_, report)
         if plan.entity.lines is not None and plan.lines:
             crm_record = self.crm.get(plan.resource, str(crm_record["Id"])) or crm_record
-            snapshot[LINES] = self._link_lines(plan, crm_record, exact_key, report)
+            snapshot[LINES] = self.lines.link(plan, crm_record, exact_key, report)
         self.store.put_link(plan.flow.id, str(crm_record["Id"]), exact_key, snapshot)
         report.linked += 1
 
@@ -797,7 +735,7 @@ class Engine:
             return
         changed = {side for side, rec in (("customcrm", crm_record), ("exact", exact_record)) if rec is not None}
         if UNPAIRED in link.snapshot:
-            link = self._pair_created_lines(plan, link)
+            link = self.lines.pair_created(plan, link)
         if not forced and self.is_echo(plan, link, crm_record, exact_record):
             report.unchanged += 1
             return
@@ -817,7 +755,7 @@ class Engine:
                 self.crm_wins(crm_record, exact_record), changed)
             line_result = None
             if plan.entity.lines is not None and plan.lines:
-                line_result = self._merge_lines(plan, link, crm_record, self.crm_wins(crm_record, exact_record))
+                line_result = self.lines.merge(plan, link, crm_record, self.crm_wins(crm_record, exact_record))
                 snapshot[LINES] = line_result.snapshot
             lines_change = line_result is not None and line_result.has_writes
             if not to_crm and not to_exact_ and not lines_change:
@@ -829,7 +767,7 @@ class Engine:
                 crm_lines_body = line_result.crm_body if line_result is not None and line_result.crm_changed else None
                 self._write(plan, crm_id, link.exact_id, crm_record, to_crm, to_exact_, report, crm_lines_body)
                 if line_result is not None:
-                    snapshot[LINES] = self._apply_exact_lines(plan, link.exact_id, crm_id, line_result, report)
+                    snapshot[LINES] = self.lines.apply_exact(plan, link.exact_id, crm_id, line_result, report)
             except ConflictError:
                 crm_record = None  # Customcrm changed under us: read it again and merge again
                 continue
@@ -850,50 +788,16 @@ class Engine:
             return False
         synced = {m.id: link.snapshot[m.id] for m in header}
         if crm_record is not None:
-            if plan.lines and self.crm_lines(plan, crm_record) != link.snapshot.get(LINES):
+            if plan.lines and self.lines.crm_lines(plan, crm_record) != link.snapshot.get(LINES):
                 return False
             if self.crm_values(plan, crm_record) != synced:
                 return False
         if exact_record is not None:
-            if plan.lines and not self._exact_lines_as_synced(plan, link):
+            if plan.lines and not self.lines.as_synced(plan, link):
                 return False
             if self.exact_values(plan, exact_record) != synced:
                 return False
         return True
-
-    def _exact_lines_as_synced(self, plan: FlowPlan, link: Link) -> bool:
-        """Every line of the header that Exact's line feed brought this pass is linked and holds the values
-        of the last sync, and no line was deleted: the header's lines are as synced, unread. Any doubt (a
-        line deleted anywhere, a line not linked) sends the header down the path that reads its lines."""
-        if self._lines_deleted or UNPAIRED in link.snapshot:
-            return False
-        synced: dict[str, dict[str, Any]] = link.snapshot.get(LINES) or {}
-        for row in self._line_rows.get(link.exact_id, []):
-            line_link = self.store.link_by_exact(plan.line_flow, str(row["ID"]).lower())
-            if line_link is None or line_link.crm_id not in synced:
-                return False
-            if {m.id: self.exact_value(m, row.get(m.exact_field)) for m in plan.lines} != synced[line_link.crm_id]:
-                return False
-        return True
-
-    def _pair_created_lines(self, plan: FlowPlan, link: Link) -> Link:
-        """Link the lines of a header this engine created to the Customcrm lines they were made from: Exact
-        numbered them 1, 2, ... in the order they were posted. They come from this pass's line feed when all
-        of them are there, else from one read of the header's lines."""
-        assert plan.entity.lines is not None
-        order_by = plan.entity.lines.order_by
-        crm_line_ids = [str(lid) for lid in link.snapshot[UNPAIRED]]
-        numbered = {int(r.get(order_by) or 0): r for r in self._line_rows.get(link.exact_id, [])}
-        if not all(n in numbered for n in range(1, len(crm_line_ids) + 1)):
-            numbered = {int(r.get(order_by) or 0): r for r in self.exact.lines(plan.entity, link.exact_id)}
-        for number, crm_line_id in enumerate(crm_line_ids, start=1):
-            exact_line = numbered.get(number)
-            self.store.drop_link(plan.line_flow, crm_line_id)
-            if exact_line is not None:
-                self.store.put_link(plan.line_flow, crm_line_id, str(exact_line["ID"]).lower(), {})
-        snapshot = {k: v for k, v in link.snapshot.items() if k != UNPAIRED}
-        self.store.update_snapshot(plan.flow.id, link.crm_id, snapshot)
-        return Link(link.flow, link.crm_id, link.exact_id, snapshot)
 
     def _write(self, plan: FlowPlan, crm_id: str, exact_key: str, crm_record: dict[str, Any],
                to_crm: dict[str, Any], to_exact_: dict[str, Any], report: FlowReport,
@@ -919,181 +823,6 @@ class Engine:
     def _retire(self, link: Link, deleted_in: str, report: FlowReport) -> None:
         self.store.retire(link.flow, link.crm_id, link.exact_id, deleted_in)
         report.note(link.crm_id, "retired", f"deleted in {deleted_in}; the other side is left as it is")
-
-    # ------------------------------------------------------------------ lines
-
-    def crm_lines(self, plan: FlowPlan, record: dict[str, Any]) -> dict[str, dict[str, Any]]:
-        """Customcrm's lines of a record, canonical, by line Id."""
-        return {str(line["Id"]): {m.id: self.crm_value(m, line.get(m.crm_field)) for m in plan.lines}
-                for line in record.get("Lines") or [] if line.get("Id")}
-
-    def _exact_line_body(self, plan: FlowPlan, values: dict[str, Any], *, clears: bool = False) -> dict[str, Any]:
-        """A line as Exact takes it; a create leaves empty values out, an update sends them as clears."""
-        by_id = {m.id: m for m in plan.lines}
-        return {by_id[k].exact_field: self.to_exact_value(by_id[k], v) for k, v in values.items()
-                if clears or not empty(v)}
-
-    def _exact_lines_by_crm_id(self, plan: FlowPlan, exact_key: str) -> tuple[dict[str, dict[str, Any]],
-                                                                                  dict[str, dict[str, Any]]]:
-        """Exact's lines of a header, canonical, by the Customcrm line they are linked to (or 'exact:<ID>')."""
-        out: dict[str, dict[str, Any]] = {}
-        raw: dict[str, dict[str, Any]] = {}
-        for line in self.exact.lines(plan.entity, exact_key):
-            exact_line_id = str(line["ID"]).lower()
-            link = self.store.link_by_exact(plan.line_flow, exact_line_id)
-            lid = link.crm_id if link is not None else UNLINKED + exact_line_id
-            out[lid] = {m.id: self.exact_value(m, line.get(m.exact_field)) for m in plan.lines}
-            raw[lid] = line
-        return out, raw
-
-    @staticmethod
-    def _line_id(raw: dict[str, dict[str, Any]], lid: str) -> str:
-        """The Exact ID of a line listed under `lid` (a Customcrm line id, or 'exact:<ID>')."""
-        return str(raw[lid]["ID"]).lower()
-
-    def _link_lines(self, plan: FlowPlan, crm_record: dict[str, Any], exact_key: str,
-                    report: FlowReport) -> dict[str, dict[str, Any]]:
-        """At link time lines are paired by product; unpaired lines of either side are added to the other."""
-        crm_lines = self.crm_lines(plan, crm_record)
-        exact_lines, raw = self._exact_lines_by_crm_id(plan, exact_key)
-        product = next((m.id for m in plan.lines if m.kind == "ref"), None)
-        unpaired_exact = dict(exact_lines)
-        snapshot: dict[str, dict[str, Any]] = {}
-        for crm_line_id, values in crm_lines.items():
-            match = next((lid for lid, ev in unpaired_exact.items()
-                          if product is not None and ev.get(product) == values.get(product)), None)
-            if match is not None:
-                ev = unpaired_exact.pop(match)
-                merged = {k: self.link_value(values[k], ev.get(k), True) for k in values}
-                self.store.drop_link(plan.line_flow, match)
-                self.store.drop_link(plan.line_flow, crm_line_id)
-                self.store.put_link(plan.line_flow, crm_line_id, self._line_id(raw, match), {})
-                if merged != ev:
-                    self.exact.update_line(plan.entity, self._line_id(raw, match),
-                                           self._exact_line_body(plan, merged, clears=True))
-                snapshot[crm_line_id] = merged
-            else:
-                body = self._exact_line_body(plan, values)
-                created = self.exact.create_line(plan.entity, exact_key, body)
-                self.store.put_link(plan.line_flow, crm_line_id, str(created["ID"]).lower(), {})
-                snapshot[crm_line_id] = values
-        if unpaired_exact or any(snapshot[k] != crm_lines[k] for k in snapshot):
-            body_lines = [{"Id": lid, **self._crm_line_body(plan, v)} for lid, v in snapshot.items()]
-            new_exact = list(unpaired_exact.items())
-            body_lines += [self._crm_line_body(plan, ev) for _lid, ev in new_exact]
-            updated = self.crm.update(plan.resource, str(crm_record["Id"]), {"Lines": body_lines}, None)
-            known = set(snapshot)
-            fresh = [line for line in updated.get("Lines", []) if str(line["Id"]) not in known]
-            for (lid, ev), line in zip(new_exact, fresh, strict=False):
-                self.store.drop_link(plan.line_flow, lid)
-                self.store.put_link(plan.line_flow, str(line["Id"]), self._line_id(raw, lid), {})
-                snapshot[str(line["Id"])] = ev
-            report.updated_customcrm += 1
-        return snapshot
-
-    def _crm_line_body(self, plan: FlowPlan, values: dict[str, Any]) -> dict[str, Any]:
-        by_id = {m.id: m for m in plan.lines}
-        body = {}
-        for k, v in values.items():
-            if empty(v) and by_id[k].crm_field in ("Quantity", "Discount"):
-                continue
-            body[by_id[k].crm_field] = self.to_crm_value(by_id[k], v)
-        return body
-
-    def _merge_lines(self, plan: FlowPlan, link: Link, crm_record: dict[str, Any], crm_first: bool) -> _LineMerge:
-        """Three-way merge of line collections: adds, changes and removals on either side."""
-        crm_lines = self.crm_lines(plan, crm_record)
-        exact_lines, raw = self._exact_lines_by_crm_id(plan, link.exact_id)
-        old: dict[str, dict[str, Any]] = link.snapshot.get(LINES) or {}
-        result = _LineMerge(exact_ids={lid: self._line_id(raw, lid) for lid in raw})
-        # Customcrm's order first: the lines keep the order a user gave them (the snapshot is stored sorted)
-        for lid in list(dict.fromkeys([*crm_lines, *old, *exact_lines])):
-            c, e, s = crm_lines.get(lid), exact_lines.get(lid), old.get(lid)
-            if s is None:
-                if c is not None and e is None:
-                    result.exact_create[lid] = c
-                    result.snapshot[lid] = c
-                elif e is not None and c is None:
-                    result.crm_add.append((lid, e))
-                elif c is not None and e is not None:
-                    merged = {k: self.link_value(c[k], e.get(k), crm_first) for k in c}
-                    result.snapshot[lid] = merged
-                    if merged != e:
-                        result.exact_update[lid] = merged
-                    if merged != c:
-                        result.crm_changed = True
-                continue
-            if c is None or e is None:
-                # Removed on one side: removed on the other too.
-                if c is not None:
-                    result.crm_changed = True
-                if e is not None:
-                    result.exact_delete.append(lid)
-                continue
-            merged = {k: merged_value(c.get(k), e.get(k), s.get(k), crm_first) for k in s}
-            result.snapshot[lid] = merged
-            if merged != e:
-                result.exact_update[lid] = merged
-            if merged != c:
-                result.crm_changed = True
-        if result.crm_add:
-            result.crm_changed = True
-        if result.crm_changed:
-            result.crm_body = [{"Id": lid, **self._crm_line_body(plan, v)} for lid, v in result.snapshot.items()
-                               if lid in crm_lines]
-            result.crm_body += [self._crm_line_body(plan, v) for lid, v in result.snapshot.items()
-                                if lid not in crm_lines]
-            result.crm_body += [self._crm_line_body(plan, v) for _lid, v in result.crm_add]
-        return result
-
-    def _apply_exact_lines(self, plan: FlowPlan, exact_key: str, crm_id: str, result: _LineMerge,
-                           report: FlowReport) -> dict[str, dict[str, Any]]:
-        """Write the line changes to Exact and link lines new on either side; returns the new line snapshot."""
-        snapshot = dict(result.snapshot)
-        wrote = False
-        for lid, values in result.exact_create.items():
-            created = self.exact.create_line(plan.entity, exact_key, self._exact_line_body(plan, values))
-            self.store.put_link(plan.line_flow, lid, str(created["ID"]).lower(), {})
-            wrote = True
-        for lid, values in result.exact_update.items():
-            if lid in result.exact_ids:
-                self.exact.update_line(plan.entity, result.exact_ids[lid],
-                                       self._exact_line_body(plan, values, clears=True))
-                wrote = True
-        for lid in result.exact_delete:
-            if lid in result.exact_ids:
-                self.exact.delete_line(plan.entity, result.exact_ids[lid])
-            self.store.drop_link(plan.line_flow, lid)
-            wrote = True
-        if result.crm_add:
-            record = self.crm.get(plan.resource, crm_id) or {}
-            known = set(result.snapshot)
-            fresh = [line for line in record.get("Lines") or [] if str(line["Id"]) not in known]
-            for (lid, values), line in zip(result.crm_add, fresh, strict=False):
-                self.store.put_link(plan.line_flow, str(line["Id"]), result.exact_ids[lid], {})
-                snapshot[str(line["Id"])] = values
-        for lid in list(snapshot):
-            if lid in result.exact_delete:
-                snapshot.pop(lid)
-        if wrote and not result.crm_changed:
-            report.updated_exact += 1
-        return snapshot
-
-
-@dataclass
-class _LineMerge:
-    snapshot: dict[str, dict[str, Any]] = field(default_factory=dict)
-    exact_create: dict[str, dict[str, Any]] = field(default_factory=dict)
-    exact_update: dict[str, dict[str, Any]] = field(default_factory=dict)
-    exact_delete: list[str] = field(default_factory=list)
-    crm_add: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    crm_changed: bool = False
-    crm_body: list[dict[str, Any]] = field(default_factory=list)
-    exact_ids: dict[str, str] = field(default_factory=dict)  # line id as merged -> Exact line ID
-
-    @property
-    def has_writes(self) -> bool:
-        return bool(self.exact_create or self.exact_update or self.exact_delete or self.crm_changed)
 
 
 def _delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:

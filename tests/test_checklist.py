@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -166,12 +167,22 @@ def test_an_owner_matched_later_gives_the_orders_it_owns_their_salesperson() -> 
     """The users flow's link: once an Exact user with an unmatched owner's e-mail appears, the next pass fills
     the Salesperson of the orders that owner already had (found by the mutation benchmark: an engine that
     only fills it when an order is edited passed every check)."""
-    from sync.engine import Engine
+    from conformance.planted import _at_the_boundary
 
-    class FillsOnlyOnEdit(Engine):
-        def _revisit_owned(self, user_id: str) -> None:
-            return None
+    class _FindsNoOwnedOrders(httpx.BaseTransport):
+        """Customcrm answers a search by owner with nothing: the engine never learns what a user owns."""
 
+        def __init__(self, inner: httpx.BaseTransport) -> None:
+            self.inner = inner
+
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            if request.method == "GET" and "OwnerId" in request.url.params:
+                return httpx.Response(200, json={"items": [], "next_cursor": None, "has_more": False},
+                                      request=request)
+            return self.inner.handle_request(request)
+
+    FillsOnlyOnEdit = _at_the_boundary("FillsOnlyOnEdit", "Fills an order's Salesperson only when it is edited.",
+                                       "crm", _FindsNoOwnedOrders)
     doc = load_dataflow()
     assert statuses(run_checklist(doc, flows=["user-salesorders"], profile="smoke", checks=["link"])) == {
         "link": "passed"}

@@ -197,3 +197,24 @@ def test_two_records_that_disagree_are_shown_side_by_side(tmp_path: Path) -> Non
     table = page[page.index('<table class="records">'):]
     table = table[:table.index("</table>")]
     assert table.count("≠") == 2 and "&#x27;A@X.nl&#x27;" in table and "&#x27;a@x.nl&#x27;" in table
+
+
+def test_a_failure_carries_its_record_property_and_values_into_every_report(tmp_path: Path) -> None:
+    """A failure is data, not only a line: results.json, report.md and report.html show the record, the
+    property, what was expected and what was found, each on its own."""
+    from conformance.planted import PLANTED_BUGS
+    from conformance.runner import run_checklist
+    from sync.dataflow import load_dataflow
+
+    bug = next(b for b in PLANTED_BUGS if b.name == "drops-clears" and b.flow == "customer-accounts")
+    result = run_checklist(load_dataflow(), flows=[bug.flow], profile="smoke", seed=1, engine_class=bug.engine,
+                           checks=[bug.check], shrink=False)
+    [row] = result.flows[0].checks
+    assert row.status == "failed"
+    assert row.failure["flow"] == bug.flow and row.failure["check"].startswith(bug.check)
+    assert {"record", "property", "expected", "found"} <= set(row.failure), row.failure
+    write_reports(result, tmp_path)
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert data["flows"][0]["checks"][0]["failure"] == row.failure
+    assert f"- property: `{row.failure['property']}`" in (tmp_path / "report.md").read_text()
+    assert '<dl class="fields">' in (tmp_path / "report.html").read_text()

@@ -46,7 +46,7 @@ class Division:
         """The records of a set changed after a Timestamp, in Timestamp order (the sync API's read), from
         the index rather than a scan of every row."""
         rows = self.rows(entity_set)
-        return [rows[key] for key in self.timestamps(entity_set.name).after(after)]
+        return [rows[key] for key in self.timestamps(entity_set.name).after(after) if key in rows]
 
     def deleted_after(self, after: int) -> list[dict[str, Any]]:
         """The deletions logged after a Timestamp (the log is in Timestamp order)."""

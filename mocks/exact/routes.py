@@ -90,36 +90,44 @@ def _serialize(
     return out
 
 
-def _row_json(
-    request: Request, division: int, entity_set: EntitySetDef, record: dict[str, Any],
-    select: list[str] | None, extra: dict[str, Any] | None = None, *, state: ExactState,
-    expand: dict[str, list[str] | None] | None = None,
-) -> bytes:
-    """One record as the JSON of a GET: its own values from the bytes kept for its version, the rest (its
-    URI, what Exact derives from related records, the deferred collections, the sync API's extras) written
-    now. A record with its lines expanded is written whole."""
-    if expand and entity_set.lines is not None and any(name in expand for name in entity_set.collections):
-        return to_json(_serialize(request, division, entity_set, record, select, extra, state=state, expand=expand))
-    wanted = _wanted(select)
-    signature = state.reader(division).derived_signature(entity_set, record, wanted)
-    shape = (wanted, _base(request), tuple(extra or ()), signature)
-    return state.division(division).writer.row(division, entity_set, record, shape,
-                            lambda: _write_row(request, division, entity_set, record, wanted, extra, state))
+class _Rows:
+    """Writes the records of one answer as JSON: their own values from the bytes kept for their version, the
+    rest (a record's URI, what Exact derives from related records, the deferred collections, the sync API's
+    extras) written when not kept. What is the same for every row of the answer is worked out once. A
+    record with its lines expanded is written whole."""
 
+    def __init__(self, request: Request, division: int, entity_set: EntitySetDef, select: list[str] | None,
+                 state: ExactState, expand: dict[str, list[str] | None] | None = None) -> None:
+        self.request, self.division, self.entity_set, self.select = request, division, entity_set, select
+        self.state, self.expand = state, expand
+        self.wanted = _wanted(select)
+        self.base = _base(request)
+        self.reader = state.reader(division)
+        self.writer = state.division(division).writer
+        self.expanding = bool(expand and entity_set.lines is not None
+                              and any(name in expand for name in entity_set.collections))
 
-def _write_row(request: Request, division: int, entity_set: EntitySetDef, record: dict[str, Any],
-               wanted: frozenset[str] | None, extra: dict[str, Any] | None, state: ExactState) -> bytes:
-    uri = _uri(request, division, entity_set, record)
-    rest = state.reader(division).derived_wire(entity_set, record, wanted)
-    for name in entity_set.collections:
-        if wanted is None or name in wanted:
-            rest[name] = {"__deferred": {"uri": f"{uri}/{name}"}}
-    for name, value in (extra or {}).items():
-        if wanted is None or name in wanted:
-            rest[name] = value
-    parts = [b'"__metadata":' + to_json({"uri": uri, "type": entity_set.type_name}),
-             state.division(division).writer.own_members(division, entity_set, record, wanted), members(rest)]
-    return b"{" + b",".join(part for part in parts if part) + b"}"
+    def __call__(self, record: dict[str, Any], extra: dict[str, Any] | None = None) -> bytes:
+        if self.expanding:
+            return to_json(_serialize(self.request, self.division, self.entity_set, record, self.select, extra,
+                                      state=self.state, expand=self.expand))
+        signature = self.reader.derived_signature(self.entity_set, record, self.wanted)
+        shape = (self.wanted, self.base, tuple(extra or ()), signature)
+        return self.writer.row(self.division, self.entity_set, record, shape, lambda: self._write(record, extra))
+
+    def _write(self, record: dict[str, Any], extra: dict[str, Any] | None) -> bytes:
+        entity_set, wanted = self.entity_set, self.wanted
+        uri = _uri(self.request, self.division, entity_set, record)
+        rest = self.reader.derived_wire(entity_set, record, wanted)
+        for name in entity_set.collections:
+            if wanted is None or name in wanted:
+                rest[name] = {"__deferred": {"uri": f"{uri}/{name}"}}
+        for name, value in (extra or {}).items():
+            if wanted is None or name in wanted:
+                rest[name] = value
+        parts = [b'"__metadata":' + to_json({"uri": uri, "type": entity_set.type_name}),
+                 self.writer.own_members(self.division, entity_set, record, wanted), members(rest)]
+        return b"{" + b",".join(part for part in parts if part) + b"}"
 
 
 def _uri(request: Request, division: int, entity_set: EntitySetDef, record: dict[str, Any]) -> str:
@@ -346,11 +354,11 @@ def _add_sync_route(
             if parsed.fields - {"Timestamp"}:
                 raise BadRequest("This $filter parameter is not supported for this resource")
         state = get_state()
+        rows = _Rows(request, division, entity_set, chosen, state)
         return _sync_page(
             request, lambda after: state.rows_after(division, entity_set, after), filter_, skiptoken,
             entity_set.type_name,
-            lambda r: _row_json(request, division, entity_set, r, chosen,
-                                {"Timestamp": str(r["_timestamp"]), "ID": r[entity_set.key]}, state=state),
+            lambda r: rows(r, {"Timestamp": str(r["_timestamp"]), "ID": r[entity_set.key]}),
         )
 
     router.add_api_route(f"/api/v1/{{division}}/sync/{entity_set.sync_path}", sync_list, methods=["GET"],
@@ -380,7 +388,8 @@ def _page(
         rows = rows[skip:]
     size = page_size if top is None else min(top, page_size)
     page = rows[:size]
-    written = [_row_json(request, division, entity_set, r, chosen, state=state, expand=expand) for r in page]
+    rows_of = _Rows(request, division, entity_set, chosen, state, expand)
+    written = [rows_of(r) for r in page]
     body: dict[str, Any] = {}
     if inlinecount == "allpages":
         body["__count"] = str(total)
@@ -481,8 +490,8 @@ def _add_entity_routes(
         chosen = parse_select(select, known, entity_set.type_name)
         state = get_state()
         record = state.get(division, entity_set, parse_key(key))
-        return _json(b'{"d":' + _row_json(request, division, entity_set, record, chosen, state=state,
-                                           expand=_expansions(expand, chosen, entity_set)) + b"}")
+        row = _Rows(request, division, entity_set, chosen, state, _expansions(expand, chosen, entity_set))(record)
+        return _json(b'{"d":' + row + b"}")
 
     async def update(request: Request, division: int, key: str,
                      user: Annotated[User, Depends(division_user)]) -> Response:
@@ -523,7 +532,8 @@ def _add_entity_routes(
             state = get_state()
             record = state.get(division, entity_set, parse_key(key))
             rows = state.lines_of(division, entity_set, str(record[entity_set.key]))
-            return _results([_row_json(request, division, line_set, r, None, state=state) for r in rows])
+            rows_of = _Rows(request, division, line_set, None, state)
+            return _results([rows_of(r) for r in rows])
 
         router.add_api_route(item_path + f"/{entity_set.lines.nav}", lines, methods=["GET"],
                              response_model=dict[str, Any], tags=[tag],
