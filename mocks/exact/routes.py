@@ -108,12 +108,16 @@ class _Rows:
                               and any(name in expand for name in entity_set.collections))
 
     def __call__(self, record: dict[str, Any], extra: dict[str, Any] | None = None) -> bytes:
-        if self.expanding:
-            return to_json(_serialize(self.request, self.division, self.entity_set, record, self.select, extra,
-                                      state=self.state, expand=self.expand))
-        signature = self.reader.derived_signature(self.entity_set, record, self.wanted)
-        shape = (self.wanted, self.base, tuple(extra or ()), signature)
-        return self.writer.row(self.division, self.entity_set, record, shape, lambda: self._write(record, extra))
+        # Under the state's lock: a write from another client replaces a record's values in place, and a row
+        # written from half of them would be kept for the record's version.
+        with self.state.lock:
+            if self.expanding:
+                return to_json(_serialize(self.request, self.division, self.entity_set, record, self.select,
+                                          extra, state=self.state, expand=self.expand))
+            signature = self.reader.derived_signature(self.entity_set, record, self.wanted)
+            shape = (self.wanted, self.base, tuple(extra or ()), signature)
+            return self.writer.row(self.division, self.entity_set, record, shape,
+                                   lambda: self._write(record, extra))
 
     def _write(self, record: dict[str, Any], extra: dict[str, Any] | None) -> bytes:
         entity_set, wanted = self.entity_set, self.wanted
@@ -433,11 +437,12 @@ def _add_entity_routes(
                 + ",".join(sorted(entity_set.mandatory_filter)) + ".",
             )
         state = get_state()
-        rows = state.rows(division, entity_set)
-        if predicate is None:
-            return rows
-        reader = state.reader(division)
-        return [r for r in rows if predicate(reader.view(entity_set, r, predicate.fields))]
+        with state.lock:
+            rows = state.rows(division, entity_set)
+            if predicate is None:
+                return rows
+            reader = state.reader(division)
+            return [r for r in rows if predicate(reader.view(entity_set, r, predicate.fields))]
 
     async def list_(
         request: Request, user: Annotated[User, Depends(auth)], division: int = 0,
@@ -471,7 +476,8 @@ def _add_entity_routes(
         body = await _json_body(request)
         state = get_state()
         record = state.create(division, entity_set, body, user)
-        rendered = _serialize(request, division, entity_set, record, None, state=state)
+        with state.lock:
+            rendered = _serialize(request, division, entity_set, record, None, state=state)
         if not (prefer and "return=representation" in prefer):
             # Without the Prefer header Exact answers with the key and every other property null.
             rendered = {k: (v if k in ("__metadata", entity_set.key) or isinstance(v, dict) else None)
