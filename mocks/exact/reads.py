@@ -46,8 +46,12 @@ class Reader:
                           wanted: frozenset[str] | None) -> tuple[Any, ...]:
         """What the derived values of `record` (the `wanted` ones) depend on now: each related record's
         Timestamp, each related user's name. A kept copy of the written record is good while it is equal."""
+        related = self.division.writer.kept(self.division.number, entity_set, record, ("sources", wanted),
+                                            lambda: sources(entity_set, record, wanted))
+        if not related:
+            return ()
         out: list[Any] = []
-        for target, key in sources(entity_set, record, wanted):
+        for target, key in related:
             if target == "users":
                 out.append(self.user_name(key))
             else:

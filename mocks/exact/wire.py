@@ -79,6 +79,14 @@ class RecordWriter:
                 encoded[wanted] = found
         return found
 
+    def kept(self, division: int, entity_set: EntitySetDef, record: dict[str, Any], key: Any,
+             make: Callable[[], Any]) -> Any:
+        """Anything worked out from this version of the record alone (`make`), kept with it under `key`."""
+        encoded: dict[Any, Any] = self._entry(division, entity_set, record)[2]
+        if key not in encoded:
+            encoded[key] = make()
+        return encoded[key]
+
     def row(self, division: int, entity_set: EntitySetDef, record: dict[str, Any], shape: Any,
             build: Callable[[], bytes]) -> bytes:
         """A whole row as written for one `shape` of answer (the selection, the server's address, and what
