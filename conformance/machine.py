@@ -82,11 +82,10 @@ def stays_in_sync_machine(ctx: FlowContext, *, faults: bool) -> type[RuleBasedSt
 
         def _crash_at_first_write(self) -> None:
             """A pass that has read every change (and, in an engine that saves its cursors early, saved them)
-            dies at its first write; then clean passes, and the world must be as the users left it."""
+            dies at its first write; then a clean pass, and the world must be as the users left it."""
             with contextlib.suppress(Exception):  # the kill itself
                 ctx.engine.sync(ctx.flows, interrupt_after=-1)
-            ctx.sync()
-            ctx.sync()
+            ctx.sync()  # nothing was written: one pass redoes what the killed one read
             self.passes += 1
             self._check_world()
 
