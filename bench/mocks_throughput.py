@@ -128,18 +128,10 @@ def _exact_session(client: httpx.Client) -> dict[str, str]:
 
 
 def exact(requests: int, rounds: int) -> dict[str, dict[str, float]]:
-    from mocks.exact.state import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_DIVISION, DEFAULT_REDIRECT_URI
+    from mocks.exact.state import DEFAULT_DIVISION
 
     with served("mocks.exact.app:create_app") as url, httpx.Client(base_url=url) as client:
-        client.post("/_admin/seed", json={"records": {"Accounts": [{"Name": f"Klant {i}", "City": "Delft"}
-                                                                   for i in range(120)]}})
-        redirect = client.get("/api/oauth2/auth", params={"client_id": DEFAULT_CLIENT_ID, "response_type": "code",
-                                                         "redirect_uri": DEFAULT_REDIRECT_URI})
-        code = parse_qs(urlparse(redirect.headers["location"]).query)["code"][0]
-        token = client.post("/api/oauth2/token", data={
-            "grant_type": "authorization_code", "code": code, "redirect_uri": DEFAULT_REDIRECT_URI,
-            "client_id": DEFAULT_CLIENT_ID, "client_secret": DEFAULT_CLIENT_SECRET}).json()["access_token"]
-        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        headers = _exact_session(client)
         base = f"/api/v1/{DEFAULT_DIVISION}/crm/Accounts"
         page = rate(lambda: client.get(base, params={"$filter": "City eq 'Delft'"}, headers=headers),
                     requests, rounds)
