@@ -145,32 +145,43 @@ class ItemRules(Rules):
             record["IsSalesItem"] = True
 
 
-class SalesOrderRules(Rules):
+class _DocumentRules(Rules):
+    """A sales order or a quotation: on create, the next number when none is given, an opening status and
+    today's date when none is given (the rest per set in `created_values`)."""
+
+    number: str
+    status: tuple[int, str]
+    date: str
+
     def derive(self, writing: Writing, record: dict[str, Any], created: bool) -> None:
         if not created:
             return
-        if record.get("OrderNumber") is None:
-            record["OrderNumber"] = writing.next_number(self.entity_set, "OrderNumber")
-        record["DeliverTo"] = record.get("DeliverTo") or record.get("OrderedBy")
-        record["InvoiceTo"] = record.get("InvoiceTo") or record.get("OrderedBy")
-        record["Status"] = 12
-        record["StatusDescription"] = "Open"
-        record["OrderDate"] = record.get("OrderDate") or writing.now()
+        if record.get(self.number) is None:
+            record[self.number] = writing.next_number(self.entity_set, self.number)
+        record.update(self.created_values(record))
+        record["Status"], record["StatusDescription"] = self.status
+        record[self.date] = record.get(self.date) or writing.now()
+
+    def created_values(self, record: dict[str, Any]) -> dict[str, Any]:
+        return {}
+
+
+class SalesOrderRules(_DocumentRules):
+    number, status, date = "OrderNumber", (12, "Open"), "OrderDate"
+
+    def created_values(self, record: dict[str, Any]) -> dict[str, Any]:
+        return {"DeliverTo": record.get("DeliverTo") or record.get("OrderedBy"),
+                "InvoiceTo": record.get("InvoiceTo") or record.get("OrderedBy")}
 
     def copy_to_line(self, header: dict[str, Any], line: dict[str, Any]) -> None:
         line["OrderNumber"] = header.get("OrderNumber")
 
 
-class QuotationRules(Rules):
-    def derive(self, writing: Writing, record: dict[str, Any], created: bool) -> None:
-        if not created:
-            return
-        if record.get("QuotationNumber") is None:
-            record["QuotationNumber"] = writing.next_number(self.entity_set, "QuotationNumber")
-        record["VersionNumber"] = 1
-        record["Status"] = 20
-        record["StatusDescription"] = "Draft"
-        record["QuotationDate"] = record.get("QuotationDate") or writing.now()
+class QuotationRules(_DocumentRules):
+    number, status, date = "QuotationNumber", (20, "Draft"), "QuotationDate"
+
+    def created_values(self, record: dict[str, Any]) -> dict[str, Any]:
+        return {"VersionNumber": 1}
 
     def copy_to_line(self, header: dict[str, Any], line: dict[str, Any]) -> None:
         line["QuotationNumber"] = header.get("QuotationNumber")

@@ -340,10 +340,6 @@ class ExactState:
         with self.lock:
             return self.division(division).lines_of(entity_set, key)
 
-    def deleted(self, division: int) -> list[dict[str, Any]]:
-        with self.lock:
-            return list(self.division(division).deleted)
-
     def reader(self, division: int) -> Reader:
         """A division's records as GET shows them (`reads`)."""
 
