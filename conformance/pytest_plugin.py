@@ -109,7 +109,7 @@ def talkcheck_session(request: pytest.FixtureRequest) -> Iterator[ChecklistSessi
         validate_engine(engine)
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
-    systems = Systems.start(target_for(engine, config.getoption("--target")))
+    systems = Systems.start(target_for(engine, config.getoption("--target")), config.getoption("--seed"))
     driver = make_driver(engine, doc, systems)
     session = ChecklistSession(doc, config.getoption("--profile"), config.getoption("--seed"), systems, driver)
     try:

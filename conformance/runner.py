@@ -398,9 +398,9 @@ def _run_flows(
     if sandbox is not None:
         systems = Systems.sandbox(sandbox, run_id)
     elif target == "simulation":
-        systems = Systems.simulation(run_id)
+        systems = Systems.simulation(run_id, seed)
     else:
-        systems = Systems.start(target)
+        systems = Systems.start(target, seed)
     results: list[FlowResult] = []
     calls: dict[str, int] = {}
     checklist_calls: dict[str, int] = {}
@@ -528,6 +528,7 @@ def _run_batch(doc: Dataflow, systems: Systems, driver: EngineDriver,
             mirror.touch()
 
     every = [ctx for own in contexts for ctx in own]
+    _users_past_one_page(systems, every)
     pools = _shared_references(systems, every, one_pass)
     for ctx in every:
         ctx.shared_pools = pools
@@ -643,6 +644,22 @@ def _shared_references(systems: Systems, contexts: list[FlowContext], one_pass: 
     except (Exception, BudgetExhausted):  # noqa: BLE001 - each check then meets it itself, with its evidence
         return None
     return pools if all(pools.get(kind) for kind in kinds & REFERENCE_KINDS) else None
+
+
+EXACT_LIST_PAGE = 60  # rows per page of Exact's plain lists (users/Users among them)
+
+
+def _users_past_one_page(systems: Systems, contexts: list[FlowContext]) -> None:
+    """On the mocks, before a batch that matches users: colleagues enough to fill a page of Exact's user list,
+    so that about half of the users the checks add are listed past the first page whatever order the checks'
+    threads add them in. An engine that never follows `__next` then misses owners in every run, not only when
+    the interleaving happens to put more than a page of users in the division at once. (A sandbox's users are
+    its own: the API cannot add any.)"""
+    if systems.safe or not any(ctx.plan.kind == "users" or any(
+            m.kind == "ref" and ctx.ref_type(m) == "User" for m in ctx.mappings) for ctx in contexts):
+        return
+    systems.admin("exact", "seed", {"users": [{"Email": f"colleague{i}@division.example",
+                                               "FullName": f"Colleague {i}"} for i in range(EXACT_LIST_PAGE)]})
 
 
 def _volume_flow(doc: Dataflow) -> str | None:

@@ -353,6 +353,9 @@ def _serve(app: Any) -> _Server:
     return _Server(server, thread, f"http://127.0.0.1:{port}")
 
 
+CUSTOMCRM_SEED_OFFSET = 7_919  # Customcrm's generator is seeded apart from Exact's, so no id exists in both
+
+
 @dataclass
 class Systems:
     """Both mocks for one run: how to reach them (for the engine) and how to act on them (for checks)."""
@@ -410,10 +413,10 @@ class Systems:
         return systems
 
     @classmethod
-    def simulation(cls, run_id: str) -> Systems:
+    def simulation(cls, run_id: str, seed: int | None = None) -> Systems:
         """A sandbox as the checklist sees one (safe mode, guarded, scoped), made of in-process mocks with two
         Exact users: what a sandbox run will cost is measured on it (`talkcheck run --plan`)."""
-        mocks = cls.start("inproc")
+        mocks = cls.start("inproc", seed)
         mocks.admin("exact", "seed", {"users": [{"Email": "ida@sandbox.example", "FullName": "Ida de Vries"},
                                                 {"Email": "ole@sandbox.example", "FullName": "Ole Nordmann"}]})
         tokens = mocks.exact_actor().authorize()
@@ -485,8 +488,11 @@ class Systems:
         return {"Authorization": f"Bearer {self.exact_token()}", "Accept": "application/json"}
 
     @classmethod
-    def start(cls, target: str = "inproc") -> Systems:
-        exact_state, crm_state = ExactState(), CustomcrmState()
+    def start(cls, target: str = "inproc", seed: int | None = None) -> Systems:
+        """The built-in mocks, in this process or served on loopback ports. Given the run's `seed`, the mocks
+        draw their ids from it too (and again from it after each reset), so a run replays whole."""
+        exact_state = ExactState(seed=seed)
+        crm_state = CustomcrmState(seed=None if seed is None else seed + CUSTOMCRM_SEED_OFFSET)  # no shared ids
         exact_app, crm_app = create_exact_app(exact_state), create_customcrm_app(crm_state)
         if target == "inproc":
             systems = cls(target, exact_state=exact_state, customcrm_state=crm_state)

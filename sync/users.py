@@ -8,7 +8,7 @@ Part of the engine (its store and connectors); apart so that the pass reads as a
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sync.engine import Engine, FlowPlan, FlowReport
@@ -31,6 +31,7 @@ class UserLinks:
         candidates = {crm_id: e.get("record") for crm_id, e in latest.items()}
         for crm_id in self.engine.store.pending(flow_id):
             candidates.setdefault(crm_id, None)
+        exact_users: list[dict[str, Any]] | None = None  # read once a pass, when a user is to be matched
         for crm_id, record in candidates.items():
             if crm_id in latest and latest[crm_id]["op"] == "deleted":
                 link = self.engine.store.link_by_crm(flow_id, crm_id)
@@ -46,7 +47,9 @@ class UserLinks:
                     continue
             email = str(record.get("Email") or "").strip().lower()
             link = self.engine.store.link_by_crm(flow_id, crm_id)
-            matches = [u for u in self.engine.exact.users() if str(u.get("Email") or "").strip().lower() == email] \
+            if email and exact_users is None:
+                exact_users = self.engine.exact.users()
+            matches = [u for u in exact_users or () if str(u.get("Email") or "").strip().lower() == email] \
                 if email else []
             if link is not None and any(str(u["UserID"]).lower() == link.exact_id for u in matches):
                 report.unchanged += 1

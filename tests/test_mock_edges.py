@@ -186,3 +186,23 @@ def test_no_page_needs_the_internet_and_the_schema_is_served(exact_http: httpx.C
     for client in (exact_http, crm_http):
         assert client.get("/docs").status_code == 404 and client.get("/redoc").status_code == 404
         assert client.get("/openapi.json").json()["openapi"].startswith("3.")
+
+
+def test_seeded_mocks_give_the_same_ids_after_every_reset() -> None:
+    """A run replays by its seed: once seeded, each mock's ids start again from the seed at every reset, and
+    the two mocks (seeded apart by the checklist) share none."""
+    from conformance.systems import Systems
+
+    systems = Systems.start("inproc", seed=3)
+    try:
+        def ids() -> tuple[str, str]:
+            crm = systems.customcrm_actor().create("customers", {"Name": "Ada", "Email": "ada@example.com"})
+            users = systems.admin("exact", "seed", {"users": [{"Email": "ida@example.com", "FullName": "Ida"}]})
+            return str(crm["Id"]), str(users["users"][-1])
+
+        first = ids()
+        systems.reset()
+        assert ids() == first
+        assert first[0] != first[1]
+    finally:
+        systems.close()

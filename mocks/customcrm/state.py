@@ -71,19 +71,24 @@ def _field_errors(exc: ValidationError) -> list[dict[str, str]]:
 class CustomcrmState:
     """The state of one mock server: tenants, their API keys, records and change feeds."""
 
-    def __init__(self, clock: MockClock | None = None) -> None:
+    def __init__(self, clock: MockClock | None = None, seed: int | None = None) -> None:
         self.clock = clock or MockClock()
         self.journal = Journal()
         self.faults = Faults()
         self.rate_limit = TenantRateLimit()
         self.lock = threading.RLock()
         self._random = random.Random()
+        # Ids come from a seeded generator once the admin plane seeds it, and a reset starts it again, so
+        # the same client calls after a reset give the same ids (a run replays by its seed alone).
+        self._seed = seed
         self.reset()
 
     # ------------------------------------------------------------------ admin plane
 
     def reset(self) -> None:
         with self.lock:
+            if self._seed is not None:
+                self._random.seed(self._seed)
             self.api_keys: dict[str, str] = {DEFAULT_API_KEY: DEFAULT_TENANT}
             self.tenants: dict[str, Tenant] = {DEFAULT_TENANT: Tenant(DEFAULT_TENANT)}
             self.journal.clear()
@@ -94,7 +99,8 @@ class CustomcrmState:
         """Seed randomness, add tenants (``{"tenants": {"acme": "key"}}``) or insert records."""
         with self.lock:
             if "seed" in payload:
-                self._random.seed(int(payload["seed"]))
+                self._seed = int(payload["seed"])
+                self._random.seed(self._seed)
             if "rate_limit" in payload:
                 self.rate_limit.configure(**payload["rate_limit"])
             for name, key in payload.get("tenants", {}).items():

@@ -60,19 +60,24 @@ class User:
 class ExactState:
     """The state of one mock server: apps, users, tokens and divisions."""
 
-    def __init__(self, clock: MockClock | None = None) -> None:
+    def __init__(self, clock: MockClock | None = None, seed: int | None = None) -> None:
         self.clock = clock or MockClock()
         self.journal = Journal()
         self.faults = Faults()
         self.rate_limits = RateLimits()
         self.lock = threading.RLock()
         self._random = random.Random()
+        # Ids come from a seeded generator once the admin plane seeds it, and a reset starts it again, so
+        # the same client calls after a reset give the same ids (a run replays by its seed alone).
+        self._seed = seed
         self.reset()
 
     # ------------------------------------------------------------------ admin plane
 
     def reset(self) -> None:
         with self.lock:
+            if self._seed is not None:
+                self._random.seed(self._seed)
             self.oauth = OAuthServer(self.clock, self.lock)
             self.oauth.register(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, [DEFAULT_REDIRECT_URI])
             user = User(self.new_id(), DEFAULT_USER_EMAIL, "QA Lead", [DEFAULT_DIVISION], DEFAULT_DIVISION)
@@ -86,7 +91,8 @@ class ExactState:
         """Seed randomness (``{"seed": 7}``), register apps, or insert records per set."""
         with self.lock:
             if "seed" in payload:
-                self._random.seed(int(payload["seed"]))
+                self._seed = int(payload["seed"])
+                self._random.seed(self._seed)
             if "rate_limits" in payload:
                 self.rate_limits.configure(**payload["rate_limits"])
             for client in payload.get("clients", []):
