@@ -49,6 +49,11 @@ from sync.service import scrub
 __all__ = ["MODES", "PROFILES", "CheckResult", "FlowResult", "RunResult", "run_check", "run_checklist"]
 
 PROFILES: dict[str, int] = {"smoke": 2, "ci": 8, "thorough": 60}
+# Examples per check against a sandbox. Each example of each check costs about three of Exact's calls (its
+# record's edits and, at the end, its delete; the reads are shared), and Exact gives an app 5,000 calls a day
+# and 60 a minute: the sandbox profiles are sized so that a smoke run stays near 300 calls (five minutes at
+# the limit) and a ci run near 1,000 (about twenty). The mocks, which cost nothing, run the full profiles.
+SANDBOX_PROFILES: dict[str, int] = {"smoke": 1, "ci": 3, "thorough": 12}
 # Lanes per check side by side (batched): each runs its share of the profile's examples, with its own seed.
 LANES: dict[str, int] = {"smoke": 2, "ci": 4, "thorough": 6}
 LANE_SEED_STEP = 7919
@@ -56,6 +61,9 @@ LANE_SEED_STEP = 7919
 MODES = ("batched", "per-example")
 # Steps per state-machine example (creates, edits, deletes, passes) by profile.
 STEPS: dict[str, int] = {"smoke": 8, "ci": 12, "thorough": 30}
+# Against a sandbox, fewer at smoke: the state machine's steps set the number of engine passes of the whole
+# batch, and each pass costs a read of every collection the checks look at.
+SANDBOX_STEPS: dict[str, int] = {"smoke": 5, "ci": 12, "thorough": 30}
 
 
 @dataclass
@@ -165,11 +173,11 @@ def _evidence(reported: list[str], exc: BaseException) -> str:
     return "\n".join([*reported, *notes]).strip()
 
 
-def _min_steps(profile: str) -> dict[str, int]:
+def _min_steps(steps: int) -> dict[str, int]:
     """Even the two examples of `smoke` must exercise a real run of steps: Hypothesis starts from the
     simplest (empty) run, so a floor on the step count is set where this Hypothesis version offers one."""
     if "_min_steps" in inspect.signature(run_state_machine_as_test).parameters:
-        return {"_min_steps": STEPS[profile] // 2}
+        return {"_min_steps": steps // 2}
     return {}
 
 
@@ -183,15 +191,21 @@ def run_check(check: Check, ctx: FlowContext | str, profile: str, seed: int, shr
     return _run_one(check, ctx, profile, seed, shrink)
 
 
+def examples_per_check(profile: str, sandbox: bool) -> int:
+    """How many examples each check runs: the profile's, or against a sandbox its budgeted share."""
+    return (SANDBOX_PROFILES if sandbox else PROFILES)[profile]
+
+
 def _run_one(check: Check, ctx: FlowContext, profile: str, seed: int, shrink: bool = True,
              examples: int | None = None) -> CheckResult:
     """One row as a Hypothesis property or state machine (`examples`: this lane's share of the profile's)."""
     lines: list[str] = []
     phases = [Phase.generate, Phase.shrink] if shrink else [Phase.generate]
-    count = 1 if check.once else examples or PROFILES[profile]
+    count = 1 if check.once else examples or examples_per_check(profile, ctx.systems.safe)
+    steps = (SANDBOX_STEPS if ctx.systems.safe else STEPS)[profile]
     options = settings(max_examples=count, deadline=None, database=None, derandomize=False,
                        suppress_health_check=SUPPRESSED_HEALTH_CHECKS, phases=phases,
-                       report_multiple_bugs=False, stateful_step_count=STEPS[profile])
+                       report_multiple_bugs=False, stateful_step_count=steps)
 
     def prop(data: st.DataObject) -> None:
         ctx.reset()
@@ -208,7 +222,7 @@ def _run_one(check: Check, ctx: FlowContext, profile: str, seed: int, shrink: bo
     def run() -> None:
         if check.machine is not None:
             machine = check.machine(ctx)
-            run_state_machine_as_test(hypothesis_seed(seed)(machine), settings=options, **_min_steps(profile))
+            run_state_machine_as_test(hypothesis_seed(seed)(machine), settings=options, **_min_steps(steps))
         else:
             hypothesis_seed(seed)(options(given(data=st.data())(prop)))()
 
@@ -503,7 +517,7 @@ def _run_batch(doc: Dataflow, systems: Systems, driver: EngineDriver,
                report: Callable[[str, CheckResult], None]) -> BatchOutcome:
     """Every check of `rows` side by side, each in a context of its own, one engine pass per round for all."""
     flows: list[str] = []
-    lanes = LANES[profile]
+    lanes = min(LANES[profile], examples_per_check(profile, systems.safe))
     # Each check runs in `lanes` lanes side by side, each lane a Hypothesis run of its share of the examples
     # with a context of its own: a batch costs the passes of one lane's examples, not of all of them.
     contexts: list[list[FlowContext]] = []
@@ -539,7 +553,7 @@ def _run_batch(doc: Dataflow, systems: Systems, driver: EngineDriver,
         # were grouped (--jobs) or which checks were selected.
         for ctx in own:
             ctx.join_batch(lockstep, slots[(result.id, check.id)])
-    examples = -(-PROFILES[profile] // lanes)
+    examples = -(-examples_per_check(profile, systems.safe) // lanes)
     units = _units(rows)
     finished: dict[int, list[list[CheckResult]]] = {}
     told = threading.Lock()
@@ -698,10 +712,10 @@ def _spent(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
 
 
 def _begin_sandbox(systems: Systems, driver: EngineDriver, flows: list[str]) -> str:
-    """Note where the sandbox stands, let the engine settle what was there before the run, note again.
-    Returns why no check can run (calls used up), or "". Credentials the sandbox refuses are a ConfigError."""
+    """Let the engine settle what was there before the run, then note where the sandbox stands: the checks
+    see only what changed since. Returns why no check can run (calls used up), or "". Credentials the sandbox
+    refuses are a ConfigError."""
     try:
-        systems.begin()
         driver.sync(flows)
         systems.begin()
     except BudgetExhausted as exc:

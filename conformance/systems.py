@@ -386,6 +386,7 @@ class Systems:
     _exact_tokens: dict[str, Any] = field(default_factory=dict)
     _token_lock: threading.Lock = field(default_factory=threading.Lock)
     _cleaners: tuple[ExactActor, CustomcrmActor] | None = None
+    _clean_at: dict[str, int] | None = None  # the checklist's calls when a clean-up last finished
     mirror: Mirror | None = None
     # Held while a check finds or creates the Customcrm user matching a sandbox's Exact user (shared by all).
     users_lock: threading.RLock = field(default_factory=threading.RLock)
@@ -572,6 +573,8 @@ class Systems:
         scope = self.scope
         if scope is None or (not final and any(guard.spent for guard in self._guards)):
             return
+        if sets is None and self._clean_at == self.calls:
+            return  # a whole clean-up just ran and no call since: nothing new to find (a scan is 5 reads)
         if self._cleaners is None:
             self._cleaners = (self.exact_actor(), self.customcrm_actor())
         exact, crm = self._cleaners
@@ -589,6 +592,7 @@ class Systems:
                 for record_id in scope.created.pop(path, []):
                     if record_id in alive:
                         self._remove(crm.delete, path, record_id, f"Customcrm {path}")
+            self._clean_at = dict(self.calls) if sets is None else None
         except BudgetExhausted as exc:
             if final:
                 scope.left.append(f"the clean-up stopped: {exc}; records whose merge keys carry the run id "
