@@ -17,8 +17,10 @@ from typing import Any
 
 import httpx
 
+from sync.conversion import Conversion
 from sync.dataflow import Dataflow
 from sync.engine import Engine, FlowPlan, Mapping
+from sync.linking import Linking
 from sync.values import AMSTERDAM
 
 __all__ = ["FIRST_FEED_PAGE_ONLY", "FIRST_PAGE_ONLY", "PLANTED_BUGS", "PlantedBug"]
@@ -34,15 +36,19 @@ class DroppedPropertyEngine(Engine):
         return replace(plan, mappings=tuple(m for m in plan.mappings if m.crm_field != "Phone"))
 
 
-class WrongTimeZoneEngine(Engine):
-    """Sends dates to Exact as UTC instead of Amsterdam wall time: midnight in Amsterdam becomes 22:00 or
-    23:00 of the day before, so Exact shows the previous day."""
-
+class _UtcDates(Conversion):
     def to_exact_value(self, mapping: Mapping, value: Any) -> Any:
         if mapping.kind == "date" and value is not None:
             midnight = datetime.combine(date.fromisoformat(value), time(0), tzinfo=AMSTERDAM)
             return midnight.astimezone(UTC).replace(tzinfo=None).isoformat()
         return super().to_exact_value(mapping, value)
+
+
+class WrongTimeZoneEngine(Engine):
+    """Sends dates to Exact as UTC instead of Amsterdam wall time: midnight in Amsterdam becomes 22:00 or
+    23:00 of the day before, so Exact shows the previous day."""
+
+    conversion_class = _UtcDates
 
 
 class EchoingEngine(Engine):
@@ -64,11 +70,15 @@ class EchoingEngine(Engine):
         return to_crm, to_exact_, new_snapshot
 
 
+class _NeverMatches(Linking):
+    def find_matches(self, plan: FlowPlan, conditions: dict[str, Any]) -> list[dict[str, Any]]:
+        return []
+
+
 class DuplicatingEngine(Engine):
     """Never looks for an existing Exact record with the merge key, so it creates a duplicate."""
 
-    def find_matches(self, plan: FlowPlan, conditions: dict[str, Any]) -> list[dict[str, Any]]:
-        return []
+    linking_class = _NeverMatches
 
 
 class OverwritingEngine(Engine):
@@ -105,9 +115,7 @@ class DeletePropagatingEngine(Engine):
         self.store.retire = retire_and_delete  # type: ignore[method-assign]
 
 
-class OlderEditWinsEngine(Engine):
-    """Compares modification times the wrong way round: the older of two edits wins."""
-
+class _OlderWins(Conversion):
     def crm_wins(self, crm_record: dict[str, Any], exact_record: dict[str, Any]) -> bool:
         crm_time, exact_time = self.crm_modified(crm_record), self.exact_modified(exact_record)
         if crm_time == exact_time:
@@ -115,11 +123,17 @@ class OlderEditWinsEngine(Engine):
         return crm_time < exact_time
 
 
+class OlderEditWinsEngine(Engine):
+    """Compares modification times the wrong way round: the older of two edits wins."""
+
+    conversion_class = _OlderWins
+
+
 class LosesEditAfterCrashEngine(Engine):
     """Saves its change-feed cursors as soon as it has read the changes, before applying them: a pass
     killed half-way skips the rest of those changes for ever."""
 
-    def _sync_flow(self, plan: FlowPlan, report: Any, *, full: bool = False) -> None:
+    def sync_flow(self, plan: FlowPlan, report: Any, *, full: bool = False) -> None:
         crm_changes, exact_changes = self.crm.changes, self.exact.changes
         flow_id = plan.flow.id
 
@@ -136,20 +150,24 @@ class LosesEditAfterCrashEngine(Engine):
 
         self.crm.changes, self.exact.changes = crm_read, exact_read  # type: ignore[method-assign]
         try:
-            super()._sync_flow(plan, report, full=full)
+            super().sync_flow(plan, report, full=full)
         finally:
             del self.crm.changes, self.exact.changes
 
 
-class BrokenReferenceEngine(Engine):
-    """Looks a reference up in the wrong row: it points Exact at another linked record of the same flow."""
-
+class _WrongRow(Conversion):
     def to_exact_value(self, mapping: Mapping, value: Any) -> Any:
         right = super().to_exact_value(mapping, value)
         if mapping.kind != "ref" or value is None or mapping.ref_flow is None:
             return right
         others = [link.exact_id for link in self.store.links(mapping.ref_flow) if link.crm_id != str(value)]
         return others[0] if others else right
+
+
+class BrokenReferenceEngine(Engine):
+    """Looks a reference up in the wrong row: it points Exact at another linked record of the same flow."""
+
+    conversion_class = _WrongRow
 
 
 _DROP = object()  # a value the rewriting leaves out of the body altogether

@@ -50,7 +50,7 @@ class Lines:
             line_link = self.engine.store.link_by_exact(plan.line_flow, str(row["ID"]).lower())
             if line_link is None or line_link.crm_id not in synced:
                 return False
-            values = {m.id: self.engine.exact_value(m, row.get(m.exact_field)) for m in plan.lines}
+            values = {m.id: self.engine.values.exact_value(m, row.get(m.exact_field)) for m in plan.lines}
             if values != synced[line_link.crm_id]:
                 return False
         return True
@@ -76,13 +76,13 @@ class Lines:
 
     def crm_lines(self, plan: FlowPlan, record: dict[str, Any]) -> dict[str, dict[str, Any]]:
         """Customcrm's lines of a record, canonical, by line Id."""
-        return {str(line["Id"]): {m.id: self.engine.crm_value(m, line.get(m.crm_field)) for m in plan.lines}
+        return {str(line["Id"]): {m.id: self.engine.values.crm_value(m, line.get(m.crm_field)) for m in plan.lines}
                 for line in record.get("Lines") or [] if line.get("Id")}
 
     def exact_body(self, plan: FlowPlan, values: dict[str, Any], *, clears: bool = False) -> dict[str, Any]:
         """A line as Exact takes it; a create leaves empty values out, an update sends them as clears."""
         by_id = {m.id: m for m in plan.lines}
-        return {by_id[k].exact_field: self.engine.to_exact_value(by_id[k], v) for k, v in values.items()
+        return {by_id[k].exact_field: self.engine.values.to_exact_value(by_id[k], v) for k, v in values.items()
                 if clears or not empty(v)}
 
     def _exact_by_crm_id(self, plan: FlowPlan, exact_key: str) -> tuple[dict[str, dict[str, Any]],
@@ -94,7 +94,7 @@ class Lines:
             exact_line_id = str(line["ID"]).lower()
             link = self.engine.store.link_by_exact(plan.line_flow, exact_line_id)
             lid = link.crm_id if link is not None else UNLINKED + exact_line_id
-            out[lid] = {m.id: self.engine.exact_value(m, line.get(m.exact_field)) for m in plan.lines}
+            out[lid] = {m.id: self.engine.values.exact_value(m, line.get(m.exact_field)) for m in plan.lines}
             raw[lid] = line
         return out, raw
 
@@ -144,7 +144,7 @@ class Lines:
         for k, v in values.items():
             if empty(v) and by_id[k].crm_field in ("Quantity", "Discount"):
                 continue
-            body[by_id[k].crm_field] = self.engine.to_crm_value(by_id[k], v)
+            body[by_id[k].crm_field] = self.engine.values.to_crm_value(by_id[k], v)
         return body
 
     def merge(self, plan: FlowPlan, link: Link, crm_record: dict[str, Any], crm_first: bool) -> LineMerge:
