@@ -20,6 +20,7 @@ import httpx
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from conformance.agreement import assert_records_agree, mismatches
 from conformance.context import FlowContext, expect_from_crm, skip_the_simplest, visible
 from conformance.planner import RowCheck
 from conformance.rule_checks import apply_edits, apply_line_edit, assert_quiet
@@ -191,7 +192,7 @@ def stays_in_sync_machine(ctx: FlowContext, *, faults: bool) -> type[RuleBasedSt
                                        f"{ctx.label('exact', exact_id)} disappeared though neither was deleted")
             wanted = [c for c in self.new_crm if c in crm]
             for crm_id in wanted:  # greedy pairing: records created with equal values may pair either way
-                matches = [k for k, row in new_exact.items() if not ctx.mismatches(crm[crm_id], row)]
+                matches = [k for k, row in new_exact.items() if not mismatches(ctx, crm[crm_id], row)]
                 if not matches:
                     raise ctx.failure(check,
                         f"{ctx.label('crm', crm_id)} was created in Customcrm; after "
@@ -203,7 +204,7 @@ def stays_in_sync_machine(ctx: FlowContext, *, faults: bool) -> type[RuleBasedSt
                 raise ctx.failure(check, f"the sync created {len(new_exact)} Exact record(s) no "
                                    f"Customcrm record accounts for (duplicates): {sorted(new_exact)}")
             for crm_id, exact_id in self.pairs:  # the records read above: no second read per pair
-                ctx.assert_records_agree(check, crm[crm_id], exact[exact_id])
+                assert_records_agree(ctx, check, crm[crm_id], exact[exact_id])
                 self._as_meant(crm_id, exact_id, crm[crm_id])
             self.edited = {}
 

@@ -27,6 +27,7 @@ from hypothesis import Phase, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
+from conformance.agreement import assert_entered_kept
 from conformance.context import CheckFailure, FlowContext, NotApplicable, skip_the_simplest
 from conformance.planner import RowCheck
 from conformance.rule_checks import apply_edits, changed_value, current_value, expect_value, set_value
@@ -93,7 +94,7 @@ def property_scenario(ctx: FlowContext, data: st.DataObject, rows: list[Property
         crm_id, exact_id = ctx.create_pair("properties", record, [])
         entered, now = ctx.last_created, ctx.crm.get(ctx.crm_path, crm_id) or {}
         for row in rows:
-            judge(row, lambda row=row: ctx.assert_entered_kept(f"property:{row.id}", entered, now,  # type: ignore[misc]
+            judge(row, lambda row=row: assert_entered_kept(ctx, f"property:{row.id}", entered, now,  # type: ignore[misc]
                                                                mappings[row.id]))
             judge(row, lambda row=row: ctx.assert_pair_agrees(f"property:{row.id} (create)",  # type: ignore[misc]
                                                               crm_id, exact_id, [row]))

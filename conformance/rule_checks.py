@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 from hypothesis import strategies as st
 
 from conformance.context import CheckFailure, FlowContext, expect_from_crm, expect_from_exact
+from conformance.drawing import crm_default, crm_required
 from conformance.ownership import key_of
 from conformance.planner import RowCheck
 from conformance.strategies import ENUMERATED, catalogue, distinct_value, lengths
@@ -116,7 +117,7 @@ def _optional(ctx: FlowContext, m: RowCheck) -> bool:
     groups = [*ctx.plan.entity.mandatory]
     crm_groups = ctx.plan.resource.counterpart_when.get(ctx.flow.target_type.lower(), ())
     keys = _key_fields(ctx)
-    return (m.kind != "bool" and not ctx.exact_mandatory(m) and ctx.crm_default(m) is None and not ctx.crm_required(m)
+    return (m.kind != "bool" and not ctx.exact_mandatory(m) and crm_default(ctx, m) is None and not crm_required(ctx, m)
             and not any(m.exact_field in g for g in groups) and not any(m.crm_field in g for g in crm_groups)
             and m.exact_field not in keys)
 
@@ -257,7 +258,7 @@ def _conflict(ctx: FlowContext, data: st.DataObject) -> None:
     ctx.prepare(data)
     crm_id, exact_id = ctx.create_pair(check, ctx.draw_record(data))
     candidates = _conflict_candidates(ctx)
-    ctx.freeze_clocks()
+    ctx.clocks.freeze()
     try:
         if candidates:
             m = data.draw(st.sampled_from(candidates), label="property edited on both sides")
@@ -267,13 +268,13 @@ def _conflict(ctx: FlowContext, data: st.DataObject) -> None:
             v1 = distinct(ctx, data, m, [old], "earlier value")
             v2 = distinct(ctx, data, m, [old, v1], "later value")
             set_value(ctx, first, crm_id, exact_id, m, v1)
-            ctx.advance_clocks(5)
+            ctx.clocks.advance(5)
             set_value(ctx, second, crm_id, exact_id, m, v2)
             ctx.sync()
             expect_value(ctx, check, crm_id, exact_id, m, v2,
                           f"{m.crm_field} was edited in {first} and later in {second}: the later edit wins")
-            if ctx.can_stage_same_instant:
-                ctx.advance_clocks(5)
+            if ctx.clocks.can_stage_same_instant:
+                ctx.clocks.advance(5)
                 v3 = distinct(ctx, data, m, [v2], "Customcrm's value at the same instant")
                 v4 = distinct(ctx, data, m, [v2, v3], "Exact's value at the same instant")
                 set_value(ctx, "customcrm", crm_id, exact_id, m, v3)
@@ -286,9 +287,9 @@ def _conflict(ctx: FlowContext, data: st.DataObject) -> None:
             a, b = data.draw(st.permutations(mutable), label="properties (Customcrm's, Exact's)")[:2]
             va = distinct(ctx, data, a, [current_value(ctx, "customcrm", crm_id, exact_id, a)], "Customcrm's edit")
             vb = distinct(ctx, data, b, [current_value(ctx, "exact", crm_id, exact_id, b)], "Exact's edit")
-            ctx.advance_clocks(5)
+            ctx.clocks.advance(5)
             set_value(ctx, "customcrm", crm_id, exact_id, a, va)
-            ctx.advance_clocks(5)
+            ctx.clocks.advance(5)
             set_value(ctx, "exact", crm_id, exact_id, b, vb)
             ctx.sync()
             why = (f"{a.crm_field} was edited in Customcrm and then {b.exact_field} in Exact: both edits must "
@@ -297,7 +298,7 @@ def _conflict(ctx: FlowContext, data: st.DataObject) -> None:
             expect_value(ctx, check, crm_id, exact_id, b, vb, why)
         ctx.assert_pair_agrees(check, crm_id, exact_id)
     finally:
-        ctx.release_clocks()
+        ctx.clocks.release()
 
 
 def _conflict_applies(ctx: FlowContext) -> str | None:
@@ -604,7 +605,7 @@ def _longer_in_customcrm(ctx: FlowContext) -> list[RowCheck]:
     for m in ctx.header:
         crm_max, exact_max = lengths(ctx.flow, m.row)
         if m.kind == "string" and exact_max is not None and (crm_max is None or crm_max > exact_max) \
-                and m.exact_field not in ctx._merge_fields and catalogue(ctx.flow, m.row, m.kind):
+                and m.exact_field not in ctx.merge_fields and catalogue(ctx.flow, m.row, m.kind):
             out.append(m)
     return out
 

@@ -318,8 +318,6 @@ class _Counted(httpx.BaseTransport):
 
 
 # Dependants before what they depend on.
-_EXACT_CLEANUP_ORDER = tuple(ENTITIES[name] for name in ("quotations", "salesorders", "contacts", "items", "accounts"))
-_CRM_CLEANUP_ORDER = ("quotes", "orders", "contacts", "products", "customers", "users")
 
 
 def _free_port() -> int:
@@ -351,6 +349,61 @@ def _serve(app: Any) -> _Server:
             raise RuntimeError(f"the mock server on 127.0.0.1:{port} did not start")
         time.sleep(0.02)
     return _Server(server, thread, f"http://127.0.0.1:{port}")
+
+
+_EXACT_CLEANUP_ORDER = tuple(ENTITIES[name] for name in ("quotations", "salesorders", "contacts", "items", "accounts"))
+_CRM_CLEANUP_ORDER = ("quotes", "orders", "contacts", "products", "customers", "users")
+
+
+class RunCleaner:
+    """Deletes what a sandbox run created since the last clean-up, dependants first; what cannot be deleted
+    is noted in `scope.left`. The clean-up may spend the budget's reserve; once the checks have spent the
+    rest, only the `final` clean-up runs."""
+
+    def __init__(self, scope: Scope, exact: ExactActor, crm: CustomcrmActor, guards: list[Guard],
+                 calls: dict[str, int]) -> None:
+        self.scope, self.exact, self.crm, self.guards, self.calls = scope, exact, crm, guards, calls
+        self._clean_at: dict[str, int] | None = None  # the checklist's calls when a whole clean-up last finished
+
+    def clean(self, *, final: bool = False, sets: Collection[str] | None = None) -> None:
+        """`sets` (Exact type names) limits the scan to the sets an example's flows write; the final clean-up
+        scans every set."""
+        scope = self.scope
+        if not final and any(guard.spent for guard in self.guards):
+            return
+        if sets is None and self._clean_at == self.calls:
+            return  # a whole clean-up just ran and no call since: nothing new to find (a scan is 5 reads)
+        for guard in self.guards:
+            guard.cleaning = True
+        try:
+            for entity in _EXACT_CLEANUP_ORDER:
+                if sets is not None and not final and entity.type_name not in sets:
+                    continue
+                for row in scope.exact_all(entity.sync_path):
+                    if scope.created_during_run(row):
+                        self._remove(self.exact.delete, entity.path, str(row["ID"]), f"Exact {entity.type_name}")
+            for i, path in enumerate(_CRM_CLEANUP_ORDER):  # a check may have deleted some already:
+                alive = {str(r["Id"]) for r in scope.crm_all(path, refresh=i == 0)}
+                for record_id in scope.created.pop(path, []):
+                    if record_id in alive:
+                        self._remove(self.crm.delete, path, record_id, f"Customcrm {path}")
+            self._clean_at = dict(self.calls) if sets is None else None
+        except BudgetExhausted as exc:
+            if final:
+                scope.left.append(f"the clean-up stopped: {exc}; records whose merge keys carry the run id "
+                                  f"{scope.run_id} may remain")
+        finally:
+            for guard in self.guards:
+                guard.cleaning = False
+
+    def _remove(self, delete: Callable[[str, str], None], path: str, key: str, label: str) -> None:
+        try:
+            delete(path, key)
+        except httpx.HTTPStatusError as exc:
+            if exc.response.status_code != 404:
+                self.scope.left.append(f"{label} {key}: {exc.response.status_code} {exc.response.text[:200]}")
+            return
+        self.scope.removed += 1
 
 
 CUSTOMCRM_SEED_OFFSET = 7_919  # Customcrm's generator is seeded apart from Exact's, so no id exists in both
@@ -385,8 +438,7 @@ class Systems:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _exact_tokens: dict[str, Any] = field(default_factory=dict)
     _token_lock: threading.Lock = field(default_factory=threading.Lock)
-    _cleaners: tuple[ExactActor, CustomcrmActor] | None = None
-    _clean_at: dict[str, int] | None = None  # the checklist's calls when a clean-up last finished
+    _cleaner: RunCleaner | None = None
     mirror: Mirror | None = None
     # Held while a check finds or creates the Customcrm user matching a sandbox's Exact user (shared by all).
     users_lock: threading.RLock = field(default_factory=threading.RLock)
@@ -566,50 +618,13 @@ class Systems:
         self.mirror = None
 
     def cleanup(self, *, final: bool = False, sets: Collection[str] | None = None) -> None:
-        """In a sandbox: delete what the run created since the last clean-up (dependants first); what
-        cannot be deleted is noted in `scope.left`. The clean-up may spend the budget's reserve; once the
-        checks have spent the rest, only the `final` clean-up runs. `sets` (Exact type names) limits the
-        scan to the sets an example's flows write; the final clean-up scans every set."""
-        scope = self.scope
-        if scope is None or (not final and any(guard.spent for guard in self._guards)):
+        """In a sandbox: delete what the run created since the last clean-up (`RunCleaner`)."""
+        if self.scope is None:
             return
-        if sets is None and self._clean_at == self.calls:
-            return  # a whole clean-up just ran and no call since: nothing new to find (a scan is 5 reads)
-        if self._cleaners is None:
-            self._cleaners = (self.exact_actor(), self.customcrm_actor())
-        exact, crm = self._cleaners
-        for guard in self._guards:
-            guard.cleaning = True
-        try:
-            for entity in _EXACT_CLEANUP_ORDER:
-                if sets is not None and not final and entity.type_name not in sets:
-                    continue
-                for row in scope.exact_all(entity.sync_path):
-                    if scope.created_during_run(row):
-                        self._remove(exact.delete, entity.path, str(row["ID"]), f"Exact {entity.type_name}")
-            for i, path in enumerate(_CRM_CLEANUP_ORDER):  # a check may have deleted some already:
-                alive = {str(r["Id"]) for r in scope.crm_all(path, refresh=i == 0)}
-                for record_id in scope.created.pop(path, []):
-                    if record_id in alive:
-                        self._remove(crm.delete, path, record_id, f"Customcrm {path}")
-            self._clean_at = dict(self.calls) if sets is None else None
-        except BudgetExhausted as exc:
-            if final:
-                scope.left.append(f"the clean-up stopped: {exc}; records whose merge keys carry the run id "
-                                  f"{scope.run_id} may remain")
-        finally:
-            for guard in self._guards:
-                guard.cleaning = False
-
-    def _remove(self, delete: Callable[[str, str], None], path: str, key: str, label: str) -> None:
-        assert self.scope is not None
-        try:
-            delete(path, key)
-        except httpx.HTTPStatusError as exc:
-            if exc.response.status_code != 404:
-                self.scope.left.append(f"{label} {key}: {exc.response.status_code} {exc.response.text[:200]}")
-            return
-        self.scope.removed += 1
+        if self._cleaner is None:
+            self._cleaner = RunCleaner(self.scope, self.exact_actor(), self.customcrm_actor(), self._guards,
+                                       self.calls)
+        self._cleaner.clean(final=final, sets=sets)
 
     def _admin_client(self, system: str) -> httpx.Client:
         """One cached client per system, for the admin plane (or a sandbox's token refreshes); closing it

@@ -12,6 +12,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from conformance.context import FlowContext, NotApplicable
+from conformance.people import add_users, exact_users
 from conformance.registry import Check, property_checks
 from conformance.strategies import next_unique
 from sync.dataflow import Flow, PropertyRow
@@ -62,14 +63,14 @@ def _create(ctx: FlowContext, data: st.DataObject) -> None:
 
 def _link(ctx: FlowContext, data: st.DataObject) -> None:
     _prepare(ctx, data)
-    [stranger] = ctx.add_users(data, 1, matched=False)
+    [stranger] = add_users(ctx, data, 1, matched=False)
     email = str((ctx.crm.get("users", stranger) or {}).get("Email") or "").lower()
     crm_order, exact_order = _order(ctx, stranger)
     header = ctx.exact.get("salesorder/SalesOrders", exact_order) or {}
     if header.get("Salesperson"):
         raise ctx.failure("link", f"Customcrm User {stranger} has no Exact user with its e-mail, "
                            f"yet Exact Salesorders {exact_order} has Salesperson {header['Salesperson']}")
-    if any(str(u.get("Email") or "").lower() == email for u in ctx.exact_users()):
+    if any(str(u.get("Email") or "").lower() == email for u in exact_users(ctx)):
         raise ctx.failure("link", f"the sync created an Exact user for Customcrm User {stranger} "
                            f"({email}); Exact users are matched by e-mail, never created")
     owner = sorted(ctx.pools["User"])[0]
@@ -84,7 +85,7 @@ def _matched_later(ctx: FlowContext, stranger: str, email: str) -> None:
     them, and the orders the user already owns get it as Salesperson though none of them was edited."""
     owned = [str(o["Id"]) for o in ctx.crm.find("orders", OwnerId=stranger)]
     ctx.systems.admin("exact", "seed", {"users": [{"Email": email, "FullName": "Matched Later"}]})
-    exact_id = next(str(u["UserID"]).lower() for u in ctx.exact_users(email)
+    exact_id = next(str(u["UserID"]).lower() for u in exact_users(ctx, email)
                     if str(u.get("Email") or "").lower() == email)
     ctx.pools.setdefault("User", {})[stranger] = exact_id
     ctx.sync()
@@ -166,7 +167,7 @@ def _set_owner(ctx: FlowContext, side: str, crm_order: str, exact_order: str, ow
 def _three_users(ctx: FlowContext, data: st.DataObject) -> list[str]:
     users = sorted(ctx.pools["User"])
     if len(users) < 3:
-        ctx.add_users(data, 3 - len(users), matched=True)
+        add_users(ctx, data, 3 - len(users), matched=True)
         users = sorted(ctx.pools["User"])
     if len(users) < 3:
         raise NotApplicable("a conflict of owners needs three Customcrm users matched to Exact users; the Exact "
@@ -181,14 +182,14 @@ def _conflict(ctx: FlowContext, data: st.DataObject) -> None:
     crm_order, exact_order = _order(ctx, first)
     earlier = data.draw(st.sampled_from(["customcrm", "exact"]), label="edited first")
     later = "exact" if earlier == "customcrm" else "customcrm"
-    ctx.freeze_clocks()
+    ctx.clocks.freeze()
     try:
         _set_owner(ctx, earlier, crm_order, exact_order, second)
-        ctx.advance_clocks(5)
+        ctx.clocks.advance(5)
         _set_owner(ctx, later, crm_order, exact_order, third)
         ctx.sync()
     finally:
-        ctx.release_clocks()
+        ctx.clocks.release()
     if _owner(ctx, crm_order) != third:
         raise ctx.failure("conflict", f"Customcrm Order {crm_order} was given owner {second} in "
                            f"{earlier}, then {third} in {later}: the later one must win, yet Customcrm has "

@@ -1,0 +1,42 @@
+"""How a check fails: a broken promise with its evidence, or a check the systems cannot stage."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["CheckFailure", "NotApplicable", "visible"]
+
+_NOT_GIVEN: Any = object()
+
+
+class CheckFailure(AssertionError):
+    """A broken promise of the document, with the evidence a reader needs: as one line (``[flow / check]
+    what happened``) and as fields a report shows on their own (`fields`): the flow, the check, the record
+    and the property at fault, what was expected and what was found, where the check knows them."""
+
+    def __init__(self, message: str, *, flow: str | None = None, check: str | None = None,
+                 record: str | None = None, prop: str | None = None, expected: Any = _NOT_GIVEN,
+                 found: Any = _NOT_GIVEN) -> None:
+        self.message, self.flow, self.check, self.record, self.prop = message, flow, check, record, prop
+        self.expected, self.found = expected, found
+        where = f"{flow} / {check}" if flow and check else flow or check
+        super().__init__(f"[{where}] {message}" if where else message)
+
+    def fields(self) -> dict[str, str]:
+        """What the failure is about, field by field (values shown as the one line shows them)."""
+        out = {"flow": self.flow, "check": self.check, "record": self.record, "property": self.prop,
+               "expected": None if self.expected is _NOT_GIVEN else visible(self.expected),
+               "found": None if self.found is _NOT_GIVEN else visible(self.found), "message": self.message}
+        return {k: v for k, v in out.items() if v}
+
+
+def visible(value: Any) -> str:
+    """A value as the failure shows it: its repr, and where that holds anything beyond ASCII, its code points
+    too, so that two values that look the same ('Zoë' composed and decomposed) read differently."""
+    shown = repr(value)
+    return shown if shown.isascii() else f"{shown} [{ascii(value)}]"
+
+
+class NotApplicable(BaseException):  # noqa: N818 - a BaseException, so Hypothesis stops at once (no shrinking)
+    """The systems cannot stage what a check needs (a sandbox with too few Exact users, say): reported as a
+    skip with this reason, never as a pass."""
