@@ -10,14 +10,14 @@ from collections.abc import Callable
 
 import httpx
 from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine
 
 from conformance.context import CheckFailure, FlowContext
 from conformance.machine import stays_in_sync_machine
 from conformance.property_rows import property_check
-from conformance.registry import Check, property_checks
+from conformance.registry import Check, Registry, property_checks
 from conformance.rule_checks import (
-    ALONE_CHECKS,
-    RULE_CHECKS,
+    RULES,
     apply_edits,
     build_match,
     expect_value,
@@ -32,12 +32,18 @@ __all__ = ["CHECKS", "Check", "CheckFailure", "FlowContext", "checks_for"]
 UNIQUE_IN_EXACT = frozenset({"Items"})
 
 
+# The checks every flow of records has, before the rules' (`rule_checks.RULES`) and the state machines.
+FLOW_CHECKS = Registry()
+
+
+@FLOW_CHECKS.check("create", "A new Customcrm record yields one new Exact record with every property")
 def _create(ctx: FlowContext, data: st.DataObject) -> None:
     ctx.prepare(data)
     crm_id, exact_id = ctx.create_pair("create", ctx.draw_record(data))
     ctx.assert_pair_agrees("create", crm_id, exact_id)
 
 
+@FLOW_CHECKS.check("link", "An existing Exact record with the merge key is linked, nothing created")
 def _link(ctx: FlowContext, data: st.DataObject) -> None:
     ctx.prepare(data)
     merge_keys = usable_merge_keys(ctx)
@@ -88,22 +94,27 @@ def _edit(side: str) -> Callable[[FlowContext, st.DataObject], None]:
     return run
 
 
-CHECKS: tuple[Check, ...] = (
-    Check("create", "A new Customcrm record yields one new Exact record with every property", _create),
-    Check("link", "An existing Exact record with the merge key is linked, nothing created", _link),
-    Check("edit-customcrm", "An edit in Customcrm reaches Exact", _edit("customcrm")),
-    Check("edit-exact", "An edit in Exact reaches Customcrm", _edit("exact")),
-    *(Check(rule.id, rule.title, rule.run, applies=rule.applies, alone=rule.id in ALONE_CHECKS, once=rule.once)
-      for rule in RULE_CHECKS),
-    Check("stays-in-sync", "Random creates, edits, clears, deletes and line changes on both sides, with sync "
-          "passes between them: every pass leaves every pair agreeing, nothing duplicated, nothing echoed", None,
-          machine=lambda ctx: stays_in_sync_machine(ctx, faults=False)),
-    Check("stays-in-sync-faults", "The same, with 429s, 5xx, latency, lost responses and the engine killed "
-          "mid-pass: two clean passes reach the same end state", None,
-          machine=lambda ctx: stays_in_sync_machine(ctx, faults=True), alone=True,
-          applies=lambda ctx: "safe mode: no faults are injected into a sandbox, and its engine is not killed"
-          if ctx.safe else None),
-)
+FLOW_CHECKS.check("edit-customcrm", "An edit in Customcrm reaches Exact")(_edit("customcrm"))
+FLOW_CHECKS.check("edit-exact", "An edit in Exact reaches Customcrm")(_edit("exact"))
+MACHINES = Registry()
+
+
+@MACHINES.machine("stays-in-sync", "Random creates, edits, clears, deletes and line changes on both sides, with "
+                  "sync passes between them: every pass leaves every pair agreeing, nothing duplicated, nothing "
+                  "echoed")
+def _stays_in_sync(ctx: FlowContext) -> type[RuleBasedStateMachine]:
+    return stays_in_sync_machine(ctx, faults=False)
+
+
+@MACHINES.machine("stays-in-sync-faults", "The same, with 429s, 5xx, latency, lost responses and the engine killed "
+                  "mid-pass: two clean passes reach the same end state", alone=True,
+                  applies=lambda ctx: "safe mode: no faults are injected into a sandbox, and its engine is not "
+                  "killed" if ctx.safe else None)
+def _stays_in_sync_faults(ctx: FlowContext) -> type[RuleBasedStateMachine]:
+    return stays_in_sync_machine(ctx, faults=True)
+
+
+CHECKS: tuple[Check, ...] = (*FLOW_CHECKS, *RULES, *MACHINES)
 
 
 def checks_for(flow: Flow) -> list[Check]:

@@ -30,6 +30,7 @@ from hypothesis import strategies as st
 from conformance.agreement import assert_entered_kept
 from conformance.context import CheckFailure, FlowContext, NotApplicable, skip_the_simplest
 from conformance.planner import RowCheck
+from conformance.registry import Status
 from conformance.rule_checks import apply_edits, changed_value, current_value, expect_value, set_value
 from conformance.sandbox import BudgetExhausted
 from sync.dataflow import PropertyRow
@@ -37,7 +38,7 @@ from sync.dataflow import PropertyRow
 __all__ = ["RowOutcome", "property_check", "property_scenario", "run_property_rows"]
 
 # (status, detail, evidence) of one row, as the runner's CheckResult takes them.
-RowOutcome = tuple[str, str, str]
+RowOutcome = tuple[Status, str, str]
 
 
 def property_check(row: PropertyRow) -> Callable[[FlowContext, st.DataObject], None]:
@@ -143,12 +144,12 @@ def run_property_rows(rows: list[PropertyRow], ctx: FlowContext, profile_example
     outcomes: list[RowOutcome] = []
     for row in rows:
         if row.id not in seen:
-            outcomes.append(("passed", "", ""))
+            outcomes.append((Status.PASSED, "", ""))
             continue
         status, detail, evidence = alone(row)
-        if status == "passed":
+        if status == Status.PASSED:
             message, exchanges = seen[row.id]
-            status, detail = "failed", (f"{message} (seen with the flow's other properties in one record; the "
+            status, detail = Status.FAILED, (f"{message} (seen with the flow's other properties in one record; the "
                                         "row alone did not fail again)")
             evidence = exchanges
         outcomes.append((status, detail, evidence))

@@ -1,13 +1,17 @@
-"""What a row of the checklist is: a check's record, and the rows a flow's property table gives.
+"""What a row of the checklist is: a check's record, the registries checks are declared in, and the rows a
+flow's property table gives.
 
-Kept apart from the checks themselves, so that the generic checks (`checks`) and the users flow's
-(`user_checks`) both build on it without importing each other.
+A check is declared where it is written, with a decorator that gives its id, its title and when it does not
+apply (`Registry.check`); a registry keeps the checks in the order they were declared, which is the order of
+the report's rows. Kept apart from the checks themselves, so that the generic checks (`checks`,
+`rule_checks`) and the users flow's (`user_checks`) all build on it without importing each other.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from enum import StrEnum
 
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine
@@ -15,7 +19,19 @@ from hypothesis.stateful import RuleBasedStateMachine
 from conformance.context import FlowContext
 from sync.dataflow import Flow, PropertyRow
 
-__all__ = ["Check", "property_checks"]
+__all__ = ["Check", "Registry", "Status", "property_checks"]
+
+RunCheck = Callable[[FlowContext, st.DataObject], None]
+Applies = Callable[[FlowContext], str | None]
+MachineFactory = Callable[[FlowContext], type[RuleBasedStateMachine]]
+
+
+class Status(StrEnum):
+    """How a row of the checklist ended (equal to its name in results.json, JUnit and the reports)."""
+
+    PASSED = "passed"
+    FAILED = "failed"
+    SKIPPED = "skipped"
 
 
 @dataclass(frozen=True)
@@ -39,6 +55,47 @@ class Check:
 
     def skip_reason(self, ctx: FlowContext) -> str | None:
         return self.applies(ctx) if self.applies is not None else None
+
+
+class Registry:
+    """Checks as they are declared, in order (the report lists them so); an id is declared once."""
+
+    def __init__(self) -> None:
+        self._checks: list[Check] = []
+
+    def _add(self, check: Check) -> None:
+        if any(c.id == check.id for c in self._checks):
+            raise ValueError(f"the check {check.id!r} is declared twice")
+        self._checks.append(check)
+
+    def check(self, check_id: str, title: str, *, applies: Applies | None = None, alone: bool = False,
+              once: bool = False) -> Callable[[RunCheck], RunCheck]:
+        """Declare the decorated function as the check `check_id`: a Hypothesis property over one example.
+        `applies` says why the check does not apply to a flow (None when it does); `alone`: never side by
+        side with other checks on the mocks (it stops their clocks or holds writes in flight); `once`: one
+        example whatever the profile (a volume check)."""
+
+        def declare(run: RunCheck) -> RunCheck:
+            self._add(Check(check_id, title, run, applies=applies, alone=alone, once=once))
+            return run
+
+        return declare
+
+    def machine(self, check_id: str, title: str, *, applies: Applies | None = None,
+                alone: bool = False) -> Callable[[MachineFactory], MachineFactory]:
+        """Declare the decorated factory (flow context -> state machine class) as the check `check_id`."""
+
+        def declare(factory: MachineFactory) -> MachineFactory:
+            self._add(Check(check_id, title, None, machine=factory, applies=applies, alone=alone))
+            return factory
+
+        return declare
+
+    def __iter__(self) -> Iterator[Check]:
+        return iter(self._checks)
+
+    def __len__(self) -> int:
+        return len(self._checks)
 
 
 

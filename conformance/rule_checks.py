@@ -11,9 +11,8 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 from datetime import date, timedelta
-from typing import Any, NamedTuple
+from typing import Any
 
 from hypothesis import strategies as st
 
@@ -21,9 +20,10 @@ from conformance.context import CheckFailure, FlowContext, expect_from_crm, expe
 from conformance.drawing import crm_default, crm_required
 from conformance.ownership import key_of
 from conformance.planner import RowCheck
+from conformance.registry import Check, Registry
 from conformance.strategies import ENUMERATED, catalogue, distinct_value, lengths
 
-__all__ = ["ALONE_CHECKS", "CLOCK_CHECKS", "RULE_CHECKS", "Rule", "apply_edits", "apply_line_edit", "assert_quiet",
+__all__ = ["RULE_CHECKS", "RULES", "apply_edits", "apply_line_edit", "assert_quiet",
            "build_match", "changed_value", "current_value", "distinct", "expect_value", "set_value",
            "usable_merge_keys"]
 
@@ -250,7 +250,22 @@ def apply_line_edit(ctx: FlowContext, data: st.DataObject, side: str, action: st
 
 # ---------------------------------------------------------------------------------------------- the checks
 
+# The rules of the document as checks, in the order of the report. Declared `alone`: the checks that stage time
+# on the systems' clocks or hold writes in flight (which every other check would see), and the volume check
+# (its 1,001 records would sit in every other check's reads of the shared mirror): on the mocks they run on
+# their own after the batch.
+RULES = Registry()
 
+
+def _conflict_applies(ctx: FlowContext) -> str | None:
+    if not _conflict_candidates(ctx) and len(_mutable(ctx)) < 2:
+        return "the flow has no property both sides can edit"
+    return None
+
+
+@RULES.check("conflict",
+             "Both sides edit: the later edit wins, equal times go to Customcrm, different properties merge",
+             applies=_conflict_applies, alone=True)
 def _conflict(ctx: FlowContext, data: st.DataObject) -> None:
     """Both sides edit: the later edit wins per property, equal times go to Customcrm, and edits of
     different properties on the two sides are both kept (a three-way merge, not an overwrite)."""
@@ -301,12 +316,11 @@ def _conflict(ctx: FlowContext, data: st.DataObject) -> None:
         ctx.clocks.release()
 
 
-def _conflict_applies(ctx: FlowContext) -> str | None:
-    if not _conflict_candidates(ctx) and len(_mutable(ctx)) < 2:
-        return "the flow has no property both sides can edit"
-    return None
+def _clear_applies(ctx: FlowContext) -> str | None:
+    return None if _clearable(ctx) else "every property of this flow is required on one side"
 
 
+@RULES.check("clear", "A value cleared on either side is cleared on the other", applies=_clear_applies)
 def _clear(ctx: FlowContext, data: st.DataObject) -> None:
     """A value cleared after the link is cleared on the other side too (in both directions)."""
     check = "clear"
@@ -329,10 +343,15 @@ def _clear(ctx: FlowContext, data: st.DataObject) -> None:
     ctx.assert_pair_agrees(check, crm_id, exact_id)
 
 
-def _clear_applies(ctx: FlowContext) -> str | None:
-    return None if _clearable(ctx) else "every property of this flow is required on one side"
+def _link_fills_empty_applies(ctx: FlowContext) -> str | None:
+    if not usable_merge_keys(ctx):
+        return f"the document maps no merge key of Exact {ctx.flow.target_type}"
+    return None
 
 
+@RULES.check("link-fills-empty",
+             "At link time an empty value never overwrites a filled one",
+             applies=_link_fills_empty_applies)
 def _link_fills_empty(ctx: FlowContext, data: st.DataObject) -> None:
     """At link time an empty value never overwrites a filled one: each side takes the other's filled values."""
     check = "link-fills-empty"
@@ -367,12 +386,7 @@ def _link_fills_empty(ctx: FlowContext, data: st.DataObject) -> None:
     ctx.assert_pair_agrees(check, crm_id, exact_id)
 
 
-def _link_fills_empty_applies(ctx: FlowContext) -> str | None:
-    if not usable_merge_keys(ctx):
-        return f"the document maps no merge key of Exact {ctx.flow.target_type}"
-    return None
-
-
+@RULES.check("no-echo", "A second sync with no edits writes nothing")
 def _no_echo(ctx: FlowContext, data: st.DataObject) -> None:
     """After edits on both sides have been synced, one more sync writes nothing to either system."""
     check = "no-echo"
@@ -392,6 +406,7 @@ def _no_echo(ctx: FlowContext, data: st.DataObject) -> None:
     assert_quiet(ctx, check, len(pairs))
 
 
+@RULES.check("delete-not-propagated", "A delete retires the link; the other side is kept and never re-created")
 def _delete_not_propagated(ctx: FlowContext, data: st.DataObject) -> None:
     """A record deleted on one side retires its link: the other side is left as it is and not re-created,
     even when it is edited afterwards."""
@@ -430,6 +445,13 @@ def _delete_not_propagated(ctx: FlowContext, data: st.DataObject) -> None:
                            f"deleted record: {len(final['customcrm'])} in Customcrm, {len(final['exact'])} in Exact")
 
 
+def _references_applies(ctx: FlowContext) -> str | None:
+    return None if any(m.kind == "ref" for m in ctx.mappings) else "the flow has no reference properties"
+
+
+@RULES.check("references",
+             "Each reference points at the linked record, after create and after a change on either side",
+             applies=_references_applies)
 def _references(ctx: FlowContext, data: st.DataObject) -> None:
     """Each reference points at the record linked to the one it names, after create and after it is changed
     on either side."""
@@ -462,10 +484,11 @@ def _references(ctx: FlowContext, data: st.DataObject) -> None:
             ctx.assert_pair_agrees(f"{check} ({', '.join(changed)} changed in {side})", crm_id, exact_id, rows)
 
 
-def _references_applies(ctx: FlowContext) -> str | None:
-    return None if any(m.kind == "ref" for m in ctx.mappings) else "the flow has no reference properties"
+def _lines_applies(ctx: FlowContext) -> str | None:
+    return None if ctx.line_mappings else "the flow has no line collection"
 
 
+@RULES.check("lines", "Lines added, changed and removed on either side reach the other side", applies=_lines_applies)
 def _lines(ctx: FlowContext, data: st.DataObject) -> None:
     """Lines added, changed and removed on either side reach the other side."""
     check = "lines"
@@ -485,8 +508,50 @@ def _lines(ctx: FlowContext, data: st.DataObject) -> None:
                                rows)
 
 
-def _lines_applies(ctx: FlowContext) -> str | None:
-    return None if ctx.line_mappings else "the flow has no line collection"
+def _too_long_applies(ctx: FlowContext) -> str | None:
+    if _longer_in_customcrm(ctx):
+        return None
+    return "no property of this flow takes longer text in Customcrm than in Exact"
+
+
+@RULES.check("too-long",
+             "Text longer than Exact takes is never cut to fit: it waits, reported, until it is shortened",
+             applies=_too_long_applies)
+def _too_long(ctx: FlowContext, data: st.DataObject) -> None:
+    """A value longer than Exact takes is never cut to fit (the document promises equal values): the record
+    waits unsynced (the engine reports it) until the user shortens it, and then it syncs whole."""
+    check = "too-long"
+    ctx.prepare(data)
+    m = data.draw(st.sampled_from(_longer_in_customcrm(ctx)), label="property")
+    crm_max, exact_max = lengths(ctx.flow, m.row)
+    assert exact_max is not None
+    length = data.draw(st.integers(exact_max + 1, min(crm_max or exact_max + 60, exact_max + 60)), label="length")
+    long_value = ("Zoë Ångström " * 30)[:length - 1] + "!"
+    record = ctx.draw_record(data)
+    record[m.crm_field] = long_value
+    before = set(ctx.exact_records())
+    created = ctx.crm.create(ctx.crm_path, record)
+    crm_id = str(created["Id"])
+    ctx.sync()
+    for key, row in ctx.exact_records().items():
+        if key in before:
+            continue
+        value = row.get(m.exact_field)
+        kind = "cut to fit" if isinstance(value, str) and value and long_value.startswith(value.rstrip()) else \
+            "without it"
+        raise ctx.failure(check,
+            f"{ctx.label('crm', crm_id)} has {m.crm_field} of {length} characters and "
+            f"Exact's {m.exact_field} takes {exact_max}; the engine created {ctx.label('exact', key)} {kind} "
+            f"({m.exact_field}={value!r}) instead of leaving it unsynced and saying so")
+    shortened = long_value[:exact_max].rstrip() or "x"
+    ctx.crm.update(ctx.crm_path, crm_id, {m.crm_field: shortened})
+    ctx.sync()
+    new = sorted(set(ctx.exact_records()) - before)
+    if len(new) != 1:
+        raise ctx.failure(check,
+            f"{ctx.label('crm', crm_id)} was shortened to {m.crm_field}={shortened!r}, "
+            f"which Exact takes; expected one new Exact {ctx.flow.target_type} after a sync, found {len(new)}")
+    ctx.assert_pair_agrees(f"{check} (shortened)", crm_id, new[0])
 
 
 def _writes_to(ctx: FlowContext, crm_id: str, exact_id: str) -> Counter[tuple[str, str, str, str]]:
@@ -499,6 +564,7 @@ def _writes_to(ctx: FlowContext, crm_id: str, exact_id: str) -> Counter[tuple[st
     return out
 
 
+@RULES.check("write-budget", "One user edit costs at most one write to the other side; a quiet pass costs none")
 def _write_budget(ctx: FlowContext, data: st.DataObject) -> None:
     """One user edit costs at most one write to the other side, and the pass after it none: an engine that
     rewrites what did not change, or sends an update twice, spends the other system's limits for nothing
@@ -540,6 +606,18 @@ def _write_budget(ctx: FlowContext, data: st.DataObject) -> None:
     ctx.assert_pair_agrees(check, crm_id, exact_id)
 
 
+def _concurrent_applies(ctx: FlowContext) -> str | None:
+    if ctx.safe:
+        return "safe mode: a sandbox's writes cannot be held in flight (no faults are injected into a sandbox)"
+    if ctx.systems.target == "inproc":
+        return ("the in-process mocks answer one request at a time, so no edit can land while a write is in "
+                "flight: run with --target server (an engine run as a command always is)")
+    return None if _three_valued(ctx) else "the flow has no property both sides can edit to three values"
+
+
+@RULES.check("concurrent-edit",
+             "A user's edit made while the engine writes to the same record survives",
+             applies=_concurrent_applies, alone=True)
 def _concurrent_edit(ctx: FlowContext, data: st.DataObject) -> None:
     """A user edits a record while the engine is writing an older edit from the other side to it: the user's
     edit survives (the engine's write is refused by its If-Match, or merged on the next pass), and the later
@@ -584,15 +662,6 @@ def _concurrent_edit(ctx: FlowContext, data: st.DataObject) -> None:
                  f"{older!r} to it")
 
 
-def _concurrent_applies(ctx: FlowContext) -> str | None:
-    if ctx.safe:
-        return "safe mode: a sandbox's writes cannot be held in flight (no faults are injected into a sandbox)"
-    if ctx.systems.target == "inproc":
-        return ("the in-process mocks answer one request at a time, so no edit can land while a write is in "
-                "flight: run with --target server (an engine run as a command always is)")
-    return None if _three_valued(ctx) else "the flow has no property both sides can edit to three values"
-
-
 def _three_valued(ctx: FlowContext) -> list[RowCheck]:
     """Properties both sides can edit that take three different values (not a yes/no, not a reference to one
     of two records), and that do not find the record (merge keys)."""
@@ -610,61 +679,22 @@ def _longer_in_customcrm(ctx: FlowContext) -> list[RowCheck]:
     return out
 
 
-def _too_long(ctx: FlowContext, data: st.DataObject) -> None:
-    """A value longer than Exact takes is never cut to fit (the document promises equal values): the record
-    waits unsynced (the engine reports it) until the user shortens it, and then it syncs whole."""
-    check = "too-long"
-    ctx.prepare(data)
-    m = data.draw(st.sampled_from(_longer_in_customcrm(ctx)), label="property")
-    crm_max, exact_max = lengths(ctx.flow, m.row)
-    assert exact_max is not None
-    length = data.draw(st.integers(exact_max + 1, min(crm_max or exact_max + 60, exact_max + 60)), label="length")
-    long_value = ("Zoë Ångström " * 30)[:length - 1] + "!"
-    record = ctx.draw_record(data)
-    record[m.crm_field] = long_value
-    before = set(ctx.exact_records())
-    created = ctx.crm.create(ctx.crm_path, record)
-    crm_id = str(created["Id"])
-    ctx.sync()
-    for key, row in ctx.exact_records().items():
-        if key in before:
-            continue
-        value = row.get(m.exact_field)
-        kind = "cut to fit" if isinstance(value, str) and value and long_value.startswith(value.rstrip()) else \
-            "without it"
-        raise ctx.failure(check,
-            f"{ctx.label('crm', crm_id)} has {m.crm_field} of {length} characters and "
-            f"Exact's {m.exact_field} takes {exact_max}; the engine created {ctx.label('exact', key)} {kind} "
-            f"({m.exact_field}={value!r}) instead of leaving it unsynced and saying so")
-    shortened = long_value[:exact_max].rstrip() or "x"
-    ctx.crm.update(ctx.crm_path, crm_id, {m.crm_field: shortened})
-    ctx.sync()
-    new = sorted(set(ctx.exact_records()) - before)
-    if len(new) != 1:
-        raise ctx.failure(check,
-            f"{ctx.label('crm', crm_id)} was shortened to {m.crm_field}={shortened!r}, "
-            f"which Exact takes; expected one new Exact {ctx.flow.target_type} after a sync, found {len(new)}")
-    ctx.assert_pair_agrees(f"{check} (shortened)", crm_id, new[0])
-
-
-def _too_long_applies(ctx: FlowContext) -> str | None:
-    if _longer_in_customcrm(ctx):
-        return None
-    return "no property of this flow takes longer text in Customcrm than in Exact"
-
-
-# The checks that stage time on the systems' clocks or hold writes in flight (which every other check would
-# see): they run alone on the mocks.
-CLOCK_CHECKS = frozenset({"conflict", "concurrent-edit"})
-# Run alone on the mocks, after the batch: the clock checks, and the volume check (its 1,001 records would sit in
-# every other check's reads of the shared mirror for the rest of the batch).
-ALONE_CHECKS = CLOCK_CHECKS | {"paging"}
-
 # Customcrm's change feed and lists give at most 1,000 entries a page: one more crosses a page whatever page
 # size an engine asks for.
 PAGE_CROSSING = 1001
 
 
+def _paging_applies(ctx: FlowContext) -> str | None:
+    if ctx.safe:
+        return f"safe mode: {PAGE_CROSSING} records would each cost a delete of the sandbox's daily calls"
+    if not ctx.volume:
+        return ("one flow carries the volume for the whole run (the document's first flow with neither "
+                "references nor lines), at the ci and thorough profiles")
+    return None
+
+
+@RULES.check("paging", f"{PAGE_CROSSING} records created between two passes (past a page of Customcrm's change feed) "
+             "all reach Exact, once", applies=_paging_applies, alone=True, once=True)
 def _paging(ctx: FlowContext, data: st.DataObject) -> None:
     """More records created between two passes than the largest page of Customcrm's change feed: each reaches
     Exact, once. An engine that reads only a feed's first page leaves the rest behind (or for a later pass)."""
@@ -689,43 +719,4 @@ def _paging(ctx: FlowContext, data: st.DataObject) -> None:
             f"{len(exact)} of them{first}")
 
 
-def _paging_applies(ctx: FlowContext) -> str | None:
-    if ctx.safe:
-        return f"safe mode: {PAGE_CROSSING} records would each cost a delete of the sandbox's daily calls"
-    if not ctx.volume:
-        return ("one flow carries the volume for the whole run (the document's first flow with neither "
-                "references nor lines), at the ci and thorough profiles")
-    return None
-
-
-class Rule(NamedTuple):
-    """A rule of the document as a check: its id, what it checks, how, and why it may not apply to a flow."""
-
-    id: str
-    title: str
-    run: Callable[[FlowContext, st.DataObject], None]
-    applies: Callable[[FlowContext], str | None] | None
-    once: bool = False  # one example whatever the profile: its worth is volume, not variety
-
-
-RULE_CHECKS: tuple[Rule, ...] = tuple(Rule(*rule) for rule in (
-    ("conflict", "Both sides edit: the later edit wins, equal times go to Customcrm, different properties merge",
-     _conflict, _conflict_applies),
-    ("clear", "A value cleared on either side is cleared on the other", _clear, _clear_applies),
-    ("link-fills-empty", "At link time an empty value never overwrites a filled one", _link_fills_empty,
-     _link_fills_empty_applies),
-    ("no-echo", "A second sync with no edits writes nothing", _no_echo, None),
-    ("delete-not-propagated", "A delete retires the link; the other side is kept and never re-created",
-     _delete_not_propagated, None),
-    ("references", "Each reference points at the linked record, after create and after a change on either side",
-     _references, _references_applies),
-    ("lines", "Lines added, changed and removed on either side reach the other side", _lines, _lines_applies),
-    ("too-long", "Text longer than Exact takes is never cut to fit: it waits, reported, until it is shortened",
-     _too_long, _too_long_applies),
-    ("write-budget", "One user edit costs at most one write to the other side; a quiet pass costs none",
-     _write_budget, None),
-    ("concurrent-edit", "A user's edit made while the engine writes to the same record survives",
-     _concurrent_edit, _concurrent_applies),
-    ("paging", f"{PAGE_CROSSING} records created between two passes (past a page of Customcrm's change feed) "
-     "all reach Exact, once", _paging, _paging_applies, True),
-))
+RULE_CHECKS: tuple[Check, ...] = tuple(RULES)

@@ -37,6 +37,7 @@ from conformance.engines import EngineDriver, make_driver, target_for, validate_
 from conformance.lockstep import Lockstep, run_side_by_side
 from conformance.planner import plan_checks
 from conformance.property_rows import RowOutcome, run_property_rows
+from conformance.registry import Status
 from conformance.sandbox import BudgetExhausted, SandboxSettings
 from conformance.strategies import reset_unique
 from conformance.systems import Systems
@@ -70,7 +71,7 @@ SANDBOX_STEPS: dict[str, int] = {"smoke": 5, "ci": 12, "thorough": 30}
 class CheckResult:
     id: str
     title: str
-    status: str
+    status: Status
     detail: str = ""
     evidence: str = ""
     duration_s: float = 0.0
@@ -186,7 +187,7 @@ def run_check(check: Check, ctx: FlowContext | str, profile: str, seed: int, shr
     when `ctx` is that reason), else run as a Hypothesis property or state machine."""
     reason = ctx if isinstance(ctx, str) else check.skip_reason(ctx)
     if reason:
-        return CheckResult(check.id, check.title, "skipped", reason)
+        return CheckResult(check.id, check.title, Status.SKIPPED, reason)
     assert not isinstance(ctx, str)
     return _run_one(check, ctx, profile, seed, shrink)
 
@@ -231,17 +232,18 @@ def _run_one(check: Check, ctx: FlowContext, profile: str, seed: int, shrink: bo
         with with_reporter(lambda text: lines.append(str(text))):
             run()
     except BudgetExhausted as exc:
-        return CheckResult(check.id, check.title, "skipped", str(exc), "", time.monotonic() - started, stopped=True)
+        return CheckResult(check.id, check.title, Status.SKIPPED, str(exc), "", time.monotonic() - started,
+                           stopped=True)
     except NotApplicable as exc:
-        return CheckResult(check.id, check.title, "skipped", str(exc), "", time.monotonic() - started)
+        return CheckResult(check.id, check.title, Status.SKIPPED, str(exc), "", time.monotonic() - started)
     except AssertionError as exc:
-        return CheckResult(check.id, check.title, "failed", str(exc), _evidence(lines, exc),
+        return CheckResult(check.id, check.title, Status.FAILED, str(exc), _evidence(lines, exc),
                            time.monotonic() - started,
                            failure=exc.fields() if isinstance(exc, CheckFailure) else {})
     except Exception as exc:  # noqa: BLE001 - a crashing check is reported, never fatal to the run
-        return CheckResult(check.id, check.title, "failed", _describe(exc), _evidence(lines, exc),
+        return CheckResult(check.id, check.title, Status.FAILED, _describe(exc), _evidence(lines, exc),
                            time.monotonic() - started)
-    return CheckResult(check.id, check.title, "passed", "", "", time.monotonic() - started)
+    return CheckResult(check.id, check.title, Status.PASSED, "", "", time.monotonic() - started)
 
 
 def run_checklist(
@@ -465,7 +467,7 @@ def _run_flows(
         for i in alone:
             result, check, ctx = rows[i]
             if budget_note:
-                outcome = CheckResult(check.id, check.title, "skipped", budget_note)
+                outcome = CheckResult(check.id, check.title, Status.SKIPPED, budget_note)
             else:
                 before = dict(systems.calls)
                 if not isinstance(ctx, str):
@@ -565,7 +567,7 @@ def _run_batch(doc: Dataflow, systems: Systems, driver: EngineDriver,
             lane_seed = seed + LANE_SEED_STEP * lane
             if lane and rows[unit[0]][1].once:  # its one example runs in the first lane
                 check = rows[unit[0]][1]
-                outcomes = [CheckResult(check.id, check.title, "passed")]
+                outcomes = [CheckResult(check.id, check.title, Status.PASSED)]
             elif len(unit) == 1:
                 outcomes = [_run_one(rows[unit[0]][1], contexts[unit[0]][lane], profile, lane_seed, shrink,
                                      examples)]
@@ -631,9 +633,9 @@ def _run_together(checks: list[Check], contexts: list[FlowContext], profile: str
     try:
         outcomes = run_property_rows(rows, contexts[0], examples, seed, alone)
     except BudgetExhausted as exc:
-        return [CheckResult(c.id, c.title, "skipped", str(exc), "", stopped=True) for c in checks]
+        return [CheckResult(c.id, c.title, Status.SKIPPED, str(exc), "", stopped=True) for c in checks]
     except NotApplicable as exc:
-        return [CheckResult(c.id, c.title, "skipped", str(exc)) for c in checks]
+        return [CheckResult(c.id, c.title, Status.SKIPPED, str(exc)) for c in checks]
     share = (time.monotonic() - started) / len(checks)
     return [CheckResult(c.id, c.title, status, detail, evidence, share)
             for c, (status, detail, evidence) in zip(checks, outcomes, strict=True)]

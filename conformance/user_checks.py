@@ -13,12 +13,16 @@ from hypothesis import strategies as st
 
 from conformance.context import FlowContext, NotApplicable
 from conformance.people import add_users, exact_users
-from conformance.registry import Check, property_checks
+from conformance.registry import Check, Registry, property_checks
 from conformance.strategies import next_unique
 from sync.dataflow import Flow, PropertyRow
 
 __all__ = ["user_checks"]
 
+
+
+# The owner flow's checks, in the order of the report.
+USER_CHECKS = Registry()
 
 
 def _order(ctx: FlowContext, owner: str | None) -> tuple[str, str]:
@@ -54,6 +58,7 @@ def _prepare(ctx: FlowContext, data: st.DataObject) -> None:
     ctx.prepare(data, {"Customer", "Product", "User"})
 
 
+@USER_CHECKS.check("create", "A user's new order gets the matching Exact user as Salesperson")
 def _create(ctx: FlowContext, data: st.DataObject) -> None:
     _prepare(ctx, data)
     owner = data.draw(st.sampled_from(sorted(ctx.pools["User"])), label="owner")
@@ -61,6 +66,7 @@ def _create(ctx: FlowContext, data: st.DataObject) -> None:
     _expect_salesperson(ctx, "create", crm_order, exact_order)
 
 
+@USER_CHECKS.check("link", "Users are matched by e-mail; an unmatched user leaves Salesperson empty")
 def _link(ctx: FlowContext, data: st.DataObject) -> None:
     _prepare(ctx, data)
     [stranger] = add_users(ctx, data, 1, matched=False)
@@ -123,6 +129,10 @@ def _edit(side: str) -> Callable[[FlowContext, st.DataObject], None]:
     return run
 
 
+USER_CHECKS.check("edit-customcrm", "Reassigning the owner in Customcrm changes the Salesperson")(_edit("customcrm"))
+USER_CHECKS.check("edit-exact", "Changing the Salesperson in Exact reassigns the owner")(_edit("exact"))
+
+
 def _stays_in_sync(ctx: FlowContext, data: st.DataObject) -> None:
     _prepare(ctx, data)
     orders = [_order(ctx, data.draw(st.sampled_from(sorted(ctx.pools["User"])), label="owner"))
@@ -175,6 +185,7 @@ def _three_users(ctx: FlowContext, data: st.DataObject) -> list[str]:
     return users
 
 
+@USER_CHECKS.check("conflict", "The owner reassigned on both sides: the later reassignment wins", alone=True)
 def _conflict(ctx: FlowContext, data: st.DataObject) -> None:
     """The owner reassigned on both sides between two passes: the later reassignment wins on both sides."""
     _prepare(ctx, data)
@@ -197,6 +208,7 @@ def _conflict(ctx: FlowContext, data: st.DataObject) -> None:
     _expect_salesperson(ctx, "conflict", crm_order, exact_order)
 
 
+@USER_CHECKS.check("clear", "An owner cleared on either side is cleared on the other, and set again")
 def _clear(ctx: FlowContext, data: st.DataObject) -> None:
     """An owner cleared on either side is cleared on the other, and set again from either side."""
     _prepare(ctx, data)
@@ -212,6 +224,7 @@ def _clear(ctx: FlowContext, data: st.DataObject) -> None:
         _expect_salesperson(ctx, f"clear ({what})", crm_order, exact_order)
 
 
+@USER_CHECKS.check("no-echo", "A pass with no edits writes nothing to an owner's orders")
 def _no_echo(ctx: FlowContext, data: st.DataObject) -> None:
     """After an owner's order is synced and reassigned, a pass with no edits writes to neither side."""
     _prepare(ctx, data)
@@ -227,6 +240,7 @@ def _no_echo(ctx: FlowContext, data: st.DataObject) -> None:
                            f"{_order_versions(ctx, orders)}")
 
 
+@USER_CHECKS.check("link-fills-empty", "Linking an order without an owner to one with a Salesperson fills the owner")
 def _link_fills_empty(ctx: FlowContext, data: st.DataObject) -> None:
     """An Exact order with a Salesperson and a Customcrm order of the same number without an owner: once
     linked, the Customcrm order has the matching user as its owner (an empty side never empties a filled
@@ -253,6 +267,7 @@ def _link_fills_empty(ctx: FlowContext, data: st.DataObject) -> None:
     _expect_salesperson(ctx, "link-fills-empty", crm_order, exact_order)
 
 
+@USER_CHECKS.check("delete-not-propagated", "A deleted order keeps its Exact order and Salesperson")
 def _delete_not_propagated(ctx: FlowContext, data: st.DataObject) -> None:
     """An order deleted in Customcrm keeps its Exact order and its Salesperson; the Exact user stays."""
     _prepare(ctx, data)
@@ -292,20 +307,10 @@ def _property(row: PropertyRow) -> Callable[[FlowContext, st.DataObject], None]:
     return run
 
 
+USER_CHECKS.check("stays-in-sync", "Reassignments on both sides converge; a sync without edits writes nothing"
+                  )(_stays_in_sync)
+
+
 def user_checks(flow: Flow) -> list[Check]:
-    return [
-        Check("create", "A user's new order gets the matching Exact user as Salesperson", _create),
-        Check("link", "Users are matched by e-mail; an unmatched user leaves Salesperson empty", _link),
-        Check("edit-customcrm", "Reassigning the owner in Customcrm changes the Salesperson", _edit("customcrm")),
-        Check("edit-exact", "Changing the Salesperson in Exact reassigns the owner", _edit("exact")),
-        Check("conflict", "The owner reassigned on both sides: the later reassignment wins", _conflict,
-              alone=True),
-        Check("clear", "An owner cleared on either side is cleared on the other, and set again", _clear),
-        Check("no-echo", "A pass with no edits writes nothing to an owner's orders", _no_echo),
-        Check("link-fills-empty", "Linking an order without an owner to one with a Salesperson fills the owner",
-              _link_fills_empty),
-        Check("delete-not-propagated", "A deleted order keeps its Exact order and Salesperson", _delete_not_propagated),
-        Check("stays-in-sync", "Reassignments on both sides converge; a sync without edits writes nothing",
-              _stays_in_sync),
-        *property_checks(flow, _property),
-    ]
+    """The owner flow's checks, then one check per property row of its table."""
+    return [*USER_CHECKS, *property_checks(flow, _property)]
