@@ -116,8 +116,8 @@ class DeletePropagatingEngine(Engine):
 
 
 class _OlderWins(Conversion):
-    def crm_wins(self, crm_record: dict[str, Any], exact_record: dict[str, Any]) -> bool:
-        crm_time, exact_time = self.crm_modified(crm_record), self.exact_modified(exact_record)
+    def crm_wins(self, plan: FlowPlan, crm_record: dict[str, Any], exact_record: dict[str, Any]) -> bool:
+        crm_time, exact_time = self.crm_modified(plan, crm_record), self.exact_modified(plan, exact_record)
         if crm_time == exact_time:
             return self.priority == "customcrm"
         return crm_time < exact_time

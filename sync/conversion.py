@@ -78,19 +78,19 @@ class Conversion:
         return to_customcrm(value, mapping.kind)
 
     @staticmethod
-    def crm_modified(record: dict[str, Any]) -> datetime:
-        raw = record.get("ModifiedAt")
+    def crm_modified(plan: FlowPlan, record: dict[str, Any]) -> datetime:
+        raw = record.get(plan.resource.modified)
         return parse_crm_datetime(raw) if isinstance(raw, str) else datetime.min.replace(tzinfo=UTC)
 
     @staticmethod
-    def exact_modified(record: dict[str, Any]) -> datetime:
-        raw = record.get("Modified")
+    def exact_modified(plan: FlowPlan, record: dict[str, Any]) -> datetime:
+        raw = record.get(plan.entity.modified)
         parsed = exact_datetime(raw) if isinstance(raw, str) else None
         return parsed or datetime.min.replace(tzinfo=UTC)
 
-    def crm_wins(self, crm_record: dict[str, Any], exact_record: dict[str, Any]) -> bool:
+    def crm_wins(self, plan: FlowPlan, crm_record: dict[str, Any], exact_record: dict[str, Any]) -> bool:
         """The later edit wins; equal modification times go to the priority system."""
-        crm_time, exact_time = self.crm_modified(crm_record), self.exact_modified(exact_record)
+        crm_time, exact_time = self.crm_modified(plan, crm_record), self.exact_modified(plan, exact_record)
         if crm_time == exact_time:
             return self.priority == "customcrm"
         return crm_time > exact_time

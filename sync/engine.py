@@ -256,10 +256,10 @@ class Engine:
             values = self.values
             to_crm, to_exact_, snapshot = self.merge(
                 plan, link.snapshot, values.crm_values(plan, crm_record), values.exact_values(plan, exact_record),
-                values.crm_wins(crm_record, exact_record), changed)
+                values.crm_wins(plan, crm_record, exact_record), changed)
             line_result = None
             if plan.entity.lines is not None and plan.lines:
-                line_result = self.lines.merge(plan, link, crm_record, self.values.crm_wins(crm_record, exact_record))
+                line_result = self.lines.merge(plan, link, crm_record, values.crm_wins(plan, crm_record, exact_record))
                 snapshot[LINES] = line_result.snapshot
             lines_change = line_result is not None and line_result.has_writes
             if not to_crm and not to_exact_ and not lines_change:
@@ -315,9 +315,9 @@ class Engine:
             except Waiting as exc:
                 report.note(crm_id, "waiting", str(exc))
         if crm_lines is not None:
-            crm_body["Lines"] = crm_lines
+            crm_body[plan.resource.lines] = crm_lines
         if crm_body:
-            version = crm_record.get("Version")
+            version = crm_record.get(plan.resource.version)
             self.crm.update(plan.resource, crm_id, crm_body, int(version) if version is not None else None)
             report.updated_customcrm += 1
         if to_exact_:

@@ -47,7 +47,7 @@ class Lines:
             return False
         synced: dict[str, dict[str, Any]] = link.snapshot.get(LINES) or {}
         for row in self.rows.get(link.exact_id, []):
-            line_link = self.engine.store.link_by_exact(plan.line_flow, str(row["ID"]).lower())
+            line_link = self.engine.store.link_by_exact(plan.line_flow, str(row[_exact_line_key(plan)]).lower())
             if line_link is None or line_link.crm_id not in synced:
                 return False
             values = {m.id: self.engine.values.exact_value(m, row.get(m.exact_field)) for m in plan.lines}
@@ -69,15 +69,17 @@ class Lines:
             exact_line = numbered.get(number)
             self.engine.store.drop_link(plan.line_flow, crm_line_id)
             if exact_line is not None:
-                self.engine.store.put_link(plan.line_flow, crm_line_id, str(exact_line["ID"]).lower(), {})
+                exact_line_id = str(exact_line[_exact_line_key(plan)]).lower()
+                self.engine.store.put_link(plan.line_flow, crm_line_id, exact_line_id, {})
         snapshot = {k: v for k, v in link.snapshot.items() if k != UNPAIRED}
         self.engine.store.update_snapshot(plan.flow.id, link.crm_id, snapshot)
         return Link(link.flow, link.crm_id, link.exact_id, snapshot)
 
     def crm_lines(self, plan: FlowPlan, record: dict[str, Any]) -> dict[str, dict[str, Any]]:
         """Customcrm's lines of a record, canonical, by line Id."""
-        return {str(line["Id"]): {m.id: self.engine.values.crm_value(m, line.get(m.crm_field)) for m in plan.lines}
-                for line in record.get("Lines") or [] if line.get("Id")}
+        key = plan.resource.line_key
+        return {str(line[key]): {m.id: self.engine.values.crm_value(m, line.get(m.crm_field)) for m in plan.lines}
+                for line in record.get(plan.resource.lines) or [] if line.get(key)}
 
     def exact_body(self, plan: FlowPlan, values: dict[str, Any], *, clears: bool = False) -> dict[str, Any]:
         """A line as Exact takes it; a create leaves empty values out, an update sends them as clears."""
@@ -91,7 +93,7 @@ class Lines:
         out: dict[str, dict[str, Any]] = {}
         raw: dict[str, dict[str, Any]] = {}
         for line in self.engine.exact.lines(plan.entity, exact_key):
-            exact_line_id = str(line["ID"]).lower()
+            exact_line_id = str(line[_exact_line_key(plan)]).lower()
             link = self.engine.store.link_by_exact(plan.line_flow, exact_line_id)
             lid = link.crm_id if link is not None else UNLINKED + exact_line_id
             out[lid] = {m.id: self.engine.values.exact_value(m, line.get(m.exact_field)) for m in plan.lines}
@@ -114,27 +116,29 @@ class Lines:
                 merged = {k: link_value(values[k], ev.get(k), True) for k in values}
                 self.engine.store.drop_link(plan.line_flow, match)
                 self.engine.store.drop_link(plan.line_flow, crm_line_id)
-                self.engine.store.put_link(plan.line_flow, crm_line_id, _line_id(raw, match), {})
+                self.engine.store.put_link(plan.line_flow, crm_line_id, _line_id(plan, raw, match), {})
                 if merged != ev:
-                    self.engine.exact.update_line(plan.entity, _line_id(raw, match),
+                    self.engine.exact.update_line(plan.entity, _line_id(plan, raw, match),
                                            self.exact_body(plan, merged, clears=True))
                 snapshot[crm_line_id] = merged
             else:
                 body = self.exact_body(plan, values)
                 created = self.engine.exact.create_line(plan.entity, exact_key, body)
-                self.engine.store.put_link(plan.line_flow, crm_line_id, str(created["ID"]).lower(), {})
+                self.engine.store.put_link(plan.line_flow, crm_line_id, str(created[_exact_line_key(plan)]).lower(), {})
                 snapshot[crm_line_id] = values
         if unpaired_exact or any(snapshot[k] != crm_lines[k] for k in snapshot):
-            body_lines = [{"Id": lid, **self.crm_body(plan, v)} for lid, v in snapshot.items()]
+            body_lines = [{plan.resource.line_key: lid, **self.crm_body(plan, v)} for lid, v in snapshot.items()]
             new_exact = list(unpaired_exact.items())
             body_lines += [self.crm_body(plan, ev) for _lid, ev in new_exact]
-            updated = self.engine.crm.update(plan.resource, str(crm_record["Id"]), {"Lines": body_lines}, None)
+            updated = self.engine.crm.update(plan.resource, str(crm_record[plan.resource.key]),
+                                             {plan.resource.lines: body_lines}, None)
             known = set(snapshot)
-            fresh = [line for line in updated.get("Lines", []) if str(line["Id"]) not in known]
+            key = plan.resource.line_key
+            fresh = [line for line in updated.get(plan.resource.lines, []) if str(line[key]) not in known]
             for (lid, ev), line in zip(new_exact, fresh, strict=False):
                 self.engine.store.drop_link(plan.line_flow, lid)
-                self.engine.store.put_link(plan.line_flow, str(line["Id"]), _line_id(raw, lid), {})
-                snapshot[str(line["Id"])] = ev
+                self.engine.store.put_link(plan.line_flow, str(line[key]), _line_id(plan, raw, lid), {})
+                snapshot[str(line[plan.resource.line_key])] = ev
             report.updated_customcrm += 1
         return snapshot
 
@@ -142,7 +146,7 @@ class Lines:
         by_id = {m.id: m for m in plan.lines}
         body = {}
         for k, v in values.items():
-            if empty(v) and by_id[k].crm_field in ("Quantity", "Discount"):
+            if empty(v) and by_id[k].crm_field in plan.resource.line_defaults:
                 continue
             body[by_id[k].crm_field] = self.engine.values.to_crm_value(by_id[k], v)
         return body
@@ -152,7 +156,7 @@ class Lines:
         crm_lines = self.crm_lines(plan, crm_record)
         exact_lines, raw = self._exact_by_crm_id(plan, link.exact_id)
         old: dict[str, dict[str, Any]] = link.snapshot.get(LINES) or {}
-        result = LineMerge(exact_ids={lid: _line_id(raw, lid) for lid in raw})
+        result = LineMerge(exact_ids={lid: _line_id(plan, raw, lid) for lid in raw})
         # Customcrm's order first: the lines keep the order a user gave them (the snapshot is stored sorted)
         for lid in list(dict.fromkeys([*crm_lines, *old, *exact_lines])):
             c, e, s = crm_lines.get(lid), exact_lines.get(lid), old.get(lid)
@@ -186,7 +190,8 @@ class Lines:
         if result.crm_add:
             result.crm_changed = True
         if result.crm_changed:
-            result.crm_body = [{"Id": lid, **self.crm_body(plan, v)} for lid, v in result.snapshot.items()
+            key = plan.resource.line_key
+            result.crm_body = [{key: lid, **self.crm_body(plan, v)} for lid, v in result.snapshot.items()
                                if lid in crm_lines]
             result.crm_body += [self.crm_body(plan, v) for lid, v in result.snapshot.items()
                                 if lid not in crm_lines]
@@ -200,7 +205,7 @@ class Lines:
         wrote = False
         for lid, values in result.exact_create.items():
             created = self.engine.exact.create_line(plan.entity, exact_key, self.exact_body(plan, values))
-            self.engine.store.put_link(plan.line_flow, lid, str(created["ID"]).lower(), {})
+            self.engine.store.put_link(plan.line_flow, lid, str(created[_exact_line_key(plan)]).lower(), {})
             wrote = True
         for lid, values in result.exact_update.items():
             if lid in result.exact_ids:
@@ -215,10 +220,11 @@ class Lines:
         if result.crm_add:
             record = self.engine.crm.get(plan.resource, crm_id) or {}
             known = set(result.snapshot)
-            fresh = [line for line in record.get("Lines") or [] if str(line["Id"]) not in known]
+            key = plan.resource.line_key
+            fresh = [line for line in record.get(plan.resource.lines) or [] if str(line[key]) not in known]
             for (lid, values), line in zip(result.crm_add, fresh, strict=False):
-                self.engine.store.put_link(plan.line_flow, str(line["Id"]), result.exact_ids[lid], {})
-                snapshot[str(line["Id"])] = values
+                self.engine.store.put_link(plan.line_flow, str(line[plan.resource.line_key]), result.exact_ids[lid], {})
+                snapshot[str(line[plan.resource.line_key])] = values
         for lid in list(snapshot):
             if lid in result.exact_delete:
                 snapshot.pop(lid)
@@ -245,7 +251,13 @@ class LineMerge:
         return bool(self.exact_create or self.exact_update or self.exact_delete or self.crm_changed)
 
 
-def _line_id(raw: dict[str, dict[str, Any]], lid: str) -> str:
+def _line_id(plan: FlowPlan, raw: dict[str, dict[str, Any]], lid: str) -> str:
     """The Exact ID of a line listed under `lid` (a Customcrm line id, or 'exact:<ID>')."""
-    return str(raw[lid]["ID"]).lower()
+    return str(raw[lid][_exact_line_key(plan)]).lower()
+
+
+def _exact_line_key(plan: FlowPlan) -> str:
+    """The key of the flow's Exact line rows, as declared (`ExactLines.key`)."""
+    assert plan.entity.lines is not None
+    return plan.entity.lines.key
 

@@ -122,7 +122,7 @@ class Linking:
 
     def link_or_create(self, plan: FlowPlan, record: dict[str, Any], report: FlowReport) -> None:
         flow_id = plan.flow.id
-        crm_id = str(record["Id"])
+        crm_id = str(record[plan.resource.key])
         deleted_in = self.engine.store.retired(flow_id, crm_id)
         if deleted_in is not None:
             report.note(crm_id, "skipped", f"its link was retired after a delete in {deleted_in}; not re-created")
@@ -158,7 +158,7 @@ class Linking:
 
     def create(self, plan: FlowPlan, record: dict[str, Any], crm_values: dict[str, Any],
                 conditions: dict[str, Any], report: FlowReport) -> None:
-        crm_id = str(record["Id"])
+        crm_id = str(record[plan.resource.key])
         by_id = {m.id: m for m in plan.header}
         values = {by_id[k].exact_field: self.engine.values.to_exact_value(by_id[k], v)
                   for k, v in crm_values.items() if not empty(v)}
@@ -202,13 +202,13 @@ class Linking:
         """Link two existing records; an empty value never overwrites a filled one."""
         values = self.engine.values
         merged = merge_values(plan.merged_ids, values.crm_values(plan, crm_record),
-                              values.exact_values(plan, exact_record), None, values.crm_wins(crm_record, exact_record),
-                              plan.exact_keeps)
+                              values.exact_values(plan, exact_record), None,
+                              values.crm_wins(plan, crm_record, exact_record), plan.exact_keeps)
         to_crm, to_exact_, snapshot = merged.to_crm, merged.to_exact, merged.snapshot
         exact_key = str(exact_record[plan.entity.key]).lower()
-        self.engine.write(plan, str(crm_record["Id"]), exact_key, crm_record, to_crm, to_exact_, report)
+        self.engine.write(plan, str(crm_record[plan.resource.key]), exact_key, crm_record, to_crm, to_exact_, report)
         if plan.entity.lines is not None and plan.lines:
-            crm_record = self.engine.crm.get(plan.resource, str(crm_record["Id"])) or crm_record
+            crm_record = self.engine.crm.get(plan.resource, str(crm_record[plan.resource.key])) or crm_record
             snapshot[LINES] = self.engine.lines.link(plan, crm_record, exact_key, report)
-        self.engine.store.put_link(plan.flow.id, str(crm_record["Id"]), exact_key, snapshot)
+        self.engine.store.put_link(plan.flow.id, str(crm_record[plan.resource.key]), exact_key, snapshot)
         report.linked += 1

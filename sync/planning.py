@@ -11,10 +11,10 @@ from dataclasses import dataclass, replace
 
 from sync.dataflow import Dataflow, Flow, PropertyRow
 from sync.systems.customcrm import CustomcrmResource, resource_for
-from sync.systems.exact import ExactEntity, entity_for
+from sync.systems.exact import USERS, ExactEntity, entity_for
 from sync.values import kind_for
 
-__all__ = ["FlowPlan", "Mapping", "order_flows", "plan_flow"]
+__all__ = ["FlowPlan", "Mapping", "order_flows", "owner_field", "plan_flow"]
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,8 @@ def plan_flow(flow: Flow, doc: Dataflow | None = None) -> FlowPlan | str:
     if entity is None:
         return f"the engine has no declaration for Exact {flow.target_type}"
     if flow.source_type.lower() == "user":
-        if not any(row.target == "Salesperson" or row.target == "SalesPerson" for row in flow.properties):
+        owner_refs = {name for name, target in entity.references.items() if target == USERS.set_name}
+        if not any(row.target in owner_refs for row in flow.properties):
             return (f"not satisfiable: the table does not say which Exact {flow.target_type} property refers "
                     "to the user")
         return FlowPlan(flow, resource, entity, (), kind="users")
@@ -125,13 +126,14 @@ def plan_flow(flow: Flow, doc: Dataflow | None = None) -> FlowPlan | str:
     # The owner of an order or quote: the rows of the reference flow "User to <this target>" apply here.
     if doc is not None:
         for other in doc.flows:
-            if other.source_type.lower() == "user" and other.target_type.lower() == flow.target_type.lower():
+            owner = owner_field(resource, other.source_type)
+            if owner and other.source_type.lower() == "user" and other.target_type.lower() == flow.target_type.lower():
                 for row in other.properties:
                     if row.target in entity.references:
-                        mappings.append(Mapping(PropertyRow("OwnerId", row.target, row.data_type, row.raw_type,
+                        mappings.append(Mapping(PropertyRow(owner, row.target, row.data_type, row.raw_type,
                                                             row.line), "ref", other.id, soft=True))
                     elif row.target.endswith("FullName"):
-                        mappings.append(Mapping(PropertyRow("OwnerId:FullName", row.target, row.data_type,
+                        mappings.append(Mapping(PropertyRow(f"{owner}:FullName", row.target, row.data_type,
                                                             row.raw_type, row.line), "ref", other.id, read_only=True))
     mapped = {m.exact_field for m in mappings if not m.is_line}
     missing = [" or ".join(group) for group in entity.mandatory if not any(name in mapped for name in group)]
@@ -147,6 +149,11 @@ def plan_flow(flow: Flow, doc: Dataflow | None = None) -> FlowPlan | str:
                     f"{' + '.join(unmapped[0].target)}, which the document's table does not map")
         entity = replace(entity, merge_keys=tuple(rule.target for rule in flow.merge_rules))
     return FlowPlan(flow, resource, entity, tuple(mappings))
+
+
+def owner_field(resource: CustomcrmResource, owner_type: str) -> str:
+    """The field of `resource` that refers to its owner of type `owner_type` (an order's user), or ""."""
+    return next((name for name, kind in resource.fields.items() if kind.lower() == f"ref:{owner_type.lower()}"), "")
 
 
 def order_flows(flows: tuple[Flow, ...]) -> list[Flow]:

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from sync.planning import owner_field
+from sync.systems.exact import USERS
+
 if TYPE_CHECKING:
     from sync.engine import Engine, FlowPlan, FlowReport
 
@@ -45,25 +48,25 @@ class UserLinks:
                 if record is None:
                     self.engine.store.drop_pending(flow_id, crm_id)
                     continue
-            email = str(record.get("Email") or "").strip().lower()
+            email = str(record.get(plan.resource.match_field) or "").strip().lower()
             link = self.engine.store.link_by_crm(flow_id, crm_id)
             if email and exact_users is None:
                 exact_users = self.engine.exact.users()
-            matches = [u for u in exact_users or () if str(u.get("Email") or "").strip().lower() == email] \
+            matches = [u for u in exact_users or () if str(u.get(USERS.email) or "").strip().lower() == email] \
                 if email else []
-            if link is not None and any(str(u["UserID"]).lower() == link.exact_id for u in matches):
+            if link is not None and any(str(u[USERS.key]).lower() == link.exact_id for u in matches):
                 report.unchanged += 1
                 self.engine.store.drop_pending(flow_id, crm_id)
                 continue
             if link is not None:
                 self.engine.store.drop_link(flow_id, crm_id)
             if len(matches) == 1:
-                exact_id = str(matches[0]["UserID"]).lower()
+                exact_id = str(matches[0][USERS.key]).lower()
                 owner = self.engine.store.link_by_exact(flow_id, exact_id)
                 if owner is not None:
                     report.note(crm_id, "ambiguous", f"Exact user {exact_id} is linked to Customcrm {owner.crm_id}")
                     continue
-                self.engine.store.put_link(flow_id, crm_id, exact_id, {"Email": email})
+                self.engine.store.put_link(flow_id, crm_id, exact_id, {plan.resource.match_field: email})
                 report.linked += 1
                 self.engine.store.drop_pending(flow_id, crm_id)
                 self.revisit_owned(crm_id)
@@ -82,6 +85,7 @@ class UserLinks:
             plan = self.engine.plan(flow)
             if isinstance(plan, str) or plan.kind != "records":
                 continue
-            if any(m.crm_field == "OwnerId" for m in plan.header):
-                for record in self.engine.crm.find(plan.resource, {"OwnerId": user_id}):
-                    self.engine.store.add_pending(flow.id, str(record["Id"]))
+            owner = owner_field(plan.resource, "User")
+            if owner and any(m.crm_field == owner for m in plan.header):
+                for record in self.engine.crm.find(plan.resource, {owner: user_id}):
+                    self.engine.store.add_pending(flow.id, str(record[plan.resource.key]))

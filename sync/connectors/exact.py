@@ -17,7 +17,7 @@ import httpx
 
 from sync.errors import AuthError, NotFoundError, RejectedError
 from sync.http import CallCounter, HttpPolicy, send
-from sync.systems.exact import ExactEntity
+from sync.systems.exact import USERS, ExactEntity
 
 __all__ = ["ExactConnector", "ExactTokens", "odata_literal"]
 
@@ -199,7 +199,7 @@ class ExactConnector:
 
     def users(self) -> list[dict[str, Any]]:
         """The division's users (the targets of Salesperson)."""
-        return list(self._pages("users/Users", {"$select": "UserID,Email,FullName"}))
+        return list(self._pages(USERS.path, {"$select": f"{USERS.key},{USERS.email},{USERS.name}"}))
 
     # ------------------------------------------------------------------ writes
 

@@ -25,6 +25,13 @@ class CustomcrmResource:
     key: str = "Id"
     modified: str = "ModifiedAt"
     version: str = "Version"
+    lines: str = "Lines"  # the field that holds a record's lines
+    line_key: str = "Id"  # a line's own id
+    # Line fields Customcrm fills itself when a line leaves them out: an empty value is left out, not sent.
+    line_defaults: tuple[str, ...] = ()
+    # The field a record of this type is matched to its Exact counterpart by, when it is not created in Exact
+    # but found there (a user, by e-mail).
+    match_field: str = ""
 
     def kind(self, name: str) -> str | None:
         if name.startswith("Lines."):
@@ -34,6 +41,7 @@ class CustomcrmResource:
 
 _LINE = {"ProductId": "ref:Product", "Quantity": "double", "UnitPrice": "double", "Discount": "double",
          "Description": "string"}
+_LINE_DEFAULTS = ("Quantity", "Discount")  # Customcrm makes a left-out quantity 1 and discount 0
 
 RESOURCES: dict[str, CustomcrmResource] = {
     "customer": CustomcrmResource("Customer", "customers", {
@@ -53,13 +61,14 @@ RESOURCES: dict[str, CustomcrmResource] = {
     "order": CustomcrmResource("Order", "orders", {
         "OrderNumber": "string", "CustomerId": "ref:Customer", "OwnerId": "ref:User", "OrderDate": "date",
         "DeliveryDate": "date", "Currency": "string", "Description": "string", "Remarks": "string"},
-        line_fields=_LINE),
+        line_fields=_LINE, line_defaults=_LINE_DEFAULTS),
     "quote": CustomcrmResource("Quote", "quotes", {
         "QuoteNumber": "string", "CustomerId": "ref:Customer", "OwnerId": "ref:User", "QuoteDate": "date",
         "ValidUntil": "date", "DeliveryDate": "date", "Currency": "string", "Description": "string",
         "Remarks": "string"},
-        line_fields=_LINE),
-    "user": CustomcrmResource("User", "users", {"FullName": "string", "Email": "string", "Active": "bool"}),
+        line_fields=_LINE, line_defaults=_LINE_DEFAULTS),
+    "user": CustomcrmResource("User", "users", {"FullName": "string", "Email": "string", "Active": "bool"},
+                              match_field="Email"),
 }
 
 

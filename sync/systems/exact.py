@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["ENTITIES", "ExactEntity", "ExactLines", "entity_for"]
+__all__ = ["USERS", "ExactUsers", "ENTITIES", "ExactEntity", "ExactLines", "entity_for"]
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,20 @@ ENTITIES: dict[str, ExactEntity] = {
         lines=ExactLines("QuotationLines", "crm/QuotationLines", "ID", "QuotationID", "sync/CRM/QuotationLines", 35),
     ),
 }
+
+
+@dataclass(frozen=True)
+class ExactUsers:
+    """The division's users (the targets of a Salesperson): read, never written (the API cannot)."""
+
+    path: str = "users/Users"
+    key: str = "UserID"
+    email: str = "Email"
+    name: str = "FullName"
+    set_name: str = "Users"  # as the entities' `references` name it
+
+
+USERS = ExactUsers()
 
 
 def entity_for(type_name: str) -> ExactEntity | None:
