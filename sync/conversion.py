@@ -17,6 +17,7 @@ from typing import Any
 from sync.lines import UNLINKED
 from sync.planning import FlowPlan, Mapping
 from sync.reports import Waiting
+from sync.sides import Side
 from sync.store import LinkStore
 from sync.values import canonical, exact_datetime, parse_crm_datetime, to_customcrm, to_exact
 
@@ -92,5 +93,5 @@ class Conversion:
         """The later edit wins; equal modification times go to the priority system."""
         crm_time, exact_time = self.crm_modified(plan, crm_record), self.exact_modified(plan, exact_record)
         if crm_time == exact_time:
-            return self.priority == "customcrm"
+            return self.priority == Side.CRM
         return crm_time > exact_time

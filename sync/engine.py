@@ -32,8 +32,6 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from sync.connectors.customcrm import CustomcrmConnector
-from sync.connectors.exact import ExactConnector
 from sync.conversion import Conversion
 from sync.dataflow import Dataflow, Flow
 from sync.errors import ConflictError
@@ -42,6 +40,7 @@ from sync.linking import Linking
 from sync.merge import merge_values
 from sync.planning import FlowPlan, Mapping, order_flows, plan_flow
 from sync.reports import FlowReport, Issue, SyncReport, Waiting, call_delta, guarded
+from sync.sides import CrmConnector, ErpConnector, Side
 from sync.store import Link, LinkStore
 from sync.users import UserLinks
 
@@ -57,9 +56,9 @@ class Engine:
     conversion_class: type[Conversion] = Conversion  # how values are compared and written (a variant's seam)
     linking_class: type[Linking] = Linking  # how records are linked and created (a variant's seam)
 
-    def __init__(self, doc: Dataflow, crm: CustomcrmConnector, exact: ExactConnector, store: LinkStore,
-                 *, priority: str = "customcrm", flows: list[str] | None = None, first_sync: str = "create") -> None:
-        if priority not in ("customcrm", "exact"):
+    def __init__(self, doc: Dataflow, crm: CrmConnector, exact: ErpConnector, store: LinkStore,
+                 *, priority: str = Side.CRM, flows: list[str] | None = None, first_sync: str = "create") -> None:
+        if priority not in tuple(Side):
             raise ValueError("priority is 'customcrm' or 'exact'")
         if first_sync not in FIRST_SYNC:
             raise ValueError(f"first_sync is one of {', '.join(FIRST_SYNC)}")
@@ -71,7 +70,7 @@ class Engine:
         self.crm = crm
         self.exact = exact
         self.store = store
-        self.priority = priority
+        self.priority = Side(priority)
         self.selected = flows
         self.batch: dict[str, dict[str, Any]] = {}  # the Exact records this flow's feed brought in this pass
         self.values = self.conversion_class(store, priority)
@@ -106,8 +105,8 @@ class Engine:
             else:
                 self.sync_flow(plan, flow_report, full=full)
         report.calls = {
-            "customcrm": call_delta(before[0], self.crm.counter.calls),
-            "exact": call_delta(before[1], self.exact.counter.calls),
+            Side.CRM: call_delta(before[0], self.crm.counter.calls),
+            Side.ERP: call_delta(before[1], self.exact.counter.calls),
         }
         if relink:  # one pass relinks; later ones create as usual, and what it held stays held
             self.first_sync = "create"
@@ -179,7 +178,7 @@ class Engine:
             link = self.store.link_by_crm(flow_id, crm_id)
             if event["op"] == "deleted":
                 if link is not None:
-                    self.store.retire(flow_id, crm_id, link.exact_id, "customcrm")
+                    self.store.retire(flow_id, crm_id, link.exact_id, Side.CRM)
                     report.note(crm_id, "retired", f"deleted in Customcrm; Exact {link.exact_id} is left as it is")
                 continue
             if link is not None:
@@ -190,7 +189,7 @@ class Engine:
         for key in feeds.deleted_keys:
             link = self.store.link_by_exact(flow_id, key)
             if link is not None:
-                self.store.retire(flow_id, link.crm_id, key, "exact")
+                self.store.retire(flow_id, link.crm_id, key, Side.ERP)
                 touched.pop(link.crm_id, None)
                 report.note(link.crm_id, "retired", f"Exact {key} was deleted; the Customcrm record is left as it is")
         for row in feeds.exact_rows:
@@ -236,7 +235,8 @@ class Engine:
         link = self.store.link_by_crm(flow_id, crm_id)
         if link is None:
             return
-        changed = {side for side, rec in (("customcrm", crm_record), ("exact", exact_record)) if rec is not None}
+        mentioned = ((Side.CRM, crm_record), (Side.ERP, exact_record))
+        changed: set[str] = {side for side, rec in mentioned if rec is not None}
         if UNPAIRED in link.snapshot:
             link = self.lines.pair_created(plan, link)
         if not forced and self.is_echo(plan, link, crm_record, exact_record):
@@ -246,12 +246,12 @@ class Engine:
             if crm_record is None:
                 crm_record = self.crm.get(plan.resource, crm_id)
                 if crm_record is None:
-                    self._retire(link, "customcrm", report)
+                    self._retire(link, Side.CRM, report)
                     return
             if exact_record is None:
                 exact_record = self.exact.get(plan.entity, link.exact_id, plan.exact_fields)
                 if exact_record is None:
-                    self._retire(link, "exact", report)
+                    self._retire(link, Side.ERP, report)
                     return
             values = self.values
             to_crm, to_exact_, snapshot = self.merge(

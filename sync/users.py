@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from sync.planning import owner_field
+from sync.sides import Side
 from sync.systems.exact import USERS
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ class UserLinks:
             if crm_id in latest and latest[crm_id]["op"] == "deleted":
                 link = self.engine.store.link_by_crm(flow_id, crm_id)
                 if link is not None:
-                    self.engine.store.retire(flow_id, crm_id, link.exact_id, "customcrm")
+                    self.engine.store.retire(flow_id, crm_id, link.exact_id, Side.CRM)
                     report.note(crm_id, "retired", "deleted in Customcrm")
                 self.engine.store.drop_pending(flow_id, crm_id)
                 continue

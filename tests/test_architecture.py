@@ -41,7 +41,7 @@ def test_dependency_rule(package: str) -> None:
 # compares values by its own reading of both APIs. The engine's parts are imported only where the checklist
 # drives talkcheck's own engine as the engine under test (or plants bugs in it).
 ENGINE_PARTS = ("sync.engine", "sync.connectors", "sync.store", "sync.values", "sync.http", "sync.planning",
-                "sync.conversion", "sync.linking", "sync.reports", "sync.lines", "sync.users")
+                "sync.conversion", "sync.linking", "sync.reports", "sync.lines", "sync.users", "sync.sides")
 DRIVES_THE_ENGINE = {"conformance/engines.py", "conformance/planted.py", "conformance/runner.py"}
 
 
