@@ -389,7 +389,8 @@ PLANTED_BUGS: tuple[PlantedBug, ...] = (
     PlantedBug("propagates-an-order-delete", DeletePropagatingEngine, "user-salesorders", "delete-not-propagated"),
 )
 
-# Caught only where a list is longer than a page: the checks side by side give it one (see tests/test_batch.py).
+# Caught only where a list is longer than a page: the checks side by side give it one
+# (see tests/conformance/test_batch.py).
 FIRST_PAGE_ONLY = PlantedBug("reads-the-first-page-only", FirstPageOnlyEngine, "user-salesorders",
                              "property:Id->Salesperson")
 # Caught at ci (the volume check runs there, 1,001 records in one pass), so kept apart from the smoke list too.

@@ -73,7 +73,7 @@ def test_a_defective_engine_leaves_every_check_of_its_flow_with_a_result() -> No
 
 def test_flows_that_cannot_be_satisfied_are_skipped_with_a_reason() -> None:
     from sync.dataflow import parse_dataflow
-    from tests.test_dataflow import seed_shaped
+    from tests.sync.test_dataflow import seed_shaped
 
     result = run_checklist(parse_dataflow(seed_shaped()), flows=["order-salesorders"], profile="smoke")
     assert result.ok and result.count("passed") == 0

@@ -10,7 +10,7 @@ from xml.etree import ElementTree as ET
 from conformance.checks import checks_for
 from sync.dataflow import load_dataflow
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def pytest_conformance(*args: str, junit: Path) -> subprocess.CompletedProcess[str]:

@@ -66,7 +66,7 @@ def test_sync_from_env_names_a_missing_variable_and_never_prints_secrets(
 
 
 def test_every_variable_is_documented_in_the_readme() -> None:
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     missing = [name for name in ENV_VARIABLES if name not in readme]
     assert not missing, f"undocumented in README: {missing}"
 

@@ -17,7 +17,7 @@ from conformance.systems import Systems
 from sync.config import load_config
 from sync.errors import ConfigError, EngineBusy
 from sync.store import LinkStore
-from tests.test_robustness import run_sync, served  # noqa: F401 - the served mocks and a config naming them
+from tests.sync.test_robustness import run_sync, served  # noqa: F401 - the served mocks and a config naming them
 
 KEYED = 6  # customers with an e-mail address (a merge key)
 KEYLESS = 6  # customers with nothing to link them by

@@ -18,7 +18,7 @@ from mocks.common.edges import MAX_JSON_DEPTH, too_deep
 from mocks.customcrm.app import create_app as create_customcrm_app
 from mocks.exact.app import create_app as create_exact_app
 from mocks.exact.state import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_REDIRECT_URI
-from tests.test_exact_mock import authorize
+from tests.mocks.test_exact_mock import authorize
 
 
 def _code(client: httpx.Client) -> str:

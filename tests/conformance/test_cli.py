@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from conformance.cli import main
-from tests.test_dataflow import SEVEN, seed_shaped
+from tests.sync.test_dataflow import SEVEN, seed_shaped
 
 
 def test_run_one_flow_exits_0_and_results_say_so(tmp_path: Path, capsys: object) -> None:

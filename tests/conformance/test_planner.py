@@ -7,7 +7,7 @@ import pytest
 import sync.engine
 from conformance.planner import CheckPlan, plan_checks, value_kind
 from sync.dataflow import load_dataflow, parse_dataflow
-from tests.test_dataflow import seed_shaped
+from tests.sync.test_dataflow import seed_shaped
 
 
 def test_every_row_of_the_document_is_checked() -> None:
