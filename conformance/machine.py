@@ -58,9 +58,9 @@ def stays_in_sync_machine(ctx: FlowContext, *, faults: bool) -> type[RuleBasedSt
             self.kept_crm: dict[str, Any] = {}  # survivors of an Exact delete -> their version then
             self.passes = 0
             # What the user meant each pair to hold (crm id -> mapping id -> the values it may hold, in
-            # Customcrm's terms), and which side last edited each property since the last pass.
+            # Customcrm's terms), and each side's last value of each property since the last pass.
             self.intent: dict[str, dict[str, tuple[Any, ...]]] = {}
-            self.edited: dict[tuple[str, str], str] = {}
+            self.edited: dict[tuple[str, str], dict[str, Any]] = {}
 
         @initialize(data=st.data())
         def prepare(self, data: st.DataObject) -> None:
@@ -111,13 +111,15 @@ def stays_in_sync_machine(ctx: FlowContext, *, faults: bool) -> type[RuleBasedSt
             for m in _intended(ctx):
                 if m.id not in written:
                     continue
+                latest = self.edited.setdefault((crm_id, m.id), {})
                 if side == "customcrm" and m.exact_field in ctx.plan.entity.immutable:
                     intent.pop(m.id, None)  # Exact cannot change it after create: Exact's value stands
-                elif self.edited.get((crm_id, m.id), side) != side:  # both sides since the pass: either wins here
-                    intent[m.id] = (*intent.get(m.id, ()), written[m.id])
-                else:
-                    intent[m.id] = (written[m.id],)
-                self.edited[(crm_id, m.id)] = side
+                    continue
+                # Each side's last value since the pass. Edited on both sides, the property goes to the side
+                # whose record was modified later, and that is judged by the record's modification time (an
+                # edit of another property counts), so either side's last value may stand, and only those.
+                latest[side] = written[m.id]
+                intent[m.id] = tuple(latest.values())
 
         @precondition(lambda self: bool(self.pairs) and bool(ctx.line_mappings))
         @rule(data=st.data(), side=sides, action=st.sampled_from(["add", "change", "remove"]))
