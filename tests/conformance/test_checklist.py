@@ -82,7 +82,12 @@ def test_flows_that_cannot_be_satisfied_are_skipped_with_a_reason() -> None:
 
 @pytest.mark.slow
 def test_checklist_passes_against_the_mocks_under_uvicorn() -> None:
-    result = run_checklist(load_dataflow(), flows=[FLOW], profile="smoke", seed=2, target="server")
+    """Over real HTTP (both mocks under uvicorn on loopback ports): a check of each kind (the whole flow runs
+    in process elsewhere)."""
+    result = run_checklist(load_dataflow(), flows=[FLOW], profile="smoke", seed=2, target="server",
+                           checks=["create", "link", "edit-exact", "conflict", "no-echo", "stays-in-sync",
+                                   "property:Name"])
+    assert len(result.flows[0].checks) == 7
     assert result.ok, [(c.id, c.detail) for c in result.flows[0].checks if c.status != "passed"]
 
 

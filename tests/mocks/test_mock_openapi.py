@@ -81,7 +81,7 @@ def test_exact_mock_against_its_openapi(case: Any) -> None:
 
 
 @customcrm_schema.parametrize()
-@settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
 def test_customcrm_mock_against_its_openapi(case: Any) -> None:
     case.call_and_validate(headers={"Authorization": f"Bearer {DEFAULT_API_KEY}"},
                            checks=[customcrm_errors_are_problem_details, response_schema_conformance,
