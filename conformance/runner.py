@@ -33,7 +33,7 @@ from conformance.context import (
     create_references,
     skip_the_simplest,
 )
-from conformance.engines import EngineDriver, make_driver, target_for, validate_engine
+from conformance.engines import EngineDriver, EngineError, make_driver, target_for, validate_engine
 from conformance.lockstep import Lockstep, run_side_by_side
 from conformance.planner import plan_checks
 from conformance.property_rows import RowOutcome, run_property_rows
@@ -725,6 +725,8 @@ def _begin_sandbox(systems: Systems, driver: EngineDriver, flows: list[str]) -> 
         systems.begin()
     except BudgetExhausted as exc:
         return str(exc)
+    except EngineError as exc:  # every check would wait on this engine: none runs, and the report says why
+        return f"the engine under test failed its first pass, before any check: {exc}"
     except httpx.HTTPStatusError as exc:
         status = exc.response.status_code
         if status in (401, 403):

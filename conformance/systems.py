@@ -369,6 +369,8 @@ class RunCleaner:
         """`sets` (Exact type names) limits the scan to the sets an example's flows write; the final clean-up
         scans every set."""
         scope = self.scope
+        if not scope.exact_marks:
+            return  # the run never began (its engine failed to settle): it created nothing
         if not final and any(guard.spent for guard in self.guards):
             return
         if sets is None and self._clean_at == self.calls:

@@ -174,6 +174,19 @@ def test_poll_waits_for_an_engine_that_runs_by_itself(sandbox: Sandbox, tmp_path
     assert result.engine == "poll:6" and result.sandbox["left"] == []
 
 
+def test_an_engine_that_fails_its_first_pass_skips_every_check_with_the_reason(sandbox: Sandbox,
+                                                                              tmp_path: Path) -> None:
+    """The engine command cannot be run (exit 127) at the pass that settles the sandbox: no check runs, each
+    says why, the report is written, nothing is left (the run never began: there is nothing to clean up)."""
+    before = sandbox.snapshot()
+    code, results = _run(sandbox, tmp_path / "report", "--engine", "cmd:no-such-engine-command", "--flow",
+                         "product-items", "--check", "create", "--check", "no-echo")
+    checks = [c for f in results["flows"] for c in f["checks"]]
+    assert code != 0 and len(checks) == 2
+    assert all(c["status"] == "skipped" and "failed its first pass" in c["detail"] for c in checks), checks
+    _unchanged_and_clean(before, sandbox.snapshot())
+
+
 def test_poll_without_an_engine_fails_the_checks(sandbox: Sandbox, tmp_path: Path) -> None:
     """Nothing runs between the systems: waiting is not passing."""
     result = run_checklist(load_dataflow(), flows=["product-items"], profile="smoke", target="sandbox",
