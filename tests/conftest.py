@@ -14,7 +14,7 @@ from mocks.customcrm.state import DEFAULT_API_KEY, CustomcrmState
 from mocks.exact.app import create_app as create_exact_app
 from mocks.exact.state import DEFAULT_DIVISION, ExactState
 
-settings.register_profile("tests", max_examples=25, deadline=None,
+settings.register_profile("tests", max_examples=15, deadline=None,
                           suppress_health_check=[HealthCheck.function_scoped_fixture])
 settings.load_profile("tests")
 

@@ -72,7 +72,7 @@ def customcrm_errors_are_problem_details(ctx: Any, response: Any, case: Any) -> 
 
 
 @exact_schema.parametrize()
-@settings(max_examples=5, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=3, deadline=None, suppress_health_check=list(HealthCheck))
 def test_exact_mock_against_its_openapi(case: Any) -> None:
     if "division" in (case.path_parameters or {}):
         case.path_parameters["division"] = DEFAULT_DIVISION
@@ -81,7 +81,7 @@ def test_exact_mock_against_its_openapi(case: Any) -> None:
 
 
 @customcrm_schema.parametrize()
-@settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=4, deadline=None, suppress_health_check=list(HealthCheck))
 def test_customcrm_mock_against_its_openapi(case: Any) -> None:
     case.call_and_validate(headers={"Authorization": f"Bearer {DEFAULT_API_KEY}"},
                            checks=[customcrm_errors_are_problem_details, response_schema_conformance,
@@ -131,5 +131,5 @@ class CustomcrmWorkflow(customcrm_schema.as_state_machine()):  # type: ignore[mi
 
 
 TestCustomcrmWorkflow = CustomcrmWorkflow.TestCase
-TestCustomcrmWorkflow.settings = settings(max_examples=15, stateful_step_count=8, deadline=None,
+TestCustomcrmWorkflow.settings = settings(max_examples=10, stateful_step_count=8, deadline=None,
                                           suppress_health_check=list(HealthCheck))

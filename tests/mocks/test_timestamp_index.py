@@ -13,7 +13,7 @@ from mocks.exact.timestamps import TimestampIndex
 _steps = st.lists(st.tuples(st.booleans(), st.integers(0, 7)), max_size=300)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(_steps, st.integers(0, 400))
 def test_the_index_answers_what_a_scan_of_the_rows_answers(steps: list[tuple[bool, int]], after: int) -> None:
     index, stamp = TimestampIndex(), 0
