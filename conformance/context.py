@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import httpx
@@ -209,7 +210,7 @@ class FlowContext:
         else:
             self.engine.sync(self.flows)
 
-    @property
+    @cached_property
     def clocks(self) -> Clocks:
         """Both systems' clocks, to stage which of two edits is the later one."""
         return Clocks(self.systems)

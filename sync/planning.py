@@ -126,8 +126,10 @@ def plan_flow(flow: Flow, doc: Dataflow | None = None) -> FlowPlan | str:
     # The owner of an order or quote: the rows of the reference flow "User to <this target>" apply here.
     if doc is not None:
         for other in doc.flows:
+            if other.source_type.lower() != "user" or other.target_type.lower() != flow.target_type.lower():
+                continue
             owner = owner_field(resource, other.source_type)
-            if owner and other.source_type.lower() == "user" and other.target_type.lower() == flow.target_type.lower():
+            if owner:
                 for row in other.properties:
                     if row.target in entity.references:
                         mappings.append(Mapping(PropertyRow(owner, row.target, row.data_type, row.raw_type,
