@@ -124,12 +124,14 @@ def main() -> None:
     parser.add_argument("--flow", action="append", dest="flows")
     parser.add_argument("--shared-app", action="store_true", help="hand the engine the checklist's own Exact app")
     parser.add_argument("--json", help="write the figures here")
+    parser.add_argument("--keep", help="keep the config, the report and the run's output in this folder")
     args, extra = parser.parse_known_args()
     port = _free_port_pair()
     server = serve(port)
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            workdir = Path(tmp)
+            workdir = Path(args.keep or tmp)
+            workdir.mkdir(parents=True, exist_ok=True)
             config, env = prepare(port, workdir, engine_app=not args.shared_app)
             command = [*TALKCHECK, "run", "--target", "sandbox", "--config", str(config), "--profile", args.profile,
                        "--engine", f"cmd:{sys.executable} -m conformance.cli sync --from-env --once",
@@ -137,6 +139,7 @@ def main() -> None:
                        *extra]
             started = time.perf_counter()
             done = subprocess.run(command, env={**os.environ, **env}, capture_output=True, text=True)
+            (workdir / "output.txt").write_text(done.stdout + "\n" + done.stderr, encoding="utf-8")
             elapsed = time.perf_counter() - started
             print(done.stdout[-4000:], done.stderr[-4000:], sep="\n")
             results: dict[str, Any] = {}

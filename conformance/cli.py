@@ -271,15 +271,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.plan or sandbox is not None:
         from conformance.plan import day_left, estimate, refusal, render_plan
 
-        print(f"talkcheck: planning the run on in-process mocks set up as a sandbox (profile {args.profile}, "
-              f"seed {args.seed})", flush=True)
-        plan = estimate(doc, flows=args.flows, profile=args.profile, seed=args.seed, checks=args.checks,
-                        mode=args.mode)
-        try:
+        try:  # the sandbox's credentials and budget first: one call, before the minute of planning
             left = day_left(sandbox) if sandbox is not None else None
         except ConfigError as exc:
             print(f"talkcheck: {scrub(str(exc), sandbox.secrets if sandbox else [])}", file=sys.stderr)
             return EXIT_USAGE
+        print(f"talkcheck: planning the run on in-process mocks set up as a sandbox (profile {args.profile}, "
+              f"seed {args.seed})", flush=True)
+        plan = estimate(doc, flows=args.flows, profile=args.profile, seed=args.seed, checks=args.checks,
+                        mode=args.mode)
         if args.plan:
             render_plan(plan, day_left=left, budget=sandbox.call_budget if sandbox else None)
             return EXIT_OK

@@ -558,9 +558,8 @@ def _writes_to(ctx: FlowContext, crm_id: str, exact_id: str) -> Counter[tuple[st
     """The writes each mock has answered on this pair's records (its journal, by record path)."""
     out: Counter[tuple[str, str, str, str]] = Counter()
     for system, marker in (("customcrm", f"/{crm_id}"), ("exact", f"(guid'{exact_id}')")):
-        for entry in ctx.systems.journal(system):
-            if entry["method"] in ("PUT", "PATCH", "POST") and marker.lower() in str(entry["path"]).lower():
-                out[(system, str(entry["at"]), str(entry["method"]), str(entry["path"]))] += 1
+        for entry in ctx.systems.journal(system, path_contains=marker, methods=("PUT", "PATCH", "POST")):
+            out[(system, str(entry["at"]), str(entry["method"]), str(entry["path"]))] += 1
     return out
 
 

@@ -34,6 +34,7 @@ from mocks.exact.state import (
     ExactState,
 )
 from sync.config import CustomcrmConfig, EngineConfig, ExactConfig, SyncConfig
+from sync.errors import ConfigError
 from sync.systems.exact import ENTITIES, ExactEntity
 
 __all__ = ["CustomcrmActor", "ExactActor", "Systems", "TokenSet"]
@@ -517,6 +518,10 @@ class Systems:
             response = self._admin_client("exact").post("/api/oauth2/token", data={
                 "grant_type": "refresh_token", "refresh_token": tokens["refresh"], "client_id": self.client_id,
                 "client_secret": self.client_secret})
+            if response.status_code in (400, 401, 403):  # the grant itself refused: the config's to fix
+                raise ConfigError(f"Exact refused to refresh the checklist's access token (HTTP "
+                                  f"{response.status_code}); check the client id, secret and refresh token the "
+                                  "sandbox config names, or authorise the app again")
             response.raise_for_status()
             body = response.json()
             tokens.update(access=body["access_token"], refresh=body.get("refresh_token") or tokens["refresh"],
@@ -663,9 +668,18 @@ class Systems:
         self.admin("exact", "reset")
         self.admin("customcrm", "reset")
 
-    def journal(self, system: str) -> list[dict[str, Any]]:
-        entries: list[dict[str, Any]] = self.admin(system, "journal")
-        return entries
+    def journal(self, system: str, *, path_contains: str = "", methods: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+        """A mock's journal; narrowed on the mock's side to paths holding `path_contains` and to `methods`."""
+        if not path_contains and not methods:
+            entries: list[dict[str, Any]] = self.admin(system, "journal")
+            return entries
+        if self.safe:
+            raise RuntimeError(f"safe mode: a sandbox has no admin plane (asked for {system} journal)")
+        response = self._admin_client(system).get("/_admin/journal", params={
+            "path_contains": path_contains, "methods": ",".join(methods)})
+        response.raise_for_status()
+        narrowed: list[dict[str, Any]] = response.json()
+        return narrowed
 
     def close(self) -> None:
         for client in self._clients:

@@ -83,8 +83,10 @@ def admin_router(target: Callable[[], AdminTarget]) -> APIRouter:
         return target().dump()
 
     @router.get("/journal")
-    async def journal() -> list[dict[str, Any]]:
-        return [e.__dict__ for e in target().journal.snapshot()]
+    async def journal(path_contains: str = "", methods: str = "") -> list[dict[str, Any]]:
+        """The requests answered; `path_contains` (ignoring case) and `methods` (comma-separated) narrow it."""
+        wanted = frozenset(m.strip().upper() for m in methods.split(",") if m.strip())
+        return [e.__dict__ for e in target().journal.snapshot(path_contains=path_contains, methods=wanted)]
 
     @router.get("/stats")
     async def stats() -> dict[str, Any]:

@@ -43,6 +43,11 @@ class Journal:
         with self._lock:
             self.entries.clear()
 
-    def snapshot(self) -> list[JournalEntry]:
+    def snapshot(self, *, path_contains: str = "", methods: frozenset[str] = frozenset()) -> list[JournalEntry]:
+        """The entries, oldest first; only those whose path holds `path_contains` (ignoring case) and whose
+        method is one of `methods`, when given. A check that asks about one record reads its own requests,
+        not a copy of the whole journal that grows with every call of the run."""
+        needle = path_contains.lower()
         with self._lock:
-            return list(self.entries)
+            return [e for e in self.entries if (not needle or needle in e.path.lower())
+                    and (not methods or e.method in methods)]

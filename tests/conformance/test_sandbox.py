@@ -209,6 +209,25 @@ def test_a_run_that_does_not_fit_the_budget_is_refused_before_it_starts(sandbox:
     _unchanged_and_clean(before, sandbox.snapshot())
 
 
+def test_credentials_exact_refuses_are_one_line_before_any_planning(sandbox: Sandbox, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """An access token Exact refuses and a refresh token it will not take (revoked, or of another app): one
+    line naming what to check, exit 2, no secret in it, no traceback, nothing written."""
+    monkeypatch.setenv("SBX_ACCESS", "stale-access-token")
+    monkeypatch.setenv("SBX_REFRESH", "revoked-refresh-token")
+    before = sandbox.snapshot()
+    code = main(["run", "--target", "sandbox", "--config", str(sandbox.config), "--profile", "smoke",
+                 "--engine", OWN_ENGINE, "--flow", "product-items", "--report-dir", str(tmp_path / "report")])
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "refused to refresh" in err, err
+    assert "planning" not in captured.out and "Traceback" not in err
+    assert "revoked-refresh-token" not in err and sandbox.env["SBX_CLIENT_SECRET"] not in err
+    assert not (tmp_path / "report" / "results.json").exists()
+    _unchanged_and_clean(before, sandbox.snapshot())
+
+
 def test_plan_prints_the_calls_per_check_and_writes_nothing(sandbox: Sandbox, capsys: pytest.CaptureFixture[str]
                                                             ) -> None:
     before = sandbox.snapshot()

@@ -67,3 +67,13 @@ def test_journal_records_vendor_calls_only(exact_http: httpx.Client) -> None:
     exact_http.get("/_admin/state")
     journal = exact_http.get("/_admin/journal").json()
     assert [(e["method"], e["path"], e["status"]) for e in journal] == [("GET", "/api/v1/current/Me", 401)]
+
+
+def test_journal_narrowed_to_a_record_and_to_methods(exact_http: httpx.Client) -> None:
+    exact_http.get("/api/v1/current/Me")
+    exact_http.post("/api/v1/1/crm/Accounts", json={})
+    exact_http.put("/api/v1/1/crm/Accounts(guid'ABC')", json={})
+    exact_http.get("/api/v1/1/crm/Accounts(guid'abc')")
+    narrowed = exact_http.get("/_admin/journal", params={"path_contains": "(GUID'abc')", "methods": "put,post"}).json()
+    assert [(e["method"], e["path"]) for e in narrowed] == [("PUT", "/api/v1/1/crm/Accounts(guid'ABC')")]
+    assert len(exact_http.get("/_admin/journal", params={"methods": "GET"}).json()) == 2
