@@ -481,6 +481,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _cmd_serve(args)
     except DataflowError as exc:
         return _usage(f"talkcheck: {exc}")
+    except KeyboardInterrupt:  # Ctrl-C before a command set up its own handling (while it was loading)
+        print("\ntalkcheck: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except BrokenPipeError:  # the output was piped into a reader that stopped (`| head`): not an error of ours
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not fail again

@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from functools import partial
-from multiprocessing.managers import SyncManager
 from queue import Empty
 from typing import Any
 
@@ -289,15 +288,13 @@ def run_checklist(
     done: dict[str, FlowResult] = {}
     parts: list[RunResult] = []
     context = multiprocessing.get_context("spawn")
-    # Workers leave Ctrl-C to this process, which stops them at once (no traceback from each of them).
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_ignore_interrupts)
-    # Each row is told as it finishes in a worker (through a queue), not a whole group at the end.
-    manager = SyncManager(ctx=context)
-    manager.start(_ignore_interrupts)
-    rows: Any = manager.Queue()
+    # Each row is told as it finishes in a worker, through a queue the workers inherit when they start.
+    rows: Any = context.Queue()
     interrupted = False
+    # Workers leave Ctrl-C to this process, which stops them at once (no traceback from any of them).
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_start_worker, initargs=(rows,))
     try:
-        futures = _submit_ignoring_interrupts(pool, [partial(_run_flows, doc, flows=group, progress=_Told(rows),
+        futures = _submit_ignoring_interrupts(pool, [partial(_run_flows, doc, flows=group, progress=_Told(),
                                                              **options) for group in groups])
         waiting = set(futures)
         while waiting:
@@ -307,7 +304,6 @@ def run_checklist(
                 part = future.result()
                 parts.append(part)
                 done.update((flow_result.id, flow_result) for flow_result in part.flows)
-        _tell(rows, progress)
     except KeyboardInterrupt:
         interrupted = True
         for process in list(getattr(pool, "_processes", {}).values()):
@@ -315,7 +311,7 @@ def run_checklist(
         raise
     finally:
         pool.shutdown(wait=not interrupted, cancel_futures=True)
-        manager.shutdown()
+    _tell(rows, progress)  # the last rows, flushed by the workers as they stopped
     first = parts[0]
     phases: dict[str, dict[str, int]] = {}
     for part in parts:
@@ -327,13 +323,22 @@ def run_checklist(
 
 
 class _Told:
-    """A worker's progress: each finished row put on the run's queue (picklable, unlike a closure)."""
-
-    def __init__(self, queue: Any) -> None:
-        self.queue = queue
+    """A worker's progress: each finished row put on the run's queue (picklable, unlike a closure; the queue
+    itself is the worker's, handed to it as it started)."""
 
     def __call__(self, flow: str, check: str, result: CheckResult) -> None:
-        self.queue.put((flow, check, result))
+        assert _WORKER_ROWS is not None, "a row told outside a worker of the run"
+        _WORKER_ROWS.put((flow, check, result))
+
+
+_WORKER_ROWS: Any = None
+
+
+def _start_worker(rows: Any) -> None:
+    """A worker's start: Ctrl-C is the parent's to handle; rows go on the run's queue."""
+    global _WORKER_ROWS
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _WORKER_ROWS = rows
 
 
 def _tell(queue: Any, progress: Callable[[str, str, CheckResult], None] | None) -> None:
@@ -347,14 +352,11 @@ def _tell(queue: Any, progress: Callable[[str, str, CheckResult], None] | None) 
             progress(flow, check, result)
 
 
-def _ignore_interrupts() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
 def _submit_ignoring_interrupts(pool: ProcessPoolExecutor, jobs: list[Callable[[], RunResult]]
                                 ) -> list[Future[RunResult]]:
-    """Submit the jobs (the pool starts its workers now) with Ctrl-C ignored meanwhile: a worker inherits
-    that, so a Ctrl-C that reaches it while it is still starting does not print a traceback."""
+    """Submit the jobs (the pool starts its workers now, a few milliseconds) with Ctrl-C ignored meanwhile:
+    a worker inherits that and keeps it until its start-up makes it its own, so a Ctrl-C that reaches it (a
+    terminal sends it to every process of the job) while it is still loading does not print a traceback."""
     main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
     try:

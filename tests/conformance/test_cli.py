@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conformance.cli import main
 from tests.sync.test_dataflow import SEVEN, seed_shaped
 
@@ -129,6 +131,38 @@ def test_ctrl_c_to_the_process_group_stops_a_run_with_a_partial_report(tmp_path:
     summary = json.loads((reports / "results.json").read_text())["summary"]
     assert summary["interrupted"] is True
     assert "INTERRUPTED" in (reports / "report.html").read_text()
+
+
+@pytest.mark.parametrize("moment", ["while loading", "while the workers start"])
+def test_ctrl_c_during_start_up_stops_cleanly_and_leaves_no_process(moment: str, tmp_path: Path) -> None:
+    """Ctrl-C before any row has run: while the command is still loading, or just after it said what it will
+    run (its worker processes are starting and get the same Ctrl-C). Exit 130, one line, no traceback from
+    it or any worker, and no process of the run left behind."""
+    import os
+    import signal
+    import time
+
+    run = subprocess.Popen([sys.executable, "-m", "conformance.cli", "run", "--jobs", "2", "--profile", "smoke",
+                            "--report-dir", str(tmp_path / "r")],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    assert run.stdout is not None
+    with run, run.stdout:
+        if moment == "while loading":
+            time.sleep(0.2)
+        else:
+            assert run.stdout.readline().startswith("talkcheck: ")
+        os.killpg(run.pid, signal.SIGINT)
+        out = run.stdout.read()
+        assert run.wait(timeout=30) == 130, out
+    assert "Traceback" not in out and "interrupted" in out, out
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            os.killpg(run.pid, 0)  # any process of the run's group still there?
+        except ProcessLookupError:
+            break
+        assert time.monotonic() < deadline, "a process of the interrupted run was left running"
+        time.sleep(0.1)
 
 
 def test_the_live_display_counts_each_flow_and_the_run() -> None:
