@@ -91,6 +91,7 @@ class Engine:
         relink = self.first_sync == "relink"
         full = full or relink  # a relink reads everything both systems hold
         before = (dict(self.crm.counter.calls), dict(self.exact.counter.calls))
+        self.store.count_pass()
         for flow in order_flows(self.doc.flows):
             if self.selected is not None and flow.id not in self.selected:
                 continue
@@ -203,6 +204,11 @@ class Engine:
                 touched.setdefault(link.crm_id, _Touched())
         for crm_id in self.store.pending(flow_id):
             if crm_id in touched or crm_id in to_link:
+                continue
+            due = self.store.retry_due(flow_id, crm_id)
+            if due is not None and due > self.store.passes():  # refused, unchanged since: not yet
+                report.note(crm_id, "skipped", f"still refused, as reported before (tried again in "
+                                               f"{due - self.store.passes()} passes, or as soon as it is edited)")
                 continue
             if self.store.link_by_crm(flow_id, crm_id) is not None:
                 touched[crm_id] = _Touched(forced=True)

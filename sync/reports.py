@@ -90,14 +90,16 @@ def guarded(store: LinkStore, flow_id: str, report: FlowReport, crm_id: str, act
     except RejectedError as exc:
         # The system refused the data itself (a value it cannot take: a name longer than Exact's 50
         # characters, say). It is reported once as failed; while the refusal stays the same it is
-        # retried each pass (what it waits for may arrive) but listed as skipped, so cron is not
-        # alarmed every pass about what a person was already told. Nothing is truncated or dropped.
+        # retried (what it waits for may arrive: after 1, 2, 4... passes, and at once when it is edited)
+        # but listed as skipped, so cron is not alarmed every pass about what a person was already told.
+        # Nothing is truncated or dropped.
         message = str(exc)
         if store.refusal(flow_id, crm_id) == message:
             report.note(crm_id, "skipped", f"still refused, as reported before: {message}")
         else:
             report.note(crm_id, "failed", f"{message} (reported once; edit the record to fix it)")
             store.note_refusal(flow_id, crm_id, message)
+        store.note_refused_try(flow_id, crm_id)
         store.add_pending(flow_id, crm_id)
     except (ConnectorError, LinkConflict, ValueError) as exc:
         report.note(crm_id, "failed", str(exc))

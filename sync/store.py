@@ -27,6 +27,18 @@ from sync.errors import EngineBusy, LinkConflict, StateError
 
 __all__ = ["Link", "LinkStore"]
 
+MAX_RETRY_AFTER = 64
+
+
+def retry_after(tries: int) -> int:
+    """After a record's `tries`-th refusal, the passes until it is tried again unless it changes: 1, 2, 4, ...
+    up to 64. What the other system refused (a value too long, say) is refused again until someone edits the
+    record, and an edit brings it back at once (it is in the change feed); retrying every pass spent calls of
+    Exact's 60 a minute on answers known in advance. The backing off keeps what may clear by itself (a
+    record it refers to, fixed elsewhere) coming back."""
+    return int(min(MAX_RETRY_AFTER, 2 ** max(0, tries - 1)))
+
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS links (
     flow TEXT NOT NULL, crm_id TEXT NOT NULL, exact_id TEXT NOT NULL, snapshot TEXT NOT NULL,
@@ -41,6 +53,9 @@ CREATE TABLE IF NOT EXISTS pending (flow TEXT NOT NULL, crm_id TEXT NOT NULL, PR
 CREATE TABLE IF NOT EXISTS held (flow TEXT NOT NULL, crm_id TEXT NOT NULL, PRIMARY KEY (flow, crm_id));
 CREATE TABLE IF NOT EXISTS refused (
     flow TEXT NOT NULL, crm_id TEXT NOT NULL, message TEXT NOT NULL, PRIMARY KEY (flow, crm_id));
+CREATE TABLE IF NOT EXISTS refused_retry (
+    flow TEXT NOT NULL, crm_id TEXT NOT NULL, tries INTEGER NOT NULL, due INTEGER NOT NULL,
+    PRIMARY KEY (flow, crm_id));
 CREATE TABLE IF NOT EXISTS exact_keys (flow TEXT NOT NULL, exact_id TEXT NOT NULL, key TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS exact_keys_by_key ON exact_keys (flow, key);
 CREATE INDEX IF NOT EXISTS exact_keys_by_id ON exact_keys (flow, exact_id);
@@ -268,6 +283,30 @@ class LinkStore:
 
     def forget_refusal(self, flow: str, crm_id: str) -> None:
         self._run("DELETE FROM refused WHERE flow=? AND crm_id=?", flow, crm_id)
+        self._run("DELETE FROM refused_retry WHERE flow=? AND crm_id=?", flow, crm_id)
+
+    def passes(self) -> int:
+        """The passes this state has seen (counted by the engine as each begins)."""
+        return int(self.cursor("engine:passes") or 0)
+
+    def count_pass(self) -> int:
+        """A pass begins: its number."""
+        number = self.passes() + 1
+        self.set_cursor("engine:passes", str(number))
+        return number
+
+    def note_refused_try(self, flow: str, crm_id: str) -> int:
+        """The other system refused this record again: when (which pass) to try it next, unless it changes."""
+        row = self._one("SELECT tries FROM refused_retry WHERE flow=? AND crm_id=?", flow, crm_id)
+        tries = (int(row[0]) if row else 0) + 1
+        due = self.passes() + retry_after(tries)
+        self._run("INSERT OR REPLACE INTO refused_retry VALUES (?, ?, ?, ?)", flow, crm_id, tries, due)
+        return due
+
+    def retry_due(self, flow: str, crm_id: str) -> int | None:
+        """The pass from which a refused record is tried again (None: it was not refused)."""
+        row = self._one("SELECT due FROM refused_retry WHERE flow=? AND crm_id=?", flow, crm_id)
+        return None if row is None else int(row[0])
 
     def release_held(self) -> int:
         """Let every held record be created on the next pass; returns how many there were."""

@@ -172,6 +172,21 @@ def test_a_refused_record_is_reported_and_retried_next_pass(world: World) -> Non
     assert world.sync().flow(FLOW).created == 1
 
 
+def test_a_record_refused_again_and_again_is_retried_less_often_until_it_is_edited(world: World) -> None:
+    """Retried after 1, 2, 4... passes while nothing changes (each retry costs Exact calls and gets the same
+    answer), listed as skipped in between; an edit brings it back on the very next pass."""
+    bad = world.crm.create("customers", {"Name": "N" * 60})
+    tried = []
+    for _ in range(12):
+        report = world.sync().flow(FLOW)
+        [issue] = report.issues
+        tried.append("tried again in" not in issue.reason)
+    assert [i + 1 for i, t in enumerate(tried) if t] == [1, 2, 4, 8]
+    world.crm.update("customers", bad["Id"], {"Name": "Shorter"})
+    assert world.sync().flow(FLOW).created == 1
+    assert world.sync().flow(FLOW).issues == []
+
+
 def test_full_reconciliation_recovers_from_lost_cursors(world: World) -> None:
     kept = world.crm.create("customers", {"Name": "Kept"})
     gone = world.crm.create("customers", {"Name": "Gone in Exact"})

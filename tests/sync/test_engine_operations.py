@@ -12,11 +12,13 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from conformance.systems import Systems
 from sync.config import load_config
 from sync.errors import ConfigError, EngineBusy
-from sync.store import LinkStore
+from sync.store import MAX_RETRY_AFTER, LinkStore, retry_after
 from tests.sync.test_robustness import run_sync, served  # noqa: F401 - the served mocks and a config naming them
 
 KEYED = 6  # customers with an e-mail address (a merge key)
@@ -210,3 +212,10 @@ def test_an_engine_that_prints_its_environment_leaks_no_secret(tmp_path: Path) -
         for name, value in re.findall(r"TALKCHECK_(CUSTOMCRM_API_KEY|EXACT_CLIENT_SECRET|EXACT_REFRESH_TOKEN|"
                                       r"EXACT_ACCESS_TOKEN)=([^\s\\\"<&]*)", text):
             assert value in ("***", ""), f"TALKCHECK_{name} shown"
+
+
+@given(st.integers(min_value=1, max_value=10_000))
+def test_a_refused_record_waits_longer_after_each_refusal_up_to_a_cap(tries: int) -> None:
+    assert retry_after(1) == 1
+    assert retry_after(tries) <= retry_after(tries + 1) <= MAX_RETRY_AFTER
+    assert retry_after(tries + 1) <= 2 * retry_after(tries)  # never a jump past the doubling
