@@ -92,19 +92,23 @@ class Engine:
         full = full or relink  # a relink reads everything both systems hold
         before = (dict(self.crm.counter.calls), dict(self.exact.counter.calls))
         self.store.count_pass()
-        for flow in order_flows(self.doc.flows):
-            if self.selected is not None and flow.id not in self.selected:
-                continue
-            flow_report = FlowReport(flow.id)
-            report.flows.append(flow_report)
-            plan = self.plan(flow)
-            if isinstance(plan, str):
-                flow_report.not_supported = plan
-                continue
-            if plan.kind == "users":
-                self.users.sync(plan, flow_report)
-            else:
-                self.sync_flow(plan, flow_report, full=full)
+        self.exact.begin_pass()
+        try:
+            for flow in order_flows(self.doc.flows):
+                if self.selected is not None and flow.id not in self.selected:
+                    continue
+                flow_report = FlowReport(flow.id)
+                report.flows.append(flow_report)
+                plan = self.plan(flow)
+                if isinstance(plan, str):
+                    flow_report.not_supported = plan
+                    continue
+                if plan.kind == "users":
+                    self.users.sync(plan, flow_report)
+                else:
+                    self.sync_flow(plan, flow_report, full=full)
+        finally:
+            self.exact.end_pass()
         report.calls = {
             Side.CRM: call_delta(before[0], self.crm.counter.calls),
             Side.ERP: call_delta(before[1], self.exact.counter.calls),

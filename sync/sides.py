@@ -55,6 +55,12 @@ class ErpConnector(Protocol):
 
     counter: CallCounter
 
+    def begin_pass(self) -> None:
+        """A pass begins: what every flow reads alike (the deletion log) may be read once until `end_pass`."""
+        ...
+
+    def end_pass(self) -> None: ...
+
     def changes(self, entity: ExactEntity, fields: list[str], after: int) -> tuple[list[dict[str, Any]], int]: ...
 
     def deleted(self, entity: ExactEntity, after: int) -> tuple[list[str], list[str], int]:

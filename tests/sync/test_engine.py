@@ -220,3 +220,29 @@ def test_a_value_exact_cannot_take_is_reported_once_never_truncated(world: World
     fixed = world.sync().flow(FLOW)
     assert fixed.created == 1 and fixed.failed == 0
     assert [a["Name"] for a in world.accounts()] == [long_name[:50]]
+
+
+def test_one_read_of_the_deletion_log_serves_every_flow_of_a_pass() -> None:
+    """Exact's deletion log holds every entity's deletions: a pass reads it once, not once a flow (each read
+    is one of Exact's 60 calls a minute), and each flow still sees its own deletions."""
+    systems = Systems.start("inproc")
+    try:
+        doc = load_dataflow()
+        engine = BuiltinEngine(doc, systems, flows=[f.id for f in doc.flows])
+        engine.reset()
+        crm, exact = systems.customcrm_actor(), systems.exact_actor()
+        customer = crm.create("customers", {"Name": "Gone Soon BV"})
+        product = crm.create("products", {"Name": "Gone Soon", "Code": "GS-1"})
+        engine.sync()
+        account = exact.all("sync/CRM/Accounts")[0]["ID"]
+        item = exact.all("sync/Logistics/Items")[0]["ID"]
+        exact.delete("crm/Accounts", account)
+        exact.delete("logistics/Items", item)
+        before = len(systems.journal("exact", path_contains="sync/Deleted", methods=("GET",)))
+        report = engine.sync()
+        reads = len(systems.journal("exact", path_contains="sync/Deleted", methods=("GET",))) - before
+        assert reads == 1
+        retired = {(i.record, f.flow) for f in report.flows for i in f.issues if i.kind == "retired"}
+        assert (customer["Id"], "customer-accounts") in retired and (product["Id"], "product-items") in retired
+    finally:
+        systems.close()
