@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 import httpx
 
+from conformance.failures import EngineError
 from conformance.planner import plan_checks
 from conformance.sandbox import wait_quiet
 from conformance.systems import Systems
@@ -151,8 +152,12 @@ def connect_engine(doc: Dataflow, systems: Systems, crm_client: httpx.Client, ex
 _SECRET_VARIABLES = ("CUSTOMCRM_API_KEY", "EXACT_CLIENT_SECRET", "EXACT_REFRESH_TOKEN", "EXACT_ACCESS_TOKEN")
 
 
-class EngineError(RuntimeError):
-    """The engine under test could not run a pass at all."""
+# How long one pass of a command engine may take. On the mocks a pass is seconds. Against a sandbox the
+# engine's own Exact app has 60 calls a minute, and the pass after a batch's writes carries hundreds of
+# records (one call each at least): a run of all seven flows at ci puts about 300 in one pass, five minutes
+# at that limit. An hour leaves room for a thousand records and the engine's own reads.
+MOCK_PASS_TIMEOUT_S = 300.0
+SANDBOX_PASS_TIMEOUT_S = 3600.0
 
 
 class CommandEngine:
@@ -164,7 +169,7 @@ class CommandEngine:
     that exits 0 or 1 (some record failed) counts as run; any other exit is the engine's own error.
     """
 
-    def __init__(self, command: str, doc: Dataflow, systems: Systems, *, timeout: float = 300.0,
+    def __init__(self, command: str, doc: Dataflow, systems: Systems, *, timeout: float = MOCK_PASS_TIMEOUT_S,
                  run_id: str = "") -> None:
         self.name = f"cmd:{command}"
         self.command = command
@@ -341,5 +346,7 @@ def make_driver(engine: str, doc: Dataflow, systems: Systems, *, engine_class: t
     if seconds is not None:
         return PollEngine(seconds, doc, systems)
     if engine.startswith("cmd:"):
-        return CommandEngine(engine[len("cmd:"):], doc, systems, run_id=systems.scope.run_id if systems.scope else "")
+        timeout = SANDBOX_PASS_TIMEOUT_S if systems.safe else MOCK_PASS_TIMEOUT_S
+        return CommandEngine(engine[len("cmd:"):], doc, systems, timeout=timeout,
+                             run_id=systems.scope.run_id if systems.scope else "")
     return BuiltinEngine(doc, systems, engine_class, flows=flows)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["CheckFailure", "NotApplicable", "visible"]
+__all__ = ["CheckFailure", "EngineError", "NotApplicable", "visible"]
 
 _NOT_GIVEN: Any = object()
 
@@ -40,3 +40,8 @@ def visible(value: Any) -> str:
 class NotApplicable(BaseException):  # noqa: N818 - a BaseException, so Hypothesis stops at once (no shrinking)
     """The systems cannot stage what a check needs (a sandbox with too few Exact users, say): reported as a
     skip with this reason, never as a pass."""
+
+
+class EngineError(RuntimeError):
+    """The engine under test could not run a pass at all (it crashed, or ran past its time). Every check
+    that waited for the pass fails with it; nothing about any one property can be learnt from it."""

@@ -641,6 +641,9 @@ def _run_together(checks: list[Check], contexts: list[FlowContext], profile: str
         return [CheckResult(c.id, c.title, Status.SKIPPED, str(exc), "", stopped=True) for c in checks]
     except NotApplicable as exc:
         return [CheckResult(c.id, c.title, Status.SKIPPED, str(exc)) for c in checks]
+    except EngineError as exc:  # every row waited for the pass that could not run
+        return [CheckResult(c.id, c.title, Status.FAILED, _describe(exc), "", time.monotonic() - started)
+                for c in checks]
     share = (time.monotonic() - started) / len(checks)
     return [CheckResult(c.id, c.title, status, detail, evidence, share)
             for c, (status, detail, evidence) in zip(checks, outcomes, strict=True)]
