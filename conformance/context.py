@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from conformance import agreement, drawing, people
 from conformance.clocks import Clocks
 from conformance.engines import EngineDriver
-from conformance.failures import CheckFailure, NotApplicable, visible
+from conformance.failures import CheckFailure, EngineError, NotApplicable, PassNotRun, visible
 from conformance.lockstep import Lockstep
 from conformance.ownership import Owned
 from conformance.planner import CheckPlan, RowCheck, plan_checks
@@ -205,10 +205,13 @@ class FlowContext:
 
     def sync(self) -> None:
         """Let the engine run a pass (in a batch: the pass every running check shares)."""
-        if self.batch is not None:
-            self.batch.sync()
-        else:
-            self.engine.sync(self.flows)
+        try:
+            if self.batch is not None:
+                self.batch.sync()
+            else:
+                self.engine.sync(self.flows)
+        except EngineError as exc:
+            raise PassNotRun(exc) from exc
 
     @cached_property
     def clocks(self) -> Clocks:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["CheckFailure", "EngineError", "NotApplicable", "visible"]
+__all__ = ["CheckFailure", "EngineError", "NotApplicable", "PassNotRun", "visible"]
 
 _NOT_GIVEN: Any = object()
 
@@ -45,3 +45,16 @@ class NotApplicable(BaseException):  # noqa: N818 - a BaseException, so Hypothes
 class EngineError(RuntimeError):
     """The engine under test could not run a pass at all (it crashed, or ran past its time). Every check
     that waited for the pass fails with it; nothing about any one property can be learnt from it."""
+
+
+class PassNotRun(BaseException):  # noqa: N818 - a stop, not an error of the check's
+    """The engine pass a check waited for could not run (an `EngineError`), raised in the check's thread.
+
+    A BaseException on purpose: Hypothesis runs a failing example again to confirm it, and that would wait
+    for another pass of an engine that has just failed to run one (against a sandbox, with a timeout of an
+    hour). Hypothesis lets a BaseException through at once; the runner reports the check as failed with the
+    engine's error."""
+
+    def __init__(self, error: EngineError) -> None:
+        super().__init__(str(error))
+        self.error = error

@@ -29,7 +29,6 @@ from hypothesis import strategies as st
 
 from conformance.agreement import assert_entered_kept
 from conformance.context import CheckFailure, FlowContext, NotApplicable, skip_the_simplest
-from conformance.failures import EngineError
 from conformance.planner import RowCheck
 from conformance.registry import Status
 from conformance.rule_checks import apply_edits, changed_value, current_value, expect_value, set_value
@@ -116,8 +115,8 @@ def property_scenario(ctx: FlowContext, data: st.DataObject, rows: list[Property
                 judge(row, lambda row=row, check=check: ctx.assert_pair_agrees(  # type: ignore[misc]
                     check, crm_id, exact_id, [row]))
         pending = []
-    except (BudgetExhausted, NotApplicable, EngineError):
-        raise  # an engine that cannot run a pass fails every row alike: no row alone would say more
+    except (BudgetExhausted, NotApplicable):
+        raise
     except CheckFailure as exc:  # the record as a whole: every row not yet failed shares it
         for row in pending:
             failures.setdefault(row.id, str(exc))

@@ -33,6 +33,7 @@ from conformance.context import (
     skip_the_simplest,
 )
 from conformance.engines import EngineDriver, EngineError, make_driver, target_for, validate_engine
+from conformance.failures import PassNotRun
 from conformance.lockstep import Lockstep, run_side_by_side
 from conformance.planner import plan_checks
 from conformance.property_rows import RowOutcome, run_property_rows
@@ -235,6 +236,9 @@ def _run_one(check: Check, ctx: FlowContext, profile: str, seed: int, shrink: bo
                            stopped=True)
     except NotApplicable as exc:
         return CheckResult(check.id, check.title, Status.SKIPPED, str(exc), "", time.monotonic() - started)
+    except PassNotRun as stop:  # the engine could not run the pass this example waited for: not run again
+        return CheckResult(check.id, check.title, Status.FAILED, _describe(stop.error), _evidence(lines, stop),
+                           time.monotonic() - started)
     except AssertionError as exc:
         return CheckResult(check.id, check.title, Status.FAILED, str(exc), _evidence(lines, exc),
                            time.monotonic() - started,
@@ -641,8 +645,8 @@ def _run_together(checks: list[Check], contexts: list[FlowContext], profile: str
         return [CheckResult(c.id, c.title, Status.SKIPPED, str(exc), "", stopped=True) for c in checks]
     except NotApplicable as exc:
         return [CheckResult(c.id, c.title, Status.SKIPPED, str(exc)) for c in checks]
-    except EngineError as exc:  # every row waited for the pass that could not run
-        return [CheckResult(c.id, c.title, Status.FAILED, _describe(exc), "", time.monotonic() - started)
+    except PassNotRun as stop:  # every row waited for the pass that could not run: no row alone says more
+        return [CheckResult(c.id, c.title, Status.FAILED, _describe(stop.error), "", time.monotonic() - started)
                 for c in checks]
     share = (time.monotonic() - started) / len(checks)
     return [CheckResult(c.id, c.title, status, detail, evidence, share)

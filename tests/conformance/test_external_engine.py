@@ -78,3 +78,17 @@ def test_an_engine_that_prints_its_environment_leaks_no_credential_into_the_repo
     assert create.status == "failed" and "TALKCHECK_EXACT_ACCESS_TOKEN=***" in create.detail
     for name in ("CUSTOMCRM_API_KEY", "EXACT_CLIENT_SECRET", "EXACT_REFRESH_TOKEN", "EXACT_ACCESS_TOKEN"):
         assert f"TALKCHECK_{name}=***" in create.detail
+
+
+def test_an_engine_that_cannot_run_a_pass_fails_the_checks_waiting_for_it_once(tmp_path: Path) -> None:
+    """An engine command that exits with an error fails every check that waited for that pass, with the
+    engine's error, and nothing runs the example again: a second try would wait for another pass of an
+    engine that has just failed (against a sandbox, up to an hour each)."""
+    passes = tmp_path / "passes"
+    result = run_checklist(load_dataflow(), flows=["product-items"], profile="smoke",
+                           engine=f"cmd:echo pass >> {passes}; exit 3",
+                           checks=["create", "edit-exact", "property:Code", "property:Unit", "stays-in-sync"])
+    checks = result.flows[0].checks
+    assert {c.status for c in checks} == {"failed"} and len(checks) == 5
+    assert all("the engine command exited 3" in c.detail for c in checks)
+    assert passes.read_text().split() == ["pass"]
