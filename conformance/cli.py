@@ -186,7 +186,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.seed is None:
         args.seed = _seed("random")
     from conformance.engines import target_for, validate_engine
-    from conformance.report import failure_groups, first_line, write_reports
+    from conformance.report import engine_budget, failure_groups, first_line, write_reports
     from conformance.runner import CheckResult, partial_result, run_checklist
     from conformance.sandbox import SandboxSettings, load_sandbox
     from conformance.tolerance import Tolerances, described, parse_tolerance
@@ -361,6 +361,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
             print(f"  {system}: waited {state['waited_s']} s for its rate limit, {state['refused_429']} answers 429 "
                   "(each waited out and sent again)"
                   + (f", {state['day_left']} calls left today" if state.get("day_left") is not None else ""))
+        if engine_budget(info):
+            print(f"  {engine_budget(info)}")
         for text in info["left"]:
             print(f"  left: {text}")
         if info.get("manifest"):

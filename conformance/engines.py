@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -152,6 +153,21 @@ def connect_engine(doc: Dataflow, systems: Systems, crm_client: httpx.Client, ex
 _SECRET_VARIABLES = ("CUSTOMCRM_API_KEY", "EXACT_CLIENT_SECRET", "EXACT_REFRESH_TOKEN", "EXACT_ACCESS_TOKEN")
 
 
+_CALLS_LINE = re.compile(r"^calls to (\w+): (.*)$", re.MULTILINE)
+_METHOD_COUNT = re.compile(r"\b([A-Z]+) (\d+)\b")
+
+
+def reported_calls(output: str) -> dict[str, int]:
+    """The calls an engine says a pass made, per system, from lines such as "calls to exact: GET 12, POST 3"
+    (what `talkcheck sync` prints after each pass). An engine that prints none reports none: its own app's
+    budget is then only what Exact's headers say to that app."""
+    out: dict[str, int] = {}
+    for system, counts in _CALLS_LINE.findall(output):
+        total = sum(int(n) for _method, n in _METHOD_COUNT.findall(counts))
+        out[system] = out.get(system, 0) + total
+    return out
+
+
 # How long one pass of a command engine may take. On the mocks a pass is seconds. Against a sandbox the
 # engine's own Exact app has 60 calls a minute, and the pass after a batch's writes carries hundreds of
 # records (one call each at least): a run of all seven flows at ci puts about 300 in one pass, five minutes
@@ -181,6 +197,7 @@ class CommandEngine:
         Path(self.doc_path).write_text(render_dataflow(doc), encoding="utf-8")
         self._env: dict[str, str] = {}
         self.last_output = ""
+        self.reported_calls: dict[str, int] = {}  # the calls the engine said it made, summed over its passes
 
     def reset(self) -> None:
         """After the systems were reset: new Exact tokens (the old ones are gone) and a new state directory.
@@ -223,7 +240,10 @@ class CommandEngine:
             return None
         # The engine's output goes into the report: never with a credential it was handed (an engine that
         # prints its environment on failure is common enough).
-        self.last_output = scrub(output.decode("utf-8", "replace"), self._secrets())[-4000:]
+        text = output.decode("utf-8", "replace")
+        for system, count in reported_calls(text).items():
+            self.reported_calls[system] = self.reported_calls.get(system, 0) + count
+        self.last_output = scrub(text, self._secrets())[-4000:]
         if process.returncode not in (0, 1):
             raise EngineError(f"the engine command exited {process.returncode}: {self.command}\n{self.last_output}")
         return None

@@ -14,12 +14,13 @@ from datetime import UTC, datetime
 from importlib import resources
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 from xml.etree import ElementTree as ET
 
 from conformance.runner import CheckResult, FlowResult, RunResult, as_json
 from sync.dataflow import DEFAULT_DOCUMENT, parse_dataflow
 
-__all__ = ["failure_groups", "first_line", "replay_command", "write_reports"]
+__all__ = ["engine_budget", "failure_groups", "first_line", "replay_command", "write_reports"]
 
 _ICON = {"passed": "PASS", "failed": "FAIL", "skipped": "SKIP"}
 
@@ -102,7 +103,19 @@ def _sandbox_line(result: RunResult) -> str:
     return (f"run id {info['run_id']} (in the merge keys of every record it created); the checklist made "
             f"{sum(result.calls.values())} of its {info['call_budget']} calls; {info['removed']} records removed "
             f"afterwards, {len(info['left'])} left behind" + (f". {limits}" if limits else "")
-            + (f". Run manifest kept for `talkcheck cleanup`: {info['manifest']}" if info.get("manifest") else ""))
+            + (f". Run manifest kept for `talkcheck cleanup`: {info['manifest']}" if info.get("manifest") else "")
+            + (f". {engine_budget(info)}" if engine_budget(info) else ""))
+
+
+def engine_budget(info: dict[str, Any]) -> str:
+    """The engine's own calls as it reported them, and which app's budget they came from."""
+    calls = info.get("engine_calls") or {}
+    if not calls:
+        return ""
+    app = "its own Exact app (not the checklist's budget)" if info.get("engine_own_app") else \
+        "the checklist's Exact app (the config names no [engine_exact])"
+    return (f"The engine under test reported {', '.join(f'{k} {v}' for k, v in sorted(calls.items()))} calls of its "
+            f"own, on {app}")
 
 
 def _calls(check: CheckResult) -> str:

@@ -509,7 +509,13 @@ def _run_flows(
     info: dict[str, Any] = {}
     if sandbox is not None and systems.scope is not None:
         manifest = systems.scope.manifest
+        spent = {k: sum(p.get(k, 0) for p in phases.values()) for k in ("exact", "customcrm")}
+        rest = {k: n - spent.get(k, 0) for k, n in checklist_calls.items() if n - spent.get(k, 0) > 0}
+        if rest:  # the run's begin, the references the checks share, and the clean-up
+            phases["set-up and clean-up"] = rest
         info = {"run_id": run_id, "call_budget": sandbox.call_budget, "removed": systems.scope.removed,
+                "engine_calls": dict(getattr(driver, "reported_calls", {}) or {}),
+                "engine_own_app": sandbox.engine_exact is not None,
                 "left": [scrub(text, systems.secrets) for text in systems.scope.left],
                 "limits": {name: state.as_dict() for name, state in systems.limits.items()},
                 "manifest": str(manifest.path) if manifest is not None and manifest.path.exists() else ""}

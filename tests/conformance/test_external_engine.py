@@ -93,3 +93,12 @@ def test_an_engine_that_cannot_run_a_pass_fails_the_checks_waiting_for_it_once(t
     assert {c.status for c in checks} == {"failed"} and len(checks) == 5
     assert all("the engine command exited 3" in c.detail for c in checks)
     assert passes.read_text().split() == ["pass"]
+
+
+def test_the_calls_an_engine_reports_are_summed_per_system() -> None:
+    from conformance.engines import reported_calls
+
+    output = ("customer-accounts: created 2, linked 0\ncalls to customcrm: GET 7\n"
+              "calls to exact: GET 9, POST 2, PUT 1\nnoise: calls to exact: GET 100\n")
+    assert reported_calls(output) == {"customcrm": 7, "exact": 12}
+    assert reported_calls("an engine that says nothing of its calls") == {}

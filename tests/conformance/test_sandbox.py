@@ -132,6 +132,13 @@ def test_the_checklist_runs_against_a_sandbox_in_safe_mode(sandbox: Sandbox, tmp
     assert "safe mode" in statuses[("product-items", "stays-in-sync-faults")][1]
     info = results["run"]["sandbox"]
     assert info["removed"] > 20 and info["left"] == []
+    # Both budgets and every phase: the engine's calls as it reported them (here on the checklist's app), and
+    # the checklist's calls outside the checks (the run's begin, the shared references, the clean-up).
+    assert info["engine_calls"]["exact"] > 0 and info["engine_own_app"] is False
+    phases = results["run"]["phases"]
+    assert phases["set-up and clean-up"]["exact"] > 0
+    assert sum(p.get("exact", 0) for p in phases.values()) == results["run"]["checklist_calls"]["exact"]
+    assert "The engine under test reported" in (tmp_path / "report" / "report.md").read_text()
     assert 0 < sum(results["run"]["calls"].values()) <= info["call_budget"]
     # Nothing the run created is left, nothing that was there changed, and no call was refused.
     _unchanged_and_clean(before, sandbox.snapshot())
