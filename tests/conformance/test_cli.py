@@ -148,7 +148,7 @@ def test_ctrl_c_during_start_up_stops_cleanly_and_leaves_no_process(moment: str,
     assert run.stdout is not None
     with run, run.stdout:
         if moment == "while loading":
-            time.sleep(0.2)
+            time.sleep(0.6)  # past the interpreter's start (0.1 s), within the run's loading (1 to 2 s)
         else:
             assert run.stdout.readline().startswith("talkcheck: ")
         os.killpg(run.pid, signal.SIGINT)
