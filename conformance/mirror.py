@@ -47,6 +47,7 @@ class Mirror:
         self._exact_read: dict[str, tuple[int, int]] = {}  # set -> (passes, writes) when last read
         self._deleted_mark = deleted_mark
         self._deleted_read: tuple[int, int] | None = None
+        self._last_delete = 0  # the number of the last write that may have deleted an Exact record
         self._crm: dict[str, dict[str, dict[str, Any]]] = {}
         self._crm_cursor = crm_cursor
         self._crm_read: tuple[int, int] | None = None
@@ -64,6 +65,7 @@ class Mirror:
             changed = [f"exact:{name}" for name in sets] if system == "exact" and sets else [f"{system}:*"]
             if deleted and system == "exact":
                 changed.append("exact:deleted")
+                self._last_delete = self._writes
             me = threading.get_ident()
             for what in changed:
                 self._mine[(me, what)] = self._writes
@@ -103,7 +105,11 @@ class Mirror:
             return self._exact.get(sync_path, {})
 
     def _forget_deleted(self) -> None:
-        if not self._stale(self._deleted_read, "exact:deleted", "exact:*"):
+        """Drop what Exact's deletion log lists since the last read of it. Read again after a pass, or after a
+        delete by any reader: whoever reads a set again refreshes it for every reader, and a row deleted by
+        one check must not stay behind in the set another check's read just made fresh."""
+        read = self._deleted_read
+        if read is not None and read[0] == self._passes and self._last_delete <= read[1]:
             return
         now = (self._passes, self._writes)
         rows = read_sync(self._exact_client, self._exact_url("sync/Deleted"), self._exact_headers, self._deleted_mark)

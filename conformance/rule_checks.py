@@ -214,6 +214,16 @@ def apply_edits(ctx: FlowContext, data: st.DataObject, side: str, crm_id: str, e
     return written
 
 
+# Which line an edit picks is drawn from a fixed range, not from the lines a system holds now: Hypothesis runs a
+# failing example again and needs the same draws to mean the same thing, whatever the systems hold by then (a
+# draw shaped by their state hides the first failure behind "inconsistent data generation").
+LINE_PICKS = 8
+
+
+def _line_index(data: st.DataObject, count: int) -> int:
+    return data.draw(st.integers(0, LINE_PICKS - 1), label="line") % count
+
+
 def apply_line_edit(ctx: FlowContext, data: st.DataObject, side: str, action: str, crm_id: str,
                     exact_id: str) -> None:
     """Add, change or remove one line on one side, as a user would there (the last line is changed, not
@@ -223,9 +233,9 @@ def apply_line_edit(ctx: FlowContext, data: st.DataObject, side: str, action: st
         if action == "add" or not lines:
             lines.append(ctx.draw_line(data))
         elif action == "remove" and len(lines) > 1:
-            lines.pop(data.draw(st.integers(0, len(lines) - 1), label="line"))
+            lines.pop(_line_index(data, len(lines)))
         else:
-            line = lines[data.draw(st.integers(0, len(lines) - 1), label="line")]
+            line = lines[_line_index(data, len(lines))]
             for m in ctx.line_mappings:
                 line[m.crm_field] = ctx.draw_value(data, m, allow_empty=m.kind == "string")
         ctx.crm.update(ctx.crm_path, crm_id, {"Lines": lines})
@@ -239,10 +249,10 @@ def apply_line_edit(ctx: FlowContext, data: st.DataObject, side: str, action: st
             m.exact_field: ctx.to_exact_wire(m, line[m.crm_field]) for m in ctx.line_mappings
             if line.get(m.crm_field) is not None}})
     elif action == "remove" and len(exact_lines) > 1:
-        target = exact_lines[data.draw(st.integers(0, len(exact_lines) - 1), label="line")]
+        target = exact_lines[_line_index(data, len(exact_lines))]
         ctx.exact.delete(lines_def.path, target["ID"])
     else:
-        target = exact_lines[data.draw(st.integers(0, len(exact_lines) - 1), label="line")]
+        target = exact_lines[_line_index(data, len(exact_lines))]
         ctx.exact.update(lines_def.path, target["ID"], {
             m.exact_field: ctx.to_exact_wire(m, ctx.draw_value(data, m, allow_empty=m.kind == "string"))
             for m in ctx.line_mappings})

@@ -165,6 +165,37 @@ def test_the_mirror_reads_again_only_what_a_write_can_have_changed() -> None:
         systems.close()
 
 
+def test_a_row_one_check_deleted_is_gone_from_its_reads_after_another_check_read_the_set() -> None:
+    """Check A deletes an Exact record; check B then reads the set (and so makes it fresh for everyone); A's
+    next read must not hold the deleted record (it did: A then edited a line that was gone, a 404 the engine
+    was blamed for)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from conformance.systems import Systems
+
+    systems = Systems.start()
+    check_a, check_b = ThreadPoolExecutor(1), ThreadPoolExecutor(1)  # each check reads in a thread of its own
+    try:
+        systems.start_mirror()
+        exact = systems.exact_actor()
+        accounts = [str(exact.create("crm/Accounts", {"Name": f"Mirror {n}"})["ID"]).lower() for n in range(2)]
+
+        def read() -> set[str]:
+            return {str(r["ID"]).lower() for r in exact.all("sync/CRM/Accounts")}
+
+        check_a.submit(read).result()
+        check_b.submit(read).result()
+        check_a.submit(exact.delete, "crm/Accounts", accounts[0]).result()
+        check_b.submit(exact.update, "crm/Accounts", accounts[1], {"Name": "Mirror B"}).result()
+        check_b.submit(read).result()  # B's own write makes B read the set again
+        seen = check_a.submit(read).result()
+        assert accounts[0] not in seen and accounts[1] in seen
+    finally:
+        check_a.shutdown()
+        check_b.shutdown()
+        systems.close()
+
+
 def test_the_references_of_a_batch_are_created_once_for_all_its_checks(monkeypatch: pytest.MonkeyPatch) -> None:
     """Customers and products that orders refer to are the batch's, not each example's: in a sandbox every
     record is a call to delete, and two of each per example were most of a run's clean-up."""
