@@ -361,8 +361,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
             print(f"  {system}: waited {state['waited_s']} s for its rate limit, {state['refused_429']} answers 429 "
                   "(each waited out and sent again)"
                   + (f", {state['day_left']} calls left today" if state.get("day_left") is not None else ""))
-        if engine_budget(info):
-            print(f"  {engine_budget(info)}")
+        engine = engine_budget(info)
+        if engine:
+            print(f"  {engine}")
         for text in info["left"]:
             print(f"  left: {text}")
         if info.get("manifest"):

@@ -64,7 +64,6 @@ class Mirror:
             self._writes += 1
             changed = [f"exact:{name}" for name in sets] if system == "exact" and sets else [f"{system}:*"]
             if deleted and system == "exact":
-                changed.append("exact:deleted")
                 self._last_delete = self._writes
             me = threading.get_ident()
             for what in changed:

@@ -51,12 +51,7 @@ class Plan:
     @classmethod
     def from_result(cls, result: RunResult) -> Plan:
         rows = [(f.id, c.id, dict(c.calls)) for f in result.flows for c in f.checks if c.status != "skipped"]
-        phases = dict(result.phases)
-        spent = {k: sum(p.get(k, 0) for p in phases.values()) for k in ("exact", "customcrm")}
-        rest = {k: n - spent.get(k, 0) for k, n in result.checklist_calls.items() if n - spent.get(k, 0) > 0}
-        if rest:
-            phases["set-up and clean-up"] = rest
-        return cls(rows, result.profile, result.seed, phases, dict(result.checklist_calls))
+        return cls(rows, result.profile, result.seed, dict(result.phases), dict(result.checklist_calls))
 
 
 def estimate(doc: Dataflow, *, flows: list[str] | None, profile: str, seed: int,

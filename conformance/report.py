@@ -96,6 +96,7 @@ def _markdown(result: RunResult) -> str:
 
 def _sandbox_line(result: RunResult) -> str:
     info = result.sandbox
+    engine = engine_budget(info)
     limits = "; ".join(f"{system}: waited {state['waited_s']} s for its rate limit, {state['refused_429']} answers "
                        "429 (each waited out)" + (f", {state['day_left']} calls left today"
                                                    if state.get("day_left") is not None else "")
@@ -104,7 +105,7 @@ def _sandbox_line(result: RunResult) -> str:
             f"{sum(result.calls.values())} of its {info['call_budget']} calls; {info['removed']} records removed "
             f"afterwards, {len(info['left'])} left behind" + (f". {limits}" if limits else "")
             + (f". Run manifest kept for `talkcheck cleanup`: {info['manifest']}" if info.get("manifest") else "")
-            + (f". {engine_budget(info)}" if engine_budget(info) else ""))
+            + (f". {engine}" if engine else ""))
 
 
 def engine_budget(info: dict[str, Any]) -> str:

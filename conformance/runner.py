@@ -32,8 +32,8 @@ from conformance.context import (
     create_references,
     skip_the_simplest,
 )
-from conformance.engines import EngineDriver, EngineError, make_driver, target_for, validate_engine
-from conformance.failures import PassNotRun
+from conformance.engines import EngineDriver, make_driver, target_for, validate_engine
+from conformance.failures import EngineError, PassNotRun
 from conformance.lockstep import Lockstep, run_side_by_side
 from conformance.planner import plan_checks
 from conformance.property_rows import RowOutcome, run_property_rows
@@ -506,13 +506,15 @@ def _run_flows(
             if systems.scope is not None and systems.scope.manifest is not None:
                 systems.scope.manifest.finish(left=len(systems.scope.left))
         systems.close()
+    if systems.safe:  # a sandbox's (or its simulation's) calls outside the checks: its begin, the shared
+        # references and the clean-up, so that the phases add up to the checklist's calls
+        spent = {k: sum(p.get(k, 0) for p in phases.values()) for k in ("exact", "customcrm")}
+        rest = {k: n - spent.get(k, 0) for k, n in checklist_calls.items() if n - spent.get(k, 0) > 0}
+        if rest:
+            phases["set-up and clean-up"] = rest
     info: dict[str, Any] = {}
     if sandbox is not None and systems.scope is not None:
         manifest = systems.scope.manifest
-        spent = {k: sum(p.get(k, 0) for p in phases.values()) for k in ("exact", "customcrm")}
-        rest = {k: n - spent.get(k, 0) for k, n in checklist_calls.items() if n - spent.get(k, 0) > 0}
-        if rest:  # the run's begin, the references the checks share, and the clean-up
-            phases["set-up and clean-up"] = rest
         info = {"run_id": run_id, "call_budget": sandbox.call_budget, "removed": systems.scope.removed,
                 "engine_calls": dict(getattr(driver, "reported_calls", {}) or {}),
                 "engine_own_app": sandbox.engine_exact is not None,

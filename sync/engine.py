@@ -206,13 +206,14 @@ class Engine:
             link = self.store.link_by_exact(flow_id, key)
             if link is not None:
                 touched.setdefault(link.crm_id, _Touched())
+        this_pass = self.store.passes()
         for crm_id in self.store.pending(flow_id):
             if crm_id in touched or crm_id in to_link:
                 continue
             due = self.store.retry_due(flow_id, crm_id)
-            if due is not None and due > self.store.passes():  # refused, unchanged since: not yet
+            if due is not None and due > this_pass:  # refused, unchanged since: not yet
                 report.note(crm_id, "skipped", f"still refused, as reported before (tried again in "
-                                               f"{due - self.store.passes()} passes, or as soon as it is edited)")
+                                               f"{due - this_pass} passes, or as soon as it is edited)")
                 continue
             if self.store.link_by_crm(flow_id, crm_id) is not None:
                 touched[crm_id] = _Touched(forced=True)
