@@ -39,8 +39,7 @@ def draw_value(ctx: FlowContext, data: st.DataObject, mapping: RowCheck, *, allo
     if every_class and mapping.kind != "ref":
         combined = sink(ctx.flow, mapping.row, mapping.kind)
         if combined is not None:
-            return _keyed(ctx, mapping, data.draw(st.just(combined), label=f"{mapping.id} (every class)"),
-                               constant=True)
+            return _keyed(ctx, mapping, data.draw(st.just(combined), label=f"{mapping.id} (every class)"))
     if mapping.kind == "ref":
         pool = sorted(ctx.pools.get(ctx.ref_type(mapping), {}))
         choices = [p for p in pool if p != not_equal] or pool
@@ -48,21 +47,22 @@ def draw_value(ctx: FlowContext, data: st.DataObject, mapping: RowCheck, *, allo
         options = choices if required else [*choices, None]
         return data.draw(st.sampled_from(options), label=f"{mapping.id}")
     value = _catalogue_value(ctx, data, mapping)
-    constant = value is not None and value != not_equal
-    if not constant:
+    if value is None or value == not_equal:
         value = data.draw(value_strategy(ctx.flow, mapping.row, mapping.kind, allow_empty=allow_empty),
                           label=mapping.id)
-    return _keyed(ctx, mapping, value, constant=constant)
+    return _keyed(ctx, mapping, value)
 
 
-def _keyed(ctx: FlowContext, mapping: RowCheck, value: Any, *, constant: bool = False) -> Any:
-    """A merge key's value made unique (to the run in a sandbox, to the example in a batch; a constant
-    of the catalogue always, or two records of one example would share it and merge)."""
+def _keyed(ctx: FlowContext, mapping: RowCheck, value: Any) -> Any:
+    """A merge key's value made unique: to the run in a sandbox, and everywhere to the record, or two records
+    of one example would share it and merge."""
     if not mapping.is_line and mapping.exact_field in ctx.merge_fields:
         if ctx.systems.scope is not None:
             # In a sandbox a merge key must never match a record that was there before the run.
             value = ctx.systems.scope.tag(value, field_limits(ctx.flow, mapping.row)[0])
-        elif ctx.batch is not None or constant:  # nor, in a batch, one of another example's
+        else:  # nor one of another example's (in a batch), nor another record's of this example: a random
+            # draw repeats as readily as a constant (Hypothesis draws the same number twice), and two records
+            # with one key are one record to an engine that links by it
             value = distinct_value(value, next_unique(), field_limits(ctx.flow, mapping.row)[0])
     return value
 

@@ -325,3 +325,23 @@ def test_a_pass_past_a_page_of_the_change_feed_carries_every_record_and_a_first_
                            engine_class=FIRST_FEED_PAGE_ONLY.engine)
     row = failed.flows[0].checks[0]
     assert row.status == "failed" and "1001 Customcrm Customer records" in row.detail, row.detail
+
+
+def test_two_records_of_one_example_never_share_a_merge_key_even_drawn_alike() -> None:
+    """Outside a batch too (the checks that run alone): Hypothesis draws the same chamber of commerce number
+    for two customers of one state machine, and an engine that links by it rightly makes them one record."""
+    from conformance.context import FlowContext
+    from conformance.drawing import _keyed
+    from conformance.engines import make_driver
+    from conformance.systems import Systems
+    from sync.dataflow import load_dataflow
+
+    doc = load_dataflow()
+    systems = Systems.start()
+    try:
+        ctx = FlowContext.for_flow(doc.flow("customer-accounts"), doc, systems, make_driver("builtin", doc, systems))
+        assert not isinstance(ctx, str) and ctx.batch is None
+        key = next(m for m in ctx.header if m.exact_field in ctx.merge_fields)
+        assert _keyed(ctx, key, "68419878") != _keyed(ctx, key, "68419878")
+    finally:
+        systems.close()
