@@ -441,6 +441,9 @@ class Systems:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _exact_tokens: dict[str, Any] = field(default_factory=dict)
     _token_lock: threading.Lock = field(default_factory=threading.Lock)
+    # On the mocks, one authorisation serves all of the checklist's actors until a reset forgets it (each
+    # actor used to authorise on its first call: two calls for every check's context, a fifth of a batch's).
+    _mock_token: str | None = None
     _cleaner: RunCleaner | None = None
     mirror: Mirror | None = None
     # Held while a check finds or creates the Customcrm user matching a sandbox's Exact user (shared by all).
@@ -578,6 +581,8 @@ class Systems:
             transport = wrap(transport if transport is not None else httpx.HTTPTransport())
         if self.settings is None and counted:
             transport = _Counted(transport or httpx.HTTPTransport(), self.calls, system, self._lock)
+            if system == "exact":  # the shared token may outlive its ten minutes of a mock's clock
+                transport = _Reauthorizing(transport, lambda old: self._mock_exact_token(expired=old))
         if self.settings is not None and counted:
             guard = Guard(transport or httpx.HTTPTransport(), self.settings.hosts, self.settings.call_budget,
                           self.calls, system, self._lock)
@@ -603,7 +608,7 @@ class Systems:
                                token_source=self.exact_token, scope=self.scope)
         else:
             actor = ExactActor(self.client("exact"), self.division, self.client_id, self.client_secret,
-                               DEFAULT_REDIRECT_URI)
+                               DEFAULT_REDIRECT_URI, token_source=self._mock_exact_token)
         actor.mirror = self.mirror
         return actor
 
@@ -668,6 +673,18 @@ class Systems:
     def reset(self) -> None:
         self.admin("exact", "reset")
         self.admin("customcrm", "reset")
+        with self._token_lock:
+            self._mock_token = None  # a reset forgets every token
+
+    def _mock_exact_token(self, *, expired: str | None = None) -> str:
+        """The checklist's access token on the mocks: authorised once, again after a reset or once the mock
+        has refused it (`expired`)."""
+        with self._token_lock:
+            if self._mock_token is None or self._mock_token == expired:
+                actor = ExactActor(self.client("exact"), self.division, self.client_id, self.client_secret,
+                                   DEFAULT_REDIRECT_URI)
+                self._mock_token = actor.authorize().access_token
+            return self._mock_token
 
     def journal(self, system: str, *, path_contains: str = "", methods: tuple[str, ...] = ()) -> list[dict[str, Any]]:
         """A mock's journal; narrowed on the mock's side to paths holding `path_contains` and to `methods`."""

@@ -14,6 +14,7 @@ from mocks.common.asgi import Scope, header
 from mocks.common.edges import optional_not_nullable
 from mocks.common.fault_middleware import install_faults
 from mocks.common.ratelimit import install_rate_limit
+from mocks.common.route_index import IndexedRoutes, flattened
 from mocks.customcrm.contract import components
 from mocks.customcrm.error_handlers import install_error_handlers, problem_response
 from mocks.customcrm.routes import build_router
@@ -59,13 +60,13 @@ def create_app(state: CustomcrmState | None = None) -> FastAPI:
     _install_limits(app, current)
     install_faults(app, lambda: current().faults, lambda status, text: problem_response(status, text), ADMIN_PREFIX)
     install_journal(app, lambda: current().journal, lambda: current().clock)
-    app.include_router(build_router(current))
-    app.include_router(admin_router(current))
+    # One index for every route: a request tries only the routes its path's shape fits (route_index).
+    app.router.routes.append(IndexedRoutes([*build_router(current).routes, *admin_router(current).routes]))
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = get_openapi(title=app.title, version=app.version, description=app.description,
-                                 routes=app.routes)
+                                 routes=flattened(app.routes))
             schema.setdefault("components", {}).setdefault("schemas", {}).update(components())
             for item in schema["paths"].values():
                 for op in item.values():

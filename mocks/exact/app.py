@@ -14,6 +14,7 @@ from mocks.common.admin import ADMIN_PREFIX, admin_router, install_journal
 from mocks.common.asgi import Scope, header
 from mocks.common.fault_middleware import install_faults
 from mocks.common.ratelimit import install_rate_limit
+from mocks.common.route_index import IndexedRoutes, flattened
 from mocks.exact.error_handlers import install_error_handlers
 from mocks.exact.errors import error_body
 from mocks.exact.openapi import finish_schema
@@ -52,13 +53,13 @@ def create_app(state: ExactState | None = None, *, rate_limits: bool = False) ->
     install_faults(app, lambda: current().faults,
                    lambda status, text: JSONResponse(error_body(text), status_code=status), ADMIN_PREFIX)
     install_journal(app, lambda: current().journal, lambda: current().clock)
-    app.include_router(build_router(current))
-    app.include_router(admin_router(current))
+    # One index for every route: a request tries only the routes its path's shape fits (route_index).
+    app.router.routes.append(IndexedRoutes([*build_router(current).routes, *admin_router(current).routes]))
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             app.openapi_schema = finish_schema(get_openapi(title=app.title, version=app.version,
-                                                           description=app.description, routes=app.routes))
+                                                           description=app.description, routes=flattened(app.routes)))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -98,10 +98,12 @@ class ExactState:
             for client in payload.get("clients", []):
                 self.oauth.register(str(client["client_id"]), str(client["secret"]),
                                     list(client.get("redirect_uris", [])))
+            seeded_users: list[str] = []
             for raw in payload.get("users", []):
                 new_user = User(self.new_id(), str(raw["Email"]), str(raw.get("FullName") or raw["Email"]),
                                 [DEFAULT_DIVISION], DEFAULT_DIVISION)
                 self.users[new_user.user_id] = new_user
+                seeded_users.append(new_user.user_id)
             created: dict[str, list[str]] = {}
             division = int(payload.get("division", DEFAULT_DIVISION))
             for set_name, rows in payload.get("records", {}).items():
@@ -109,7 +111,8 @@ class ExactState:
                 for row in rows:
                     record = self.create(division, entity_set, dict(row), self.default_user())
                     created.setdefault(set_name, []).append(record[entity_set.key])
-            return {"created": created, "users": [u.user_id for u in self.users.values()]}
+            return {"created": created, "users": [u.user_id for u in self.users.values()],
+                    "seeded_users": seeded_users}
 
     def dump(self) -> dict[str, Any]:
         with self.lock:
