@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from conformance import agreement, drawing, people
 from conformance.clocks import Clocks
+from conformance.disruption import Disruption, disrupted_pass
 from conformance.engines import EngineDriver
 from conformance.failures import CheckFailure, EngineError, NotApplicable, PassNotRun, visible
 from conformance.lockstep import Lockstep
@@ -203,12 +204,16 @@ class FlowContext:
         self.names = {}
         reset_unique()
 
-    def sync(self) -> None:
-        """Let the engine run a pass (in a batch: the pass every running check shares)."""
+    def sync(self, disruption: Disruption | None = None) -> None:
+        """Let the engine run a pass (in a batch: the pass every running check shares). With `disruption`: a
+        pass under faults or killed mid-way first, then the clean passes it names."""
         try:
             if self.batch is not None:
-                self.batch.sync()
-            else:
+                self.batch.sync(disruption, rank=self.slot * LANES_AT_MOST + self.lane)
+                return
+            if disruption is not None:
+                disrupted_pass(self.systems, self.engine, self.flows, disruption)
+            for _ in range(1 if disruption is None else disruption.clean):
                 self.engine.sync(self.flows)
         except EngineError as exc:
             raise PassNotRun(exc) from exc

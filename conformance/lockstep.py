@@ -22,21 +22,31 @@ from typing import Any, TypeVar
 import hypothesis.core
 from hypothesis import register_random
 
+from conformance.disruption import Disruption
+
 __all__ = ["Lockstep", "run_side_by_side"]
 
 T = TypeVar("T")
 
 
 class Lockstep:
-    """A barrier of sync requests: the last participant to arrive runs the pass, the others wait for it."""
+    """A barrier of sync requests: the last participant to arrive runs the pass, the others wait for it.
 
-    def __init__(self, run_pass: Callable[[], None]) -> None:
+    A participant may ask for a disrupted pass (`Disruption`: faults, an engine killed mid-pass) before the
+    clean ones, given `disrupt` to run it. Where several ask at once, the one of the lowest `rank` is run
+    (ranks are fixed per participant, so which one does not depend on the order the threads arrived in),
+    then as many clean passes as any of them asked for; a participant that asked for a plain pass gets the
+    disrupted one too, and must be as right after the clean passes as after a plain one."""
+
+    def __init__(self, run_pass: Callable[[], None], disrupt: Callable[[Disruption], None] | None = None) -> None:
         self._run_pass = run_pass
+        self._disrupt = disrupt
         self._cond = threading.Condition()
         self._live = 0
         self._waiting = 0
         self._generation = 0
         self._failures: dict[int, BaseException] = {}
+        self._asked: list[tuple[int, Disruption]] = []
         self.passes = 0
 
     def enter(self) -> None:
@@ -50,10 +60,13 @@ class Lockstep:
             if self._waiting and self._waiting == self._live:
                 self._pass()
 
-    def sync(self) -> None:
-        """One engine pass shared with every other participant; returns when it has run."""
+    def sync(self, disruption: Disruption | None = None, rank: int = 0) -> None:
+        """One engine pass shared with every other participant (after a disrupted one, when asked for and
+        this lockstep can run one); returns when it has run."""
         with self._cond:
             generation = self._generation
+            if disruption is not None:
+                self._asked.append((rank, disruption))
             self._waiting += 1
             if self._waiting == self._live:
                 self._pass()
@@ -67,12 +80,17 @@ class Lockstep:
     def _pass(self) -> None:
         """Run the pass (the lock is held: every other participant is waiting) and release the waiters."""
         generation = self._generation
+        asked, self._asked = sorted(self._asked, key=lambda item: item[0]), []
         try:
-            self._run_pass()
+            if asked and self._disrupt is not None:
+                self.passes += 1
+                self._disrupt(asked[0][1])
+            for _ in range(max((disruption.clean for _rank, disruption in asked), default=1)):
+                self.passes += 1
+                self._run_pass()
         except BaseException as exc:  # noqa: BLE001 - handed to every check that waited for this pass
             self._failures[generation] = exc
         finally:
-            self.passes += 1
             self._waiting = 0
             self._generation += 1
             self._cond.notify_all()

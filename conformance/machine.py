@@ -13,7 +13,6 @@ clean passes must reach the same end state a fault-free run reaches.
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 import httpx
@@ -22,21 +21,11 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from conformance.agreement import assert_records_agree, mismatches
 from conformance.context import FlowContext, expect_from_crm, skip_the_simplest, visible
+from conformance.disruption import Disruption
 from conformance.planner import RowCheck
 from conformance.rule_checks import apply_edits, apply_line_edit, assert_quiet
 
-__all__ = ["FAULT_RULES", "stays_in_sync_machine"]
-
-# Faults on the data APIs only: a lost token response is unrecoverable for any client, as in Exact itself.
-FAULT_RULES: list[dict[str, Any]] = [
-    {"path": "^/api/v1/", "status": 429, "rate": 0.04},
-    {"path": "^/api/v1/", "status": 503, "rate": 0.04},
-    {"path": "^/api/v1/", "latency_ms": 3, "rate": 0.05},
-    {"path": "^/api/v1/", "method": "POST", "drop_response": True, "rate": 0.08},
-    {"path": "^/api/v1/", "method": "PUT", "drop_response": True, "rate": 0.08},
-    {"path": "^/api/v1/", "method": "PATCH", "drop_response": True, "rate": 0.08},
-]
-
+__all__ = ["stays_in_sync_machine"]
 
 # Records one machine keeps at a time against a sandbox: each costs the run a delete in Exact afterwards (a
 # call of the day's 5,000), and three already interleave edits, deletes and passes across records.
@@ -84,9 +73,8 @@ def stays_in_sync_machine(ctx: FlowContext, *, faults: bool) -> type[RuleBasedSt
         def _crash_at_first_write(self) -> None:
             """A pass that has read every change (and, in an engine that saves its cursors early, saved them)
             dies at its first write; then a clean pass, and the world must be as the users left it."""
-            with contextlib.suppress(Exception):  # the kill itself
-                ctx.engine.sync(ctx.flows, interrupt_after=-1)
-            ctx.sync()  # nothing was written: one pass redoes what the killed one read
+            # nothing was written: one clean pass redoes what the killed one read
+            ctx.sync(Disruption(fault_seed=None, kill=-1, clean=1))
             self.passes += 1
             self._check_world()
 
@@ -154,22 +142,18 @@ def stays_in_sync_machine(ctx: FlowContext, *, faults: bool) -> type[RuleBasedSt
                 # other fault to stop it sooner. Drawn on its own, so that it is not one chance in a dozen.
                 pending = bool(self.edited)
                 if pending and data.draw(st.booleans(), label="crash at the first write, nothing else wrong"):
-                    kill: int | None = -1
+                    disruption = Disruption(fault_seed=None, kill=-1, clean=2)
                 else:
-                    ctx.systems.set_faults(FAULT_RULES, seed=data.draw(st.integers(0, 2**16), label="fault seed"))
+                    seed = data.draw(st.integers(0, 2**16), label="fault seed")
                     # At a request early in the pass (after the change feeds are read, before the records are),
                     # later on, or at its first or second write (after everything is read, before anything is
                     # applied).
                     kill = data.draw(st.sampled_from([None, 4, 2, 3, 5, 6, -1, 8, 10, 14, -2, 20]),
                                      label="kill the engine after (requests; -n: at its n-th write)")
-                try:
-                    ctx.engine.sync(ctx.flows, interrupt_after=kill)
-                except Exception:  # noqa: BLE001 - a pass may fail under faults; what counts is recovery
-                    pass
-                finally:
-                    ctx.systems.clear_faults()
+                    disruption = Disruption(fault_seed=seed, kill=kill, clean=2)
+                ctx.sync(disruption)  # then two clean passes
+            else:
                 ctx.sync()
-            ctx.sync()
             self.passes += 1
             self._check_world()
 

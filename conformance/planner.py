@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 from sync.dataflow import Dataflow, Flow, PropertyRow
 from sync.systems.customcrm import CustomcrmResource, resource_for
@@ -43,19 +44,20 @@ class RowCheck:
     read_only: bool = False  # Exact computes it: compared, never written by a check
     soft: bool = False  # a reference that may stay empty in Exact (an owner with no Exact user)
 
-    @property
+    # Read hundreds of thousands of times in a ci run (every comparison of every record): worked out once.
+    @cached_property
     def id(self) -> str:
         return self.row.source
 
-    @property
+    @cached_property
     def is_line(self) -> bool:
         return self.row.source.startswith("Lines.")
 
-    @property
+    @cached_property
     def crm_field(self) -> str:
         return self.row.source.split(".", 1)[1] if self.is_line else self.row.source
 
-    @property
+    @cached_property
     def exact_field(self) -> str:
         return self.row.target.split(".", 1)[1] if self.is_line else self.row.target
 

@@ -48,6 +48,9 @@ class Check:
     # would reach every check sharing the systems. (A sandbox keeps real time and takes no faults: there such a
     # check runs side by side.)
     alone: bool = False
+    # Alone, apart from the other checks, but its own examples side by side in a batch of their own: what it
+    # does to the systems (faults, an engine killed) happens in passes all of them share (`Disruption`).
+    own_batch: bool = False
     # A property row that runs with the flow's other such rows on one record per example (property_rows).
     together: bool = False
     # One example whatever the profile (a volume check: its worth is the volume, not the variety of data).
@@ -81,12 +84,14 @@ class Registry:
 
         return declare
 
-    def machine(self, check_id: str, title: str, *, applies: Applies | None = None,
-                alone: bool = False) -> Callable[[MachineFactory], MachineFactory]:
-        """Declare the decorated factory (flow context -> state machine class) as the check `check_id`."""
+    def machine(self, check_id: str, title: str, *, applies: Applies | None = None, alone: bool = False,
+                own_batch: bool = False) -> Callable[[MachineFactory], MachineFactory]:
+        """Declare the decorated factory (flow context -> state machine class) as the check `check_id`;
+        `own_batch`: alone, with its examples side by side among themselves."""
 
         def declare(factory: MachineFactory) -> MachineFactory:
-            self._add(Check(check_id, title, None, machine=factory, applies=applies, alone=alone))
+            self._add(Check(check_id, title, None, machine=factory, applies=applies, alone=alone,
+                            own_batch=own_batch))
             return factory
 
         return declare

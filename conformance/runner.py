@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import multiprocessing
 import signal
+import sys
 import threading
 import time
 import uuid
@@ -32,6 +33,7 @@ from conformance.context import (
     create_references,
     skip_the_simplest,
 )
+from conformance.disruption import Disruption, disrupted_pass
 from conformance.engines import EngineDriver, make_driver, target_for, validate_engine
 from conformance.failures import EngineError, PassNotRun
 from conformance.lockstep import Lockstep, run_side_by_side
@@ -291,7 +293,7 @@ def run_checklist(
         groups = [[f] for f in sorted(selected, key=lambda f: -_cost(doc.flow(f)))]
     done: dict[str, FlowResult] = {}
     parts: list[RunResult] = []
-    context = multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context(_start_method())
     # Each row is told as it finishes in a worker, through a queue the workers inherit when they start.
     rows: Any = context.Queue()
     interrupted = False
@@ -336,6 +338,16 @@ class _Told:
 
 
 _WORKER_ROWS: Any = None
+
+
+def _start_method() -> str:
+    """Fork where it is safe: on Linux, from a process with one thread (no live display running), a worker
+    starts with everything already imported, about two seconds sooner than a spawned one that imports the
+    checklist, the mocks and Hypothesis again. Elsewhere, or with threads running, spawn."""
+    if sys.platform == "linux" and threading.active_count() == 1 \
+            and "fork" in multiprocessing.get_all_start_methods():
+        return "fork"
+    return "spawn"
 
 
 def _start_worker(rows: Any) -> None:
@@ -481,7 +493,11 @@ def _run_flows(
                 before = dict(systems.calls)
                 if not isinstance(ctx, str):
                     ctx.slot = slots[(result.id, check.id)]
-                outcome = run_check(check, ctx, profile, seed, shrink)
+                if mode == "batched" and check.own_batch and not isinstance(ctx, str) and not systems.safe \
+                        and not check.skip_reason(ctx):
+                    outcome = _in_own_batch(doc, systems, driver, rows[i], profile, seed, shrink)
+                else:
+                    outcome = run_check(check, ctx, profile, seed, shrink)
                 if outcome.stopped:
                     budget_note = outcome.detail
                 if systems.calls != before:  # a check that made no call created nothing
@@ -565,7 +581,13 @@ def _run_batch(doc: Dataflow, systems: Systems, driver: EngineDriver,
     pools = _shared_references(systems, every, one_pass)
     for ctx in every:
         ctx.shared_pools = pools
-    lockstep = Lockstep(one_pass)
+    def disrupted(disruption: Disruption) -> None:
+        try:
+            disrupted_pass(systems, driver, order, disruption)
+        finally:
+            mirror.touch()
+
+    lockstep = Lockstep(one_pass, disrupted)
     slots = document_slots(doc)
     for (result, check, _shared), own in zip(rows, contexts, strict=True):
         # A check's slot is its place in the whole document, so its data does not depend on how the flows
@@ -607,6 +629,22 @@ def _run_batch(doc: Dataflow, systems: Systems, driver: EngineDriver,
         by_lane = results[u * lanes:(u + 1) * lanes]
         flat.update(zip(unit, (_merged(list(o)) for o in zip(*by_lane, strict=True)), strict=True))
     return BatchOutcome([flat[i] for i in range(len(rows))], lockstep.passes)
+
+
+def _in_own_batch(doc: Dataflow, systems: Systems, driver: EngineDriver,
+                  row: tuple[FlowResult, Check, FlowContext | str], profile: str, seed: int, shrink: bool
+                  ) -> CheckResult:
+    """A check that runs apart from the others with its examples side by side among themselves
+    (`Check.own_batch`): on reset mocks and a restarted engine, as the check alone would start, its lanes
+    sharing the passes it disrupts. Its examples cost the passes of one lane, not of every example."""
+    systems.reset()
+    driver.reset()
+    systems.start_mirror()
+    try:
+        outcome = _run_batch(doc, systems, driver, [row], profile, seed, shrink, lambda _flow, _row: None)
+    finally:
+        systems.stop_mirror()
+    return outcome.results[0]
 
 
 def _merged(lanes: list[CheckResult]) -> CheckResult:

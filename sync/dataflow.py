@@ -18,7 +18,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -133,6 +133,19 @@ class Flow:
     # Sentences that limit which records the flow covers ("When a Deal has a 100% probability ..."): the
     # checklist cannot stage them, so such a flow is reported as conditional and not checked.
     conditions: tuple[str, ...] = ()
+
+    def __hash__(self) -> int:
+        """Worked out once: a flow keys the caches of every drawn value, and hashing it field by field (every
+        row of its table) on each lookup cost a ci run more than the lookups saved."""
+        cached: int | None = self.__dict__.get("_hash")
+        if cached is None:
+            cached = hash(tuple(getattr(self, f.name) for f in fields(self)))
+            object.__setattr__(self, "_hash", cached)
+        return cached
+
+    def __getstate__(self) -> dict[str, object]:
+        """Pickled without the cached hash: another process hashes strings with another seed."""
+        return {k: v for k, v in self.__dict__.items() if k != "_hash"}
 
     @property
     def title(self) -> str:

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from conformance.disruption import Disruption
 from conformance.lockstep import Lockstep, run_side_by_side
 from conformance.ownership import Owned, key_of
 from conformance.strategies import PER_EXAMPLE, SLOTS, distinct_value, unique_number
@@ -50,6 +51,24 @@ def test_a_failed_pass_fails_every_check_that_waited_for_it() -> None:
 
     run_side_by_side(lockstep, [job, job, job])
     assert errors == ["engine crashed"] * 3 and lockstep.passes == 1
+
+
+@given(st.lists(st.one_of(st.none(), st.builds(Disruption, st.integers(0, 9), st.sampled_from([None, -1, 4]),
+                                               st.integers(1, 2))), min_size=1, max_size=8))
+def test_a_round_runs_the_disruption_of_the_lowest_rank_then_the_clean_passes_asked_for(
+        asked: list[Disruption | None]) -> None:
+    """Participants that ask for a disrupted pass at once get one, the lowest rank's, whatever order their
+    threads arrive in; then as many clean passes as any of them asked for; plain participants share it."""
+    log: list[object] = []
+    lockstep = Lockstep(lambda: log.append("clean"), log.append)
+
+    def job(rank: int, disruption: Disruption | None) -> None:
+        lockstep.sync(disruption, rank=rank)
+
+    run_side_by_side(lockstep, [lambda r=r, d=d: job(r, d) for r, d in reversed(list(enumerate(asked)))])
+    wanted = [d for d in asked if d is not None]
+    expected = ([wanted[0]] if wanted else []) + ["clean"] * max((d.clean for d in wanted), default=1)
+    assert log == expected and lockstep.passes == len(expected)
 
 
 @given(st.tuples(st.integers(0, SLOTS - 1), st.integers(0, 10_000), st.integers(1, PER_EXAMPLE - 1)),
