@@ -581,6 +581,7 @@ def _run_batch(doc: Dataflow, systems: Systems, driver: EngineDriver,
     pools = _shared_references(systems, every, one_pass)
     for ctx in every:
         ctx.shared_pools = pools
+
     def disrupted(disruption: Disruption) -> None:
         try:
             disrupted_pass(systems, driver, order, disruption)
