@@ -72,14 +72,15 @@ class Registry:
         self._checks.append(check)
 
     def check(self, check_id: str, title: str, *, applies: Applies | None = None, alone: bool = False,
-              once: bool = False) -> Callable[[RunCheck], RunCheck]:
+              once: bool = False, own_batch: bool = False) -> Callable[[RunCheck], RunCheck]:
         """Declare the decorated function as the check `check_id`: a Hypothesis property over one example.
         `applies` says why the check does not apply to a flow (None when it does); `alone`: never side by
         side with other checks on the mocks (it stops their clocks or holds writes in flight); `once`: one
-        example whatever the profile (a volume check)."""
+        example whatever the profile (a volume check); `own_batch`: alone, with its examples side by side
+        among themselves (they share the stopped clocks)."""
 
         def declare(run: RunCheck) -> RunCheck:
-            self._add(Check(check_id, title, run, applies=applies, alone=alone, once=once))
+            self._add(Check(check_id, title, run, applies=applies, alone=alone, once=once, own_batch=own_batch))
             return run
 
         return declare

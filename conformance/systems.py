@@ -448,6 +448,10 @@ class Systems:
     mirror: Mirror | None = None
     # Held while a check finds or creates the Customcrm user matching a sandbox's Exact user (shared by all).
     users_lock: threading.RLock = field(default_factory=threading.RLock)
+    # The mocks' clocks as the checks side by side share them (`Clocks`): held while a check moves them or
+    # writes at one staged instant, and how many checks hold them stopped.
+    clock_lock: threading.RLock = field(default_factory=threading.RLock)
+    clock_holds: int = 0
     # A sandbox's Exact users, read once (the API cannot create or change any).
     exact_user_list: list[dict[str, Any]] | None = None
 

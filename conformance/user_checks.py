@@ -185,7 +185,8 @@ def _three_users(ctx: FlowContext, data: st.DataObject) -> list[str]:
     return users
 
 
-@USER_CHECKS.check("conflict", "The owner reassigned on both sides: the later reassignment wins", alone=True)
+@USER_CHECKS.check("conflict", "The owner reassigned on both sides: the later reassignment wins", alone=True,
+                   own_batch=True)
 def _conflict(ctx: FlowContext, data: st.DataObject) -> None:
     """The owner reassigned on both sides between two passes: the later reassignment wins on both sides."""
     _prepare(ctx, data)

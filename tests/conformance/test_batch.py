@@ -364,3 +364,40 @@ def test_two_records_of_one_example_never_share_a_merge_key_even_drawn_alike() -
         assert _keyed(ctx, key, "68419878") != _keyed(ctx, key, "68419878")
     finally:
         systems.close()
+
+
+class _ClockedSystems:
+    """What `Clocks` uses of the systems: the admin plane's clock calls are recorded, not sent."""
+
+    safe = False
+
+    def __init__(self) -> None:
+        self.clock_lock = threading.RLock()
+        self.clock_holds = 0
+        self.calls: list[tuple[str, str]] = []
+
+    def admin(self, system: str, action: str, payload: dict[str, object]) -> None:
+        self.calls.append((system, next(iter(payload))))
+
+
+def test_checks_side_by_side_share_the_stopped_clocks() -> None:
+    """The first check to stop the clocks stops them, the last to let go lets them go, and no check moves them
+    while another writes at one staged instant."""
+    from conformance.clocks import Clocks
+
+    systems = _ClockedSystems()
+    first, second = Clocks(systems), Clocks(systems)  # type: ignore[arg-type]
+    first.freeze()
+    second.freeze()
+    assert [kind for _system, kind in systems.calls] == ["set", "set"]
+    first.release()
+    assert systems.calls[-1][1] == "set"  # still held by the second check
+    moved = threading.Event()
+    with second.same_instant():
+        mover = threading.Thread(target=lambda: (first.advance(5), moved.set()))
+        mover.start()
+        assert not moved.wait(0.2), "another check moved the clocks between two writes at one instant"
+    mover.join()
+    assert moved.is_set()
+    second.release()
+    assert [kind for _system, kind in systems.calls[-2:]] == ["reset", "reset"]
