@@ -63,6 +63,8 @@ class Lockstep:
     def sync(self, disruption: Disruption | None = None, rank: int = 0) -> None:
         """One engine pass shared with every other participant (after a disrupted one, when asked for and
         this lockstep can run one); returns when it has run."""
+        if disruption is not None and self._disrupt is None:  # never a plain pass in its place: the faults
+            raise ValueError("this lockstep cannot run a disrupted pass")  # would be lost without a word
         with self._cond:
             generation = self._generation
             if disruption is not None:
@@ -82,7 +84,8 @@ class Lockstep:
         generation = self._generation
         asked, self._asked = sorted(self._asked, key=lambda item: item[0]), []
         try:
-            if asked and self._disrupt is not None:
+            if asked:
+                assert self._disrupt is not None  # refused in `sync`
                 self.passes += 1
                 self._disrupt(asked[0][1])
             for _ in range(max((disruption.clean for _rank, disruption in asked), default=1)):

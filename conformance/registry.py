@@ -49,7 +49,8 @@ class Check:
     # check runs side by side.)
     alone: bool = False
     # Alone, apart from the other checks, but its own examples side by side in a batch of their own: what it
-    # does to the systems (faults, an engine killed) happens in passes all of them share (`Disruption`).
+    # does to the systems happens where all of them share it (faults and kills in their passes, `Disruption`;
+    # the stopped clocks, `Clocks`).
     own_batch: bool = False
     # A property row that runs with the flow's other such rows on one record per example (property_rows).
     together: bool = False

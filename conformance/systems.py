@@ -444,6 +444,7 @@ class Systems:
     # On the mocks, one authorisation serves all of the checklist's actors until a reset forgets it (each
     # actor used to authorise on its first call: two calls for every check's context, a fifth of a batch's).
     _mock_token: str | None = None
+    _token_actor: ExactActor | None = None
     _cleaner: RunCleaner | None = None
     mirror: Mirror | None = None
     # Held while a check finds or creates the Customcrm user matching a sandbox's Exact user (shared by all).
@@ -685,9 +686,10 @@ class Systems:
         has refused it (`expired`)."""
         with self._token_lock:
             if self._mock_token is None or self._mock_token == expired:
-                actor = ExactActor(self.client("exact"), self.division, self.client_id, self.client_secret,
-                                   DEFAULT_REDIRECT_URI)
-                self._mock_token = actor.authorize().access_token
+                if self._token_actor is None:  # one client for every authorisation of the run (a counted one)
+                    self._token_actor = ExactActor(self.client("exact"), self.division, self.client_id,
+                                                   self.client_secret, DEFAULT_REDIRECT_URI)
+                self._mock_token = self._token_actor.authorize().access_token
             return self._mock_token
 
     def journal(self, system: str, *, path_contains: str = "", methods: tuple[str, ...] = ()) -> list[dict[str, Any]]:

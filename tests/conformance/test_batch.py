@@ -401,3 +401,11 @@ def test_checks_side_by_side_share_the_stopped_clocks() -> None:
     assert moved.is_set()
     second.release()
     assert [kind for _system, kind in systems.calls[-2:]] == ["reset", "reset"]
+
+
+def test_a_lockstep_that_cannot_disrupt_a_pass_refuses_to_be_asked_for_one() -> None:
+    """Never a plain pass in place of a disrupted one: a check would pass without the faults it asked for."""
+    lockstep = Lockstep(lambda: None)
+    lockstep.enter()
+    with pytest.raises(ValueError, match="disrupted pass"):
+        lockstep.sync(Disruption(fault_seed=1, kill=None, clean=1))
