@@ -225,17 +225,28 @@ class FlowContext:
 
     def exact_records(self, sync_path: str | None = None) -> dict[str, dict[str, Any]]:
         """Every record of the flow's Exact set (in a batch: every record this example owns)."""
-        rows = self.exact.all(sync_path or self.plan.entity.sync_path)
+        path = sync_path or self.plan.entity.sync_path
+        lines = self.plan.entity.lines
+        is_lines = sync_path is not None and lines is not None and sync_path == lines.sync_path
+        mirror = self.exact.mirror
+        if self.owned is not None and mirror is not None and not is_lines:  # found by the mirror's index
+            return self.owned.take_exact(mirror.exact_owned(path, self.owned.exact_ids, self.owned.exact_fields,
+                                                            self.owned.keys))
+        rows = self.exact.all(path)
         records = {str(r["ID"]).lower(): r for r in rows}
         if self.owned is None:
             return records
-        lines = self.plan.entity.lines
-        if sync_path is not None and lines is not None and sync_path == lines.sync_path:
+        if is_lines:
+            assert lines is not None
             return self.owned.lines_view(records, lines.parent_key)
         return self.owned.exact_view(records)
 
     def crm_records(self) -> list[dict[str, Any]]:
         """Every record of the flow's Customcrm collection (in a batch: every record this example owns)."""
+        mirror = self.crm.mirror
+        if self.owned is not None and mirror is not None:  # found by the mirror's index
+            return self.owned.take_crm(mirror.crm_owned(self.crm_path, self.owned.crm_ids, self.owned.crm_fields,
+                                                        self.owned.keys))
         rows = self.crm.all(self.crm_path)
         return rows if self.owned is None else self.owned.crm_view(rows)
 

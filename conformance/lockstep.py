@@ -20,6 +20,7 @@ from random import Random
 from typing import Any, TypeVar
 
 import hypothesis.core
+import hypothesis.stateful
 from hypothesis import register_random
 
 from conformance.disruption import Disruption
@@ -130,10 +131,47 @@ def _share_hypothesis_random() -> None:
         local._hypothesis_global_random = _SHARED_RANDOM
 
 
+def _digest_once(digest: Callable[[Any], bytes]) -> Callable[[Any], bytes]:
+    """Hypothesis's digest of a test (its key in the example database) remembered per source: Hypothesis
+    works it out on every run of a test, from the source (tokenised again, and for a state machine class the
+    whole module parsed again to find it). A batch runs each check's test once per lane, with a test function
+    and a machine class made anew for each context from one source: a twentieth of a run's time went to
+    digests of the same few functions. Keyed by the function's code, or the class's module and name, and
+    what Hypothesis adds to the digest."""
+
+    digests: dict[tuple[Any, ...], bytes] = {}
+    lock = threading.Lock()
+
+    def digest_once(function: Any) -> bytes:
+        source = (function.__module__, function.__qualname__) if isinstance(function, type) else \
+            getattr(function, "__code__", None)
+        if source is None:
+            return digest(function)
+        key = (source, getattr(function, "_hypothesis_internal_add_digest", None))
+        with lock:
+            known = digests.get(key)
+        if known is None:
+            known = digest(function)
+            with lock:
+                digests[key] = known
+        return known
+
+    digest_once.__wrapped__ = digest  # type: ignore[attr-defined]
+    return digest_once
+
+
+def _remember_digests() -> None:
+    for module in (hypothesis.core, hypothesis.stateful):
+        digest = getattr(module, "function_digest", None)  # absent in another Hypothesis: nothing to remember
+        if digest is not None and getattr(digest, "__wrapped__", None) is None:
+            module.function_digest = _digest_once(digest)  # type: ignore[attr-defined]
+
+
 def run_side_by_side(lockstep: Lockstep, jobs: list[Callable[[], T]]) -> list[T]:
     """Run every job in its own thread as a participant of `lockstep`; their results, in order."""
     if getattr(ast.parse, "__wrapped__", None) is None:
         ast.parse = _one_parse_at_a_time(ast.parse)  # type: ignore[assignment]
+    _remember_digests()
     results: list[T | None] = [None] * len(jobs)
     errors: list[BaseException | None] = [None] * len(jobs)
 

@@ -17,9 +17,55 @@ from typing import Any
 
 import httpx
 
+from conformance.ownership import key_of
 from conformance.sandbox import read_changes, read_sync
 
-__all__ = ["Mirror"]
+__all__ = ["KeyIndex", "Mirror"]
+
+
+class KeyIndex:
+    """Which records of one collection hold a merge-key value (compared as `key_of` compares them), per
+    property asked about, kept as records come and go. An example finds its own records among every record of
+    the run by its keys, instead of looking at each of them on every read."""
+
+    def __init__(self) -> None:
+        self._by_key: dict[str, dict[str, set[str]]] = {}  # property -> key -> record ids
+        self._keys: dict[str, dict[str, str]] = {}  # property -> record id -> its key
+
+    def ids(self, records: dict[str, dict[str, Any]], name: str, keys: Collection[str]) -> set[str]:
+        """The ids of `records` whose `name` holds one of `keys` (the property indexed from now on)."""
+        by_key = self._by_key.get(name)
+        if by_key is None:
+            by_key, self._by_key[name], self._keys[name] = {}, {}, {}
+            by_key = self._by_key[name]
+            for record_id, record in records.items():
+                self._put(name, record_id, record)
+        found: set[str] = set()
+        for key in keys:
+            found |= by_key.get(key, set())
+        return found
+
+    def update(self, record_id: str, record: dict[str, Any] | None) -> None:
+        """A record as it is now (None: gone)."""
+        for name in self._by_key:
+            self._drop(name, record_id)
+            if record is not None:
+                self._put(name, record_id, record)
+
+    def _put(self, name: str, record_id: str, record: dict[str, Any]) -> None:
+        key = key_of(record.get(name))
+        if key is not None:
+            self._by_key[name].setdefault(key, set()).add(record_id)
+            self._keys[name][record_id] = key
+
+    def _drop(self, name: str, record_id: str) -> None:
+        old = self._keys[name].pop(record_id, None)
+        if old is not None:
+            holders = self._by_key[name].get(old)
+            if holders is not None:
+                holders.discard(record_id)
+                if not holders:
+                    del self._by_key[name][old]
 
 
 class Mirror:
@@ -51,6 +97,8 @@ class Mirror:
         self._crm: dict[str, dict[str, dict[str, Any]]] = {}
         self._crm_cursor = crm_cursor
         self._crm_read: tuple[int, int] | None = None
+        self._exact_index: dict[str, KeyIndex] = {}
+        self._crm_index: dict[str, KeyIndex] = {}
         self.reads = 0
 
     def touch(self, system: str | None = None, *, deleted: bool = True, sets: Collection[str] = ()) -> None:
@@ -82,6 +130,28 @@ class Mirror:
         with self._lock:
             return list(self._exact_rows(sync_path).values())
 
+    def exact_owned(self, sync_path: str, ids: Collection[str], fields: Collection[str],
+                    keys: Collection[str]) -> dict[str, dict[str, Any]]:
+        """The rows of a set (by lower-case id) that have one of `ids`, or one of `keys` in one of `fields`."""
+        with self._lock:
+            rows = self._exact_rows(sync_path)
+            index = self._exact_index.setdefault(sync_path, KeyIndex())
+            found = {i for i in ids if i in rows}
+            for name in fields:
+                found |= index.ids(rows, name, keys)
+            return {i: row for i, row in rows.items() if i in found}  # in the order the sync API gave them
+
+    def crm_owned(self, path: str, ids: Collection[str], fields: Collection[str],
+                  keys: Collection[str]) -> list[dict[str, Any]]:
+        """The records of a Customcrm resource that have one of `ids`, or one of `keys` in one of `fields`."""
+        with self._lock:
+            records = self._crm_records(path)
+            index = self._crm_index.setdefault(path, KeyIndex())
+            found = {i for i in ids if i in records}
+            for name in fields:
+                found |= index.ids(records, name, keys)
+            return [record for i, record in records.items() if i in found]  # in the order the feed told them
+
     def exact_get(self, sync_path: str, key: str) -> dict[str, Any] | None:
         """One row as the REST API gives it (no Timestamp), or None when the mirror does not hold it."""
         with self._lock:
@@ -95,8 +165,12 @@ class Mirror:
                 rows = read_sync(self._exact_client, self._exact_url(sync_path), self._exact_headers,
                                  self._exact_marks.get(sync_path, 0))
                 mirrored = self._exact.setdefault(sync_path, {})
+                index = self._exact_index.get(sync_path)
                 for row in rows:
-                    mirrored[str(row["ID"]).lower()] = row
+                    key = str(row["ID"]).lower()
+                    mirrored[key] = row
+                    if index is not None:
+                        index.update(key, row)
                     self._exact_marks[sync_path] = max(self._exact_marks.get(sync_path, 0), int(row["Timestamp"]))
                 self._exact_read[sync_path] = now
                 self.reads += 1
@@ -114,8 +188,9 @@ class Mirror:
         rows = read_sync(self._exact_client, self._exact_url("sync/Deleted"), self._exact_headers, self._deleted_mark)
         for row in rows:
             key = str(row.get("EntityKey") or "").lower()
-            for mirrored in self._exact.values():
-                mirrored.pop(key, None)
+            for sync_path, mirrored in self._exact.items():
+                if mirrored.pop(key, None) is not None and sync_path in self._exact_index:
+                    self._exact_index[sync_path].update(key, None)
             self._deleted_mark = max(self._deleted_mark, int(row["Timestamp"]))
         self._deleted_read = now
 
@@ -136,10 +211,15 @@ class Mirror:
                 changes, self._crm_cursor = read_changes(self._crm_client, self._crm_headers, self._crm_cursor)
                 for change in changes:
                     records = self._crm.setdefault(change["resource"], {})
+                    index = self._crm_index.get(change["resource"])
+                    record_id = str(change["id"])
                     if change["op"] == "deleted":
-                        records.pop(str(change["id"]), None)
+                        records.pop(record_id, None)
+                        record = None
                     else:
-                        records[str(change["id"])] = change["record"]
+                        record = records[record_id] = change["record"]
+                    if index is not None:
+                        index.update(record_id, record)
                 self._crm_read = now
                 self.reads += 1
             return self._crm.get(path, {})

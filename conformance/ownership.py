@@ -56,13 +56,20 @@ class Owned:
 
     def exact_view(self, records: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
         """The Exact records (by lower-case id) this example owns; each becomes owned by id from now on."""
-        mine = {k: r for k, r in records.items() if self._mine(r, k, self.exact_ids, self.exact_fields)}
+        return self.take_exact({k: r for k, r in records.items() if self._mine(r, k, self.exact_ids,
+                                                                               self.exact_fields)})
+
+    def take_exact(self, mine: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """Exact records found to be this example's (by id or key, as `exact_view` finds them): owned by id
+        from now on."""
         self.exact_ids.update(mine)
         return mine
 
     def crm_view(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The Customcrm records this example owns; each becomes owned by id from now on."""
-        mine = [r for r in records if self._mine(r, str(r["Id"]), self.crm_ids, self.crm_fields)]
+        return self.take_crm([r for r in records if self._mine(r, str(r["Id"]), self.crm_ids, self.crm_fields)])
+
+    def take_crm(self, mine: list[dict[str, Any]]) -> list[dict[str, Any]]:
         self.crm_ids.update(str(r["Id"]) for r in mine)
         return mine
 

@@ -483,8 +483,21 @@ def _run_flows(
             budget_note = next((o.detail for o in batch.results if o.stopped), "")
             if systems.calls != before:
                 systems.cleanup()
-        before_alone = dict(systems.calls)
         slots = document_slots(doc)
+        if mode == "batched" and not systems.safe and not budget_note:
+            own = _own_batches(rows, alone)
+            alone = [i for i in alone if not any(i in group for group in own)]
+            before_own = dict(systems.calls)
+            for group in own:
+                for i, outcome in zip(group, _in_own_batch(doc, systems, driver, [rows[i] for i in group], profile,
+                                                           seed, shrink), strict=True):
+                    outcomes[i] = _redacted(outcome, systems.secrets)
+                    if progress:
+                        progress(rows[i][0].id, rows[i][1].id, outcomes[i])
+                systems.cleanup()
+            if own:
+                phases["own batches"] = _spent(before_own, systems.calls)
+        before_alone = dict(systems.calls)
         for i in alone:
             result, check, ctx = rows[i]
             if budget_note:
@@ -493,11 +506,7 @@ def _run_flows(
                 before = dict(systems.calls)
                 if not isinstance(ctx, str):
                     ctx.slot = slots[(result.id, check.id)]
-                if mode == "batched" and check.own_batch and not isinstance(ctx, str) and not systems.safe \
-                        and not check.skip_reason(ctx):
-                    outcome = _in_own_batch(doc, systems, driver, rows[i], profile, seed, shrink)
-                else:
-                    outcome = run_check(check, ctx, profile, seed, shrink)
+                outcome = run_check(check, ctx, profile, seed, shrink)
                 if outcome.stopped:
                     budget_note = outcome.detail
                 if systems.calls != before:  # a check that made no call created nothing
@@ -632,20 +641,33 @@ def _run_batch(doc: Dataflow, systems: Systems, driver: EngineDriver,
     return BatchOutcome([flat[i] for i in range(len(rows))], lockstep.passes)
 
 
+def _own_batches(rows: list[tuple[FlowResult, Check, FlowContext | str]], alone: list[int]) -> list[list[int]]:
+    """The rows among `alone` that run in batches of their own (`Check.own_batch`), one batch per check: the
+    faults check of every flow in one, sharing its disrupted and clean passes; `conflict` of every flow in
+    another, sharing the stopped clocks. What such a check does to the systems reaches every row of its
+    batch, and each of them is built to survive it; the other checks never see it."""
+    batches: dict[str, list[int]] = {}
+    for i in alone:
+        _result, check, ctx = rows[i]
+        if check.own_batch and not isinstance(ctx, str) and not check.skip_reason(ctx):
+            batches.setdefault(check.id, []).append(i)
+    return list(batches.values())
+
+
 def _in_own_batch(doc: Dataflow, systems: Systems, driver: EngineDriver,
-                  row: tuple[FlowResult, Check, FlowContext | str], profile: str, seed: int, shrink: bool
-                  ) -> CheckResult:
-    """A check that runs apart from the others with its examples side by side among themselves
-    (`Check.own_batch`): on reset mocks and a restarted engine, as the check alone would start, its lanes
-    sharing the passes it disrupts. Its examples cost the passes of one lane, not of every example."""
+                  rows: list[tuple[FlowResult, Check, FlowContext | str]], profile: str, seed: int, shrink: bool
+                  ) -> list[CheckResult]:
+    """Checks that run apart from the others with their examples side by side among themselves
+    (`Check.own_batch`): on reset mocks and a restarted engine, as a check alone would start, their lanes
+    sharing the passes they disrupt. Their examples cost the passes of one lane, not of every example."""
     systems.reset()
     driver.reset()
     systems.start_mirror()
     try:
-        outcome = _run_batch(doc, systems, driver, [row], profile, seed, shrink, lambda _flow, _row: None)
+        outcome = _run_batch(doc, systems, driver, rows, profile, seed, shrink, lambda _flow, _row: None)
     finally:
         systems.stop_mirror()
-    return outcome.results[0]
+    return outcome.results
 
 
 def _merged(lanes: list[CheckResult]) -> CheckResult:

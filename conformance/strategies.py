@@ -139,8 +139,10 @@ def field_limits(flow: Flow, row: PropertyRow) -> tuple[int | None, bool]:
     return (min(limits) if limits else None), bool(info is not None and info.is_required())
 
 
-def _makers(fake: Faker) -> dict[str, Callable[[], Any]]:
-    """Realistic values by Customcrm field name; unique ones stay unique within a run."""
+@functools.lru_cache(maxsize=len(LOCALES))
+def _makers(locale: str) -> dict[str, Callable[[], Any]]:
+    """Realistic values by Customcrm field name, in one locale; unique ones stay unique within a run."""
+    fake = _fakers[locale]
     return {
         "Email": lambda: f"{next_unique()}.{fake.email()}",
         "ContactEmail": lambda: f"{next_unique()}.{fake.email()}",
@@ -310,6 +312,25 @@ def _value_strategy(flow: Flow, row: PropertyRow, kind: str, allow_empty: bool) 
     return _values(flow, row, kind, allow_empty=allow_empty)
 
 
+# Faker's values come from this many seeds per locale and field: variety enough, and each value is made once
+# per process (a seeded Faker call costs a tenth of a millisecond or more, and the checks draw thousands).
+FAKER_SEEDS = 1024
+# Made with a unique number of the run in them: made afresh each time.
+_UNIQUE_MADE = frozenset({"Email", "ContactEmail", "Code", "OrderNumber", "QuoteNumber"})
+
+
+def _make(locale: str, name: str, faker_seed: int) -> str:
+    fake = _fakers[locale]
+    with _faker_lock:
+        fake.seed_instance(faker_seed)
+        return str(_makers(locale)[name]())
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _made(locale: str, name: str, faker_seed: int) -> str:
+    return _make(locale, name, faker_seed)
+
+
 @functools.lru_cache(maxsize=256)
 def _text(limit: int, exact: bool) -> st.SearchStrategy[str]:
     """Free text up to 40 characters, or (`exact`) of the field's full length."""
@@ -336,13 +357,10 @@ def _values(draw: st.DrawFn, flow: Flow, row: PropertyRow, kind: str, *, allow_e
         return None
     if kind == "date":
         return draw(st.dates(min_value=date(1950, 1, 1), max_value=date(2035, 12, 31))).isoformat()
-    fake = _fakers[draw(st.sampled_from(LOCALES))]
-    faker_seed = draw(st.integers(0, 2**32 - 1))
-    maker = _makers(fake).get(name)
-    if maker is not None and (name in _CONSTRAINED or draw(st.integers(0, 3)) > 0):
-        with _faker_lock:
-            fake.seed_instance(faker_seed)
-            value = str(maker())
+    locale = draw(st.sampled_from(LOCALES))
+    faker_seed = draw(st.integers(0, FAKER_SEEDS - 1))
+    if name in _makers(locale) and (name in _CONSTRAINED or draw(st.integers(0, 3)) > 0):
+        value = _made(locale, name, faker_seed) if name not in _UNIQUE_MADE else _make(locale, name, faker_seed)
     else:
         limit = max_length or 200
         value = draw(st.one_of(_text(limit, False), _text(limit, True) if max_length else st.nothing()))

@@ -8,6 +8,7 @@ said in words instead (`plan_flow` returns a string), so a pass reports it rathe
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 from sync.dataflow import Dataflow, Flow, PropertyRow
 from sync.systems.customcrm import CustomcrmResource, resource_for
@@ -27,19 +28,21 @@ class Mapping:
     read_only: bool = False  # Exact computes it: checked, never written
     soft: bool = False  # a reference that may stay empty in Exact (an owner without an Exact user)
 
+    # Worked out once per plan (a frozen value): a pass asks each mapping for them for every record.
+
     @property
     def id(self) -> str:
         return self.row.source
 
-    @property
+    @cached_property
     def crm_field(self) -> str:
         return self.row.source.split(".", 1)[1] if self.is_line else self.row.source
 
-    @property
+    @cached_property
     def exact_field(self) -> str:
         return self.row.target.split(".", 1)[1] if self.is_line else self.row.target
 
-    @property
+    @cached_property
     def is_line(self) -> bool:
         return self.row.source.startswith("Lines.")
 
@@ -52,17 +55,21 @@ class FlowPlan:
     mappings: tuple[Mapping, ...]
     kind: str = "records"  # or "users": the reference flow of order owners to Exact users
 
-    @property
+    @cached_property
     def header(self) -> tuple[Mapping, ...]:
         return tuple(m for m in self.mappings if not m.is_line)
 
-    @property
+    @cached_property
     def lines(self) -> tuple[Mapping, ...]:
         return tuple(m for m in self.mappings if m.is_line)
 
     @property
     def exact_fields(self) -> list[str]:
-        return [m.exact_field for m in self.header]
+        return list(self._exact_fields)
+
+    @cached_property
+    def _exact_fields(self) -> tuple[str, ...]:
+        return tuple(m.exact_field for m in self.header)
 
     @property
     def line_flow(self) -> str:
