@@ -108,6 +108,7 @@ def _stays_in_sync(ctx: FlowContext) -> type[RuleBasedStateMachine]:
 
 @MACHINES.machine("stays-in-sync-faults", "The same, with 429s, 5xx, latency, lost responses and the engine killed "
                   "mid-pass: two clean passes reach the same end state", alone=True, own_batch=True,
+                  batch_per_flow=True,
                   applies=lambda ctx: "safe mode: no faults are injected into a sandbox, and its engine is not "
                   "killed" if ctx.safe else None)
 def _stays_in_sync_faults(ctx: FlowContext) -> type[RuleBasedStateMachine]:

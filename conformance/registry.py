@@ -52,6 +52,10 @@ class Check:
     # does to the systems happens where all of them share it (faults and kills in their passes, `Disruption`;
     # the stopped clocks, `Clocks`).
     own_batch: bool = False
+    # In its own batch, one batch per flow rather than one for the same check of every flow: what it does to a
+    # pass is counted from the pass's start (the engine killed at its n-th request, or at its first write),
+    # and in a pass of many flows that would land in the first flow with work to do, never in the later ones.
+    batch_per_flow: bool = False
     # A property row that runs with the flow's other such rows on one record per example (property_rows).
     together: bool = False
     # One example whatever the profile (a volume check: its worth is the volume, not the variety of data).
@@ -87,13 +91,14 @@ class Registry:
         return declare
 
     def machine(self, check_id: str, title: str, *, applies: Applies | None = None, alone: bool = False,
-                own_batch: bool = False) -> Callable[[MachineFactory], MachineFactory]:
+                own_batch: bool = False, batch_per_flow: bool = False) -> Callable[[MachineFactory], MachineFactory]:
         """Declare the decorated factory (flow context -> state machine class) as the check `check_id`;
-        `own_batch`: alone, with its examples side by side among themselves."""
+        `own_batch`: alone, with its examples side by side among themselves (`batch_per_flow`: a batch for
+        each flow)."""
 
         def declare(factory: MachineFactory) -> MachineFactory:
             self._add(Check(check_id, title, None, machine=factory, applies=applies, alone=alone,
-                            own_batch=own_batch))
+                            own_batch=own_batch, batch_per_flow=batch_per_flow))
             return factory
 
         return declare

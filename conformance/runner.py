@@ -642,15 +642,16 @@ def _run_batch(doc: Dataflow, systems: Systems, driver: EngineDriver,
 
 
 def _own_batches(rows: list[tuple[FlowResult, Check, FlowContext | str]], alone: list[int]) -> list[list[int]]:
-    """The rows among `alone` that run in batches of their own (`Check.own_batch`), one batch per check: the
-    faults check of every flow in one, sharing its disrupted and clean passes; `conflict` of every flow in
-    another, sharing the stopped clocks. What such a check does to the systems reaches every row of its
-    batch, and each of them is built to survive it; the other checks never see it."""
-    batches: dict[str, list[int]] = {}
+    """The rows among `alone` that run in batches of their own (`Check.own_batch`): one batch per check,
+    `conflict` of every flow in one, sharing the stopped clocks; or one per flow where the check says so
+    (`Check.batch_per_flow`: the faults check, whose kills count from a pass's start). What such a check
+    does to the systems reaches every row of its batch, and each of them is built to survive it; the other
+    checks never see it."""
+    batches: dict[tuple[str, str], list[int]] = {}
     for i in alone:
-        _result, check, ctx = rows[i]
+        result, check, ctx = rows[i]
         if check.own_batch and not isinstance(ctx, str) and not check.skip_reason(ctx):
-            batches.setdefault(check.id, []).append(i)
+            batches.setdefault((check.id, result.id if check.batch_per_flow else ""), []).append(i)
     return list(batches.values())
 
 

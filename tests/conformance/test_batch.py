@@ -409,3 +409,32 @@ def test_a_lockstep_that_cannot_disrupt_a_pass_refuses_to_be_asked_for_one() -> 
     lockstep.enter()
     with pytest.raises(ValueError, match="disrupted pass"):
         lockstep.sync(Disruption(fault_seed=1, kill=None, clean=1))
+
+
+def test_conflict_of_every_flow_shares_one_batch_and_the_faults_check_keeps_one_per_flow() -> None:
+    """`conflict` of every flow runs in one batch of its own (they share the stopped clocks); the faults check
+    runs one batch per flow, since its kills count from a pass's start and would land in the first flow."""
+    from conformance.checks import checks_for
+    from conformance.context import FlowContext
+    from conformance.engines import make_driver
+    from conformance.runner import FlowResult, _own_batches
+    from conformance.systems import Systems
+    from sync.dataflow import load_dataflow
+
+    doc = load_dataflow()
+    systems = Systems.start()
+    try:
+        driver = make_driver("builtin", doc, systems)
+        rows = []
+        for flow_id in ("customer-accounts", "contact-contacts", "product-items"):
+            ctx = FlowContext.for_flow(doc.flow(flow_id), doc, systems, driver)
+            result = FlowResult(flow_id, flow_id)
+            rows += [(result, check, ctx) for check in checks_for(doc.flow(flow_id))]
+        batches = _own_batches(rows, list(range(len(rows))))
+        named = sorted(sorted((rows[i][1].id, rows[i][0].id) for i in batch) for batch in batches)
+        assert named == sorted([
+            [("conflict", "contact-contacts"), ("conflict", "customer-accounts"), ("conflict", "product-items")],
+            [("stays-in-sync-faults", "customer-accounts")], [("stays-in-sync-faults", "contact-contacts")],
+            [("stays-in-sync-faults", "product-items")]])
+    finally:
+        systems.close()
