@@ -583,19 +583,20 @@ def _write_budget(ctx: FlowContext, data: st.DataObject) -> None:
     check = "write-budget"
     ctx.prepare(data)
     crm_id, exact_id = ctx.create_pair(check, ctx.draw_record(data))
+    journal = None if ctx.safe else _writes_to(ctx, crm_id, exact_id)  # the pair's writes so far
     for side in ("customcrm", "exact"):
         m = data.draw(st.sampled_from(_mutable(ctx)), label=f"property edited in {side}")
         value = distinct(ctx, data, m, [current_value(ctx, side, crm_id, exact_id, m)], "value")
         other = "exact" if side == "customcrm" else "customcrm"
         before_version = (ctx.crm.get(ctx.crm_path, crm_id) or {}).get("Version")
-        before = None if ctx.safe else _writes_to(ctx, crm_id, exact_id)
         set_value(ctx, side, crm_id, exact_id, m, value)
-        user = None if ctx.safe else _writes_to(ctx, crm_id, exact_id)
         ctx.sync()
         version = (ctx.crm.get(ctx.crm_path, crm_id) or {}).get("Version")
-        if before is not None and user is not None:
-            engine = [k for k in (_writes_to(ctx, crm_id, exact_id) - user) if k[0] == other]
-            made = len(engine)
+        if journal is not None:
+            after = _writes_to(ctx, crm_id, exact_id)
+            # The user's own write went to `side`: every write to the other side since is the engine's.
+            made = len([k for k in (after - journal) if k[0] == other])
+            journal = after
         elif side == "exact" and isinstance(before_version, int) and isinstance(version, int):
             made = version - before_version
         else:
@@ -605,12 +606,14 @@ def _write_budget(ctx: FlowContext, data: st.DataObject) -> None:
             edited = m.crm_field if side == "customcrm" else m.exact_field
             raise ctx.failure(check, f"one edit of {edited} in {side} cost {made} writes to "
                                f"{target}; at most one is needed")
-    quiet = None if ctx.safe else _writes_to(ctx, crm_id, exact_id)
+    quiet = journal  # nothing was written to the pair since the journals were last read
     version = (ctx.crm.get(ctx.crm_path, crm_id) or {}).get("Version")
     ctx.sync()
-    if quiet is not None and (_writes_to(ctx, crm_id, exact_id) - quiet):
-        raise ctx.failure(check, f"a pass with no edits wrote to {ctx.label('crm', crm_id)} or "
-                           f"{ctx.label('exact', exact_id)}: {sorted(_writes_to(ctx, crm_id, exact_id) - quiet)}")
+    if quiet is not None:
+        echoed = _writes_to(ctx, crm_id, exact_id) - quiet
+        if echoed:
+            raise ctx.failure(check, f"a pass with no edits wrote to {ctx.label('crm', crm_id)} or "
+                               f"{ctx.label('exact', exact_id)}: {sorted(echoed)}")
     if (ctx.crm.get(ctx.crm_path, crm_id) or {}).get("Version") != version:
         raise ctx.failure(check, f"a pass with no edits wrote to {ctx.label('crm', crm_id)}")
     ctx.assert_pair_agrees(check, crm_id, exact_id)
