@@ -331,6 +331,19 @@ def _made(locale: str, name: str, faker_seed: int) -> str:
     return _make(locale, name, faker_seed)
 
 
+# Built once: a strategy is validated when first drawn from, and a new one each draw costs that again.
+_AMOUNTS = st.one_of(st.integers(0, 10_000_000).map(float),
+                     st.floats(0, 1e9, allow_nan=False, allow_infinity=False).map(lambda f: round(f, 2)))
+_DATES = st.dates(min_value=date(1950, 1, 1), max_value=date(2035, 12, 31))
+
+
+@functools.lru_cache(maxsize=256)
+def _free_text(max_length: int | None) -> st.SearchStrategy[str]:
+    """Free text, or text of the field's full length when it has one (built once per length)."""
+    limit = max_length or 200
+    return st.one_of(_text(limit, False), _text(limit, True) if max_length else st.nothing())
+
+
 @functools.lru_cache(maxsize=256)
 def _text(limit: int, exact: bool) -> st.SearchStrategy[str]:
     """Free text up to 40 characters, or (`exact`) of the field's full length."""
@@ -349,21 +362,20 @@ def _values(draw: st.DrawFn, flow: Flow, row: PropertyRow, kind: str, *, allow_e
             return draw(st.integers(0, 50)) / 100
         if name == "Quantity":
             return float(draw(st.integers(1, 500)))
-        return draw(st.one_of(st.integers(0, 10_000_000).map(float),
-                              st.floats(0, 1e9, allow_nan=False, allow_infinity=False).map(lambda f: round(f, 2))))
+        return draw(_AMOUNTS)
     if kind == "int":
         return draw(st.integers(0, 2**31 - 1))
     if allow_empty and not required and draw(st.integers(0, 9)) == 0:
         return None
     if kind == "date":
-        return draw(st.dates(min_value=date(1950, 1, 1), max_value=date(2035, 12, 31))).isoformat()
-    locale = draw(st.sampled_from(LOCALES))
-    faker_seed = draw(st.integers(0, FAKER_SEEDS - 1))
-    if name in _makers(locale) and (name in _CONSTRAINED or draw(st.integers(0, 3)) > 0):
+        return draw(_DATES).isoformat()
+    if name in _makers(LOCALES[0]) and (name in _CONSTRAINED or draw(st.integers(0, 3)) > 0):
+        # The locale and Faker's seed in one draw (each draw costs what it costs, and records draw many).
+        locale_and_seed = draw(st.integers(0, len(LOCALES) * FAKER_SEEDS - 1))
+        locale, faker_seed = LOCALES[locale_and_seed % len(LOCALES)], locale_and_seed // len(LOCALES)
         value = _made(locale, name, faker_seed) if name not in _UNIQUE_MADE else _make(locale, name, faker_seed)
     else:
-        limit = max_length or 200
-        value = draw(st.one_of(_text(limit, False), _text(limit, True) if max_length else st.nothing()))
+        value = draw(_free_text(max_length))
         if not value.strip():
             value = "x" + value[1:]
     if max_length is not None and len(value) > max_length:
