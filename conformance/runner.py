@@ -353,7 +353,9 @@ def _start_method() -> str:
 def _start_worker(rows: Any) -> None:
     """A worker's start: Ctrl-C is the parent's to handle; rows go on the run's queue."""
     global _WORKER_ROWS
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C held back since the worker started is dropped
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     _WORKER_ROWS = rows
 
 
@@ -370,14 +372,21 @@ def _tell(queue: Any, progress: Callable[[str, str, CheckResult], None] | None) 
 
 def _submit_ignoring_interrupts(pool: ProcessPoolExecutor, jobs: list[Callable[[], RunResult]]
                                 ) -> list[Future[RunResult]]:
-    """Submit the jobs (the pool starts its workers now, a few milliseconds) with Ctrl-C ignored meanwhile:
-    a worker inherits that and keeps it until its start-up makes it its own, so a Ctrl-C that reaches it (a
-    terminal sends it to every process of the job) while it is still loading does not print a traceback."""
+    """Submit the jobs (the pool starts its workers now: forking them takes a few tens of milliseconds) with
+    Ctrl-C held back meanwhile. A worker inherits it held back and drops it once its start-up makes Ctrl-C
+    the parent's to handle, so a Ctrl-C that reaches it (a terminal sends it to every process of the job)
+    while it starts prints no traceback; the parent gets it as soon as the workers are started, so none is
+    lost. Where signals cannot be held back, Ctrl-C is ignored meanwhile."""
     main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+    hold = main and hasattr(signal, "pthread_sigmask")
+    if hold:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main and not hold else None
     try:
         return [pool.submit(job) for job in jobs]
     finally:
+        if hold:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # a Ctrl-C held back arrives now
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
 

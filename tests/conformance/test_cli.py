@@ -201,3 +201,23 @@ def test_each_run_draws_its_own_seed_unless_given_and_the_report_replays_it(tmp_
     main(["run", "--seed", str(seeds[0]), "--profile", "smoke", "--flow", "product-items", "--check", "create",
           "--jobs", "1", "--report-dir", str(tmp_path / "again")])
     assert json.loads((tmp_path / "again" / "results.json").read_text())["run"]["seed"] == seeds[0]
+
+
+def test_a_ctrl_c_that_went_through_exec_still_exits_130(tmp_path: Path) -> None:
+    """CPython 3.11 takes a KeyboardInterrupt raised in code run by `exec` of a string (as dataclasses make
+    their methods while the command loads) for an unhandled one, whoever handled it, and a program run with
+    `-m` (as `python -m conformance.cli`, and the entry point alike) is killed with SIGINT at exit (status
+    -2). The command line still ends with its documented 130."""
+    (tmp_path / "interrupted_cli.py").write_text(
+        "import conformance.cli as cli\n"
+        "def interrupted(args):\n"
+        "    exec('raise KeyboardInterrupt')\n"
+        "cli._cmd_flows = interrupted\n"
+        "if __name__ == '__main__':\n"
+        "    import sys\n"
+        "    sys.argv = ['talkcheck', 'flows']\n"
+        "    raise SystemExit(cli.main())\n")
+    done = subprocess.run([sys.executable, "-m", "interrupted_cli"], capture_output=True, text=True, timeout=60,
+                          cwd=tmp_path)
+    assert done.returncode == 130, (done.returncode, done.stderr)
+    assert "talkcheck: interrupted" in done.stderr and "Traceback" not in done.stderr
