@@ -45,6 +45,14 @@ class KeyIndex:
             found |= by_key.get(key, set())
         return found
 
+    def owned(self, records: dict[str, dict[str, Any]], ids: Collection[str], fields: Collection[str],
+              keys: Collection[str]) -> set[str]:
+        """The ids of `records` that are one of `ids`, or hold one of `keys` in one of `fields`."""
+        found = {i for i in ids if i in records}
+        for name in fields:
+            found |= self.ids(records, name, keys)
+        return found
+
     def update(self, record_id: str, record: dict[str, Any] | None) -> None:
         """A record as it is now (None: gone)."""
         for name in self._by_key:
@@ -135,10 +143,7 @@ class Mirror:
         """The rows of a set (by lower-case id) that have one of `ids`, or one of `keys` in one of `fields`."""
         with self._lock:
             rows = self._exact_rows(sync_path)
-            index = self._exact_index.setdefault(sync_path, KeyIndex())
-            found = {i for i in ids if i in rows}
-            for name in fields:
-                found |= index.ids(rows, name, keys)
+            found = self._exact_index.setdefault(sync_path, KeyIndex()).owned(rows, ids, fields, keys)
             return {i: row for i, row in rows.items() if i in found}  # in the order the sync API gave them
 
     def crm_owned(self, path: str, ids: Collection[str], fields: Collection[str],
@@ -146,10 +151,7 @@ class Mirror:
         """The records of a Customcrm resource that have one of `ids`, or one of `keys` in one of `fields`."""
         with self._lock:
             records = self._crm_records(path)
-            index = self._crm_index.setdefault(path, KeyIndex())
-            found = {i for i in ids if i in records}
-            for name in fields:
-                found |= index.ids(records, name, keys)
+            found = self._crm_index.setdefault(path, KeyIndex()).owned(records, ids, fields, keys)
             return [record for i, record in records.items() if i in found]  # in the order the feed told them
 
     def exact_get(self, sync_path: str, key: str) -> dict[str, Any] | None:
