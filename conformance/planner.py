@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, replace
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 from sync.dataflow import Dataflow, Flow, PropertyRow
 from sync.systems.customcrm import CustomcrmResource, resource_for
@@ -109,8 +109,10 @@ def _add_rows(flow: Flow, fields: list[str]) -> str:
     return f"add a row mapping {names} to the table{where} (see {COMPLETE_TABLES} for a complete table)"
 
 
+@lru_cache(maxsize=1024)
 def plan_checks(flow: Flow, doc: Dataflow) -> CheckPlan | str:
-    """The flow as the checklist checks it, or why it cannot be checked (named with the table line)."""
+    """The flow as the checklist checks it, or why it cannot be checked (named with the table line). Worked
+    out once per flow and document (both frozen values): every check's context of every lane asks for it."""
     if flow.conditions:
         return (f"conditional: not checked: the document limits this flow to some records ({flow.conditions[0]!r}), "
                 "which the checklist cannot stage; it does not pretend the flow is unconditional")
