@@ -34,16 +34,12 @@ class KeyIndex:
 
     def ids(self, records: dict[str, dict[str, Any]], name: str, keys: Collection[str]) -> set[str]:
         """The ids of `records` whose `name` holds one of `keys` (the property indexed from now on)."""
-        by_key = self._by_key.get(name)
-        if by_key is None:
-            by_key, self._by_key[name], self._keys[name] = {}, {}, {}
-            by_key = self._by_key[name]
+        if name not in self._by_key:
+            self._by_key[name], self._keys[name] = {}, {}
             for record_id, record in records.items():
                 self._put(name, record_id, record)
-        found: set[str] = set()
-        for key in keys:
-            found |= by_key.get(key, set())
-        return found
+        by_key = self._by_key[name]
+        return set().union(*(by_key.get(key, ()) for key in keys))
 
     def owned(self, records: dict[str, dict[str, Any]], ids: Collection[str], fields: Collection[str],
               keys: Collection[str]) -> set[str]:

@@ -723,8 +723,6 @@ def _paging(ctx: FlowContext, data: st.DataObject) -> None:
     # Through the mock's admin plane in one call (the check runs on the mocks only): each record is created
     # as the API creates it, with its entry in the change feed, without a thousand calls to set it up.
     ctx.systems.admin("customcrm", "seed", {"records": {ctx.crm_path: rows}})
-    if ctx.systems.mirror is not None:
-        ctx.systems.mirror.touch("customcrm")
     ctx.sync()
     crm, exact = ctx.crm_records(), ctx.exact_records()
     carried = {key_of(r.get(key.exact_field)) for r in exact.values()}

@@ -479,14 +479,10 @@ def _run_flows(
         if mode == "batched" and not budget_note:
             side_by_side = [i for i, (_r, check, ctx) in enumerate(rows) if not isinstance(ctx, str)
                             and not (check.alone and not systems.safe) and not check.skip_reason(ctx)]
-            alone = [i for i in alone if i not in set(side_by_side)]
+            alone = sorted(set(alone) - set(side_by_side))
             before = dict(systems.calls)
-            systems.start_mirror()
-            try:
-                batch = _run_batch(doc, systems, driver, [rows[i] for i in side_by_side], profile, seed, shrink,
-                                   _reporter(progress, systems.secrets))
-            finally:
-                systems.stop_mirror()
+            batch = _run_batch(doc, systems, driver, [rows[i] for i in side_by_side], profile, seed, shrink,
+                               _reporter(progress, systems.secrets))
             outcomes.update(zip(side_by_side, batch.results, strict=True))
             phases["side by side"] = _spent(before, systems.calls) | {"engine passes": batch.passes}
             budget_note = next((o.detail for o in batch.results if o.stopped), "")
@@ -495,7 +491,7 @@ def _run_flows(
         slots = document_slots(doc)
         if mode == "batched" and not systems.safe and not budget_note:
             own = _own_batches(rows, alone)
-            alone = [i for i in alone if not any(i in group for group in own)]
+            alone = sorted(set(alone) - {i for group in own for i in group})
             before_own = dict(systems.calls)
             for group in own:
                 for i, outcome in zip(group, _in_own_batch(doc, systems, driver, [rows[i] for i in group], profile,
@@ -568,7 +564,18 @@ class BatchOutcome:
 def _run_batch(doc: Dataflow, systems: Systems, driver: EngineDriver,
                rows: list[tuple[FlowResult, Check, FlowContext | str]], profile: str, seed: int, shrink: bool,
                report: Callable[[str, CheckResult], None]) -> BatchOutcome:
-    """Every check of `rows` side by side, each in a context of its own, one engine pass per round for all."""
+    """Every check of `rows` side by side, each in a context of its own, one engine pass per round for all,
+    reading both systems through one mirror kept for the batch."""
+    systems.start_mirror()
+    try:
+        return _side_by_side(doc, systems, driver, rows, profile, seed, shrink, report)
+    finally:
+        systems.stop_mirror()
+
+
+def _side_by_side(doc: Dataflow, systems: Systems, driver: EngineDriver,
+                  rows: list[tuple[FlowResult, Check, FlowContext | str]], profile: str, seed: int, shrink: bool,
+                  report: Callable[[str, CheckResult], None]) -> BatchOutcome:
     flows: list[str] = []
     lanes = min(LANES[profile], examples_per_check(profile, systems.safe))
     # Each check runs in `lanes` lanes side by side, each lane a Hypothesis run of its share of the examples
@@ -672,12 +679,7 @@ def _in_own_batch(doc: Dataflow, systems: Systems, driver: EngineDriver,
     sharing the passes they disrupt. Their examples cost the passes of one lane, not of every example."""
     systems.reset()
     driver.reset()
-    systems.start_mirror()
-    try:
-        outcome = _run_batch(doc, systems, driver, rows, profile, seed, shrink, lambda _flow, _row: None)
-    finally:
-        systems.stop_mirror()
-    return outcome.results
+    return _run_batch(doc, systems, driver, rows, profile, seed, shrink, lambda _flow, _row: None).results
 
 
 def _merged(lanes: list[CheckResult]) -> CheckResult:

@@ -664,6 +664,8 @@ class Systems:
         else:
             response = client.post(f"/_admin/{action}", json=payload or {})
         response.raise_for_status()
+        if action == "seed" and payload and payload.get("records") and self.mirror is not None:
+            self.mirror.touch(system)  # records written past the actors, which tell the mirror of their own
         return response.json() if response.content else None
 
     def set_faults(self, rules: list[dict[str, Any]], seed: int | None = None) -> None:
