@@ -382,9 +382,10 @@ def _link_fills_empty(ctx: FlowContext, data: st.DataObject) -> None:
         else:
             record[m.crm_field] = value
         expected[m.id] = value
+    before = set(ctx.exact_records())  # before its own write, which would make this read ask Exact again
     first = ctx.exact.create(ctx.exact_path, existing)
     exact_id = str(first[ctx.exact_key]).lower()
-    before = set(ctx.exact_records())
+    before.add(exact_id)
     crm_id = str(ctx.crm.create(ctx.crm_path, record)["Id"])
     ctx.sync()
     if set(ctx.exact_records()) != before:

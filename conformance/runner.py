@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import itertools
 import multiprocessing
 import signal
 import sys
@@ -291,25 +292,28 @@ def run_checklist(
         groups = _groups(doc, selected, jobs)
     else:
         groups = [[f] for f in sorted(selected, key=lambda f: -_cost(doc.flow(f)))]
-    done: dict[str, FlowResult] = {}
     parts: list[RunResult] = []
     context = multiprocessing.get_context(_start_method())
     # Each row is told as it finishes in a worker, through a queue the workers inherit when they start.
     rows: Any = context.Queue()
+    # The checks that run apart (own batches, one at a time) are the run's tail: each worker, its own
+    # group's batch done, takes the next of them until none is left, so the workers finish together.
+    claims: Any = context.Value("i", 0)
+    shared = mode == "batched"
     interrupted = False
     # Workers leave Ctrl-C to this process, which stops them at once (no traceback from any of them).
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_start_worker, initargs=(rows,))
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_start_worker,
+                               initargs=(rows, claims))
     try:
-        futures = _submit_ignoring_interrupts(pool, [partial(_run_flows, doc, flows=group, progress=_Told(),
-                                                             **options) for group in groups])
+        futures = _submit_ignoring_interrupts(pool, [partial(
+            _run_flows, doc, flows=group, progress=_Told(), tail_flows=selected if shared else None,
+            claim=_claim_shared if shared else None, **options) for group in groups])
         waiting = set(futures)
         while waiting:
             finished, waiting = wait(waiting, timeout=0.2, return_when=FIRST_COMPLETED)
             _tell(rows, progress)
             for future in finished:
-                part = future.result()
-                parts.append(part)
-                done.update((flow_result.id, flow_result) for flow_result in part.flows)
+                parts.append(future.result())
     except KeyboardInterrupt:
         interrupted = True
         for process in list(getattr(pool, "_processes", {}).values()):
@@ -318,6 +322,7 @@ def run_checklist(
     finally:
         pool.shutdown(wait=not interrupted, cancel_futures=True)
     _tell(rows, progress)  # the last rows, flushed by the workers as they stopped
+    done = _gathered(doc, parts)
     first = parts[0]
     phases: dict[str, dict[str, int]] = {}
     for part in parts:
@@ -338,6 +343,7 @@ class _Told:
 
 
 _WORKER_ROWS: Any = None
+_WORKER_CLAIMS: Any = None
 
 
 def _start_method() -> str:
@@ -350,13 +356,37 @@ def _start_method() -> str:
     return "spawn"
 
 
-def _start_worker(rows: Any) -> None:
-    """A worker's start: Ctrl-C is the parent's to handle; rows go on the run's queue."""
-    global _WORKER_ROWS
+def _start_worker(rows: Any, claims: Any) -> None:
+    """A worker's start: Ctrl-C is the parent's to handle; rows go on the run's queue; the tail's units are
+    claimed through the run's shared counter."""
+    global _WORKER_ROWS, _WORKER_CLAIMS
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C held back since the worker started is dropped
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-    _WORKER_ROWS = rows
+    _WORKER_ROWS, _WORKER_CLAIMS = rows, claims
+
+
+def _claim_shared() -> int:
+    """The next unit of the run's tail, for this worker alone (a counter shared by the run's workers)."""
+    assert _WORKER_CLAIMS is not None, "a unit claimed outside a worker of the run"
+    with _WORKER_CLAIMS.get_lock():
+        unit = int(_WORKER_CLAIMS.value)
+        _WORKER_CLAIMS.value = unit + 1
+    return unit
+
+
+def _gathered(doc: Dataflow, parts: list[RunResult]) -> dict[str, FlowResult]:
+    """Each flow's rows from every worker that ran some of them, in the order the flow declares its checks."""
+    done: dict[str, FlowResult] = {}
+    for part in parts:
+        for flow_result in part.flows:
+            into = done.setdefault(flow_result.id, FlowResult(flow_result.id, flow_result.title,
+                                                              note=flow_result.note))
+            into.checks.extend(flow_result.checks)
+    for flow_result in done.values():
+        order = {check.id: n for n, check in enumerate(checks_for(doc.flow(flow_result.id)))}
+        flow_result.checks.sort(key=lambda row: order.get(row.id, len(order)))
+    return done
 
 
 def _tell(queue: Any, progress: Callable[[str, str, CheckResult], None] | None) -> None:
@@ -431,10 +461,17 @@ def _run_flows(
     sandbox: SandboxSettings | None = None,
     mode: str = "batched",
     tolerances: Tolerances | None = None,
+    tail_flows: list[str] | None = None,
+    claim: Callable[[], int] | None = None,
 ) -> RunResult:
+    """The checks of `flows` side by side in one batch, then the tail: the checks that run apart (in batches
+    of their own, or one at a time) of every flow of `tail_flows` (`flows` when None), each unit taken with
+    `claim` (the next unit's number; shared with the run's other workers, so that whoever is free takes the
+    next). The result holds the rows this call ran."""
     started = time.monotonic()
     tolerances = tolerances or {}
-    selected: list[Flow] = [f for f in doc.flows if flows is None or f.id in flows]
+    mine = set(flows)
+    selected: list[Flow] = [f for f in doc.flows if f.id in set(tail_flows if tail_flows is not None else flows)]
     validate_engine(engine, target)
     target = target_for(engine, target)
     run_id = uuid.uuid4().hex[:8]
@@ -477,9 +514,10 @@ def _run_flows(
         outcomes: dict[int, CheckResult] = {}
         alone = list(range(len(rows)))
         if mode == "batched" and not budget_note:
-            side_by_side = [i for i, (_r, check, ctx) in enumerate(rows) if not isinstance(ctx, str)
-                            and not (check.alone and not systems.safe) and not check.skip_reason(ctx)]
-            alone = sorted(set(alone) - set(side_by_side))
+            batched = [i for i, (_r, check, ctx) in enumerate(rows) if not isinstance(ctx, str)
+                       and not (check.alone and not systems.safe) and not check.skip_reason(ctx)]
+            side_by_side = [i for i in batched if rows[i][0].id in mine]  # the others: their own worker's
+            alone = sorted(set(alone) - set(batched))
             before = dict(systems.calls)
             batch = _run_batch(doc, systems, driver, [rows[i] for i in side_by_side], profile, seed, shrink,
                                _reporter(progress, systems.secrets))
@@ -489,26 +527,29 @@ def _run_flows(
             if systems.calls != before:
                 systems.cleanup()
         slots = document_slots(doc)
-        if mode == "batched" and not systems.safe and not budget_note:
-            own = _own_batches(rows, alone)
-            alone = sorted(set(alone) - {i for group in own for i in group})
-            before_own = dict(systems.calls)
-            for group in own:
-                for i, outcome in zip(group, _in_own_batch(doc, systems, driver, [rows[i] for i in group], profile,
-                                                           seed, shrink), strict=True):
+        own = _own_batches(rows, alone) if mode == "batched" and not systems.safe and not budget_note else []
+        in_own = {i for group in own for i in group}
+        units = own + [[i] for i in alone if i not in in_own]
+        if not systems.safe:  # the heaviest first, so that the workers finish together; a sandbox keeps the
+            units.sort(key=lambda unit: -_tail_weight(rows, unit))  # document's order (its budget stops it)
+        next_unit = claim or itertools.count().__next__
+        while (u := next_unit()) < len(units):
+            unit = units[u]
+            before = dict(systems.calls)
+            if unit[0] in in_own:
+                for i, outcome in zip(unit, _in_own_batch(doc, systems, driver, [rows[i] for i in unit], profile,
+                                                          seed, shrink), strict=True):
                     outcomes[i] = _redacted(outcome, systems.secrets)
                     if progress:
                         progress(rows[i][0].id, rows[i][1].id, outcomes[i])
                 systems.cleanup()
-            if own:
-                phases["own batches"] = _spent(before_own, systems.calls)
-        before_alone = dict(systems.calls)
-        for i in alone:
+                phases["own batches"] = _summed([phases.get("own batches", {}), _spent(before, systems.calls)])
+                continue
+            i = unit[0]
             result, check, ctx = rows[i]
             if budget_note:
                 outcome = CheckResult(check.id, check.title, Status.SKIPPED, budget_note)
             else:
-                before = dict(systems.calls)
                 if not isinstance(ctx, str):
                     ctx.slot = slots[(result.id, check.id)]
                 outcome = run_check(check, ctx, profile, seed, shrink)
@@ -520,10 +561,12 @@ def _run_flows(
             outcomes[i] = _redacted(outcome, systems.secrets)
             if progress:
                 progress(result.id, check.id, outcomes[i])
-        if any(systems.calls.get(k) != before_alone.get(k) for k in systems.calls):
-            phases["one at a time" if mode == "batched" else "per example"] = _spent(before_alone, systems.calls)
+            if systems.calls != before:
+                phase = "one at a time" if mode == "batched" else "per example"
+                phases[phase] = _summed([phases.get(phase, {}), _spent(before, systems.calls)])
         for i, (result, _check, _ctx) in enumerate(rows):
-            result.checks.append(outcomes[i])
+            if i in outcomes:  # the others ran in another worker of the run
+                result.checks.append(outcomes[i])
         if not systems.safe:  # a sandbox's calls are counted by its guards, after the final clean-up
             for system in ("exact", "customcrm"):
                 calls[system] = int(systems.admin(system, "stats")["requests"])
@@ -655,6 +698,20 @@ def _side_by_side(doc: Dataflow, systems: Systems, driver: EngineDriver,
         by_lane = results[u * lanes:(u + 1) * lanes]
         flat.update(zip(unit, (_merged(list(o)) for o in zip(*by_lane, strict=True)), strict=True))
     return BatchOutcome([flat[i] for i in range(len(rows))], lockstep.passes)
+
+
+def _tail_weight(rows: list[tuple[FlowResult, Check, FlowContext | str]], unit: list[int]) -> float:
+    """A rough cost of a unit of the tail, to hand out the heavy ones first: a check alone that runs (the
+    volume check, the concurrent edit) over the conflicts of every flow over a flow's faults (by the flow's
+    size); a row that is skipped costs nothing."""
+    _result, check, ctx = rows[unit[0]]
+    if isinstance(ctx, str) or check.skip_reason(ctx):
+        return 0.0
+    if not check.own_batch:
+        return 3.0
+    if not check.batch_per_flow:
+        return 2.0
+    return 1.0 + _cost(ctx.flow) / 100
 
 
 def _own_batches(rows: list[tuple[FlowResult, Check, FlowContext | str]], alone: list[int]) -> list[list[int]]:

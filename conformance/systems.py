@@ -64,18 +64,19 @@ class _Actor:
     mirror: Mirror | None = None  # in a batch: "every record" comes from the shared mirror
     system = ""  # the mirror's name for the system this actor writes to
 
-    def _writing(self, path: str, values: dict[str, Any]) -> None:
+    def _writing(self, path: str, values: dict[str, Any], *, update: bool = False) -> None:
         if self.observer is not None:
             self.observer("write", path, values, None)
-        self._written(path, deleted=False)
+        self._written(path, deleted=False, changed=values if update else None)
 
-    def _written(self, path: str, *, deleted: bool) -> None:
+    def _written(self, path: str, *, deleted: bool, changed: dict[str, Any] | None = None) -> None:
         """Before a write and again once it is answered: a read from another thread in between must not
-        leave the mirror holding the state before the write as fresh."""
+        leave the mirror holding the state before the write as fresh. `changed`: the values of an update
+        (which touches only what it names), None for any other write."""
         if self.mirror is not None:
-            self.mirror.touch(self.system, deleted=deleted, sets=self._sets_changed_by(path))
+            self.mirror.touch(self.system, deleted=deleted, sets=self._sets_changed_by(path, changed))
 
-    def _sets_changed_by(self, path: str) -> tuple[str, ...]:
+    def _sets_changed_by(self, path: str, changed: dict[str, Any] | None = None) -> tuple[str, ...]:
         """The sync collections a write to `path` can change (none named: all of the system's)."""
         return ()
 
@@ -92,10 +93,15 @@ class ExactActor(_Actor):
 
     system = "exact"
 
-    def _sets_changed_by(self, path: str) -> tuple[str, ...]:
-        """An entity's own set and its lines' (a line's write changes its header's amounts and Timestamp)."""
+    def _sets_changed_by(self, path: str, changed: dict[str, Any] | None = None) -> tuple[str, ...]:
+        """An entity's own set and its lines' (a line's write changes its header's amounts and Timestamp; a
+        header's create or delete, its lines). An update of a header that names no lines changes the header
+        alone."""
         for entity in ENTITIES.values():
             lines = entity.lines
+            if path.lower() == entity.path.lower() and lines is not None and changed is not None \
+                    and lines.nav not in changed:
+                return (entity.sync_path,)
             if path.lower() in (entity.path.lower(), "" if lines is None else lines.path.lower()):
                 return (entity.sync_path,) + (() if lines is None else (lines.sync_path,))
         return ()
@@ -157,11 +163,11 @@ class ExactActor(_Actor):
         return row
 
     def update(self, path: str, key: str, values: dict[str, Any]) -> None:
-        self._writing(path, values)
+        self._writing(path, values, update=True)
         try:
             response = self.client.put(self.url(f"{path}(guid'{key}')"), json=values, headers=self._headers())
         finally:
-            self._written(path, deleted=False)
+            self._written(path, deleted=False, changed=values)
         response.raise_for_status()
 
     def delete(self, path: str, key: str) -> None:

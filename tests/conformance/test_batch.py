@@ -178,6 +178,12 @@ def test_the_mirror_reads_again_only_what_a_write_can_have_changed() -> None:
             "sync/SalesOrder/SalesOrderHeaders", "sync/SalesOrder/SalesOrderLines")
         mirror.touch("exact", deleted=False, sets=exact._sets_changed_by("salesorder/SalesOrderLines"))
         assert reads() == 1  # the header's set (the lines' set is not read here)
+        assert exact._sets_changed_by("salesorder/SalesOrders", {"Description": "x"}) == (
+            "sync/SalesOrder/SalesOrderHeaders",)  # a header's update that names no lines changes no line
+        assert exact._sets_changed_by("salesorder/SalesOrders", {"SalesOrderLines": []}) == (
+            "sync/SalesOrder/SalesOrderHeaders", "sync/SalesOrder/SalesOrderLines")
+        assert exact._sets_changed_by("salesorder/SalesOrders") == (
+            "sync/SalesOrder/SalesOrderHeaders", "sync/SalesOrder/SalesOrderLines")  # a create or a delete
         mirror.touch()  # an engine pass
         assert reads() == 4
     finally:
@@ -438,3 +444,24 @@ def test_conflict_of_every_flow_shares_one_batch_and_the_faults_check_keeps_one_
             [("stays-in-sync-faults", "product-items")]])
     finally:
         systems.close()
+
+
+def test_the_workers_share_the_tail_and_every_row_comes_back_once_in_the_flows_order() -> None:
+    """With two workers, the checks that run apart (own batches, one at a time) of every flow go to whichever
+    worker is free: each row is reported once, under its flow, in the order the flow declares its checks."""
+    from conformance.checks import checks_for
+    from conformance.runner import run_checklist
+    from sync.dataflow import load_dataflow
+
+    doc = load_dataflow()
+    flows = ["customer-accounts", "contact-contacts", "product-items"]
+    chosen = ["stays-in-sync-faults", "create", "conflict", "concurrent-edit"]
+    result = run_checklist(doc, flows=flows, checks=chosen, profile="smoke", seed=3, jobs=2)
+    assert [f.id for f in result.flows] == [f.id for f in doc.flows if f.id in flows]  # the document's order
+    for flow in result.flows:
+        declared = [c.id for c in checks_for(doc.flow(flow.id)) if c.id in chosen]
+        assert [c.id for c in flow.checks] == declared, flow.id
+    statuses = {(f.id, c.id): c.status for f in result.flows for c in f.checks}
+    assert all(statuses[(f, c)] == "passed" for f in flows for c in ("create", "conflict", "stays-in-sync-faults")), \
+        statuses
+    assert {"side by side", "own batches"} <= set(result.phases)
