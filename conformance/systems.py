@@ -35,6 +35,7 @@ from mocks.exact.state import (
 )
 from sync.config import CustomcrmConfig, EngineConfig, ExactConfig, SyncConfig
 from sync.errors import ConfigError
+from sync.http import HttpClient
 from sync.systems.exact import ENTITIES, ExactEntity
 
 __all__ = ["CustomcrmActor", "ExactActor", "Systems", "TokenSet"]
@@ -604,8 +605,8 @@ class Systems:
             transport = Pacer(guard, state)  # every attempt, a 429 waited out included, is counted
             if system == "exact":
                 transport = _Reauthorizing(transport, lambda old: self.exact_token(expired=old))
-        client = httpx.Client(base_url=base, transport=transport, timeout=30) if transport else \
-            httpx.Client(base_url=base, timeout=30)
+        client = HttpClient(base_url=base, transport=transport, timeout=30) if transport else \
+            HttpClient(base_url=base, timeout=30)
         self._clients.append(client)
         return client
 

@@ -19,7 +19,7 @@ from sync.connectors.exact import ExactConnector, ExactTokens
 from sync.dataflow import load_dataflow
 from sync.engine import Engine, SyncReport
 from sync.errors import ConfigError
-from sync.http import HttpPolicy
+from sync.http import HttpClient, HttpPolicy
 from sync.store import LinkStore
 
 __all__ = ["build_engine", "run_service", "scrub"]
@@ -73,9 +73,8 @@ def build_engine(config: SyncConfig, *, policy: HttpPolicy | None = None,
     tokens.reload = reload
     transports = transports or {}
     timeout = httpx.Timeout(config.engine.timeout)
-    crm_client = httpx.Client(base_url=config.customcrm.base_url, timeout=timeout,
-                              transport=transports.get("customcrm"))
-    exact_client = httpx.Client(base_url=config.exact.base_url, timeout=timeout, transport=transports.get("exact"))
+    crm_client = HttpClient(base_url=config.customcrm.base_url, timeout=timeout, transport=transports.get("customcrm"))
+    exact_client = HttpClient(base_url=config.exact.base_url, timeout=timeout, transport=transports.get("exact"))
     crm = CustomcrmConnector(crm_client, config.customcrm.api_key, policy)
     exact = ExactConnector(exact_client, config.exact.division, tokens, policy)
     flows = list(config.engine.flows) if config.engine.flows else None
