@@ -35,7 +35,6 @@ from mocks.exact.state import (
 )
 from sync.config import CustomcrmConfig, EngineConfig, ExactConfig, SyncConfig
 from sync.errors import ConfigError
-from sync.http import HttpClient
 from sync.systems.exact import ENTITIES, ExactEntity
 
 __all__ = ["CustomcrmActor", "ExactActor", "Systems", "TokenSet"]
@@ -284,6 +283,25 @@ class CustomcrmActor(_Actor):
             cursor = body.get("next_cursor")
             if not cursor:
                 return rows
+
+
+class _CookiesWhenSet(httpx.Cookies):
+    """A client's cookies, looked for only in an answer with a Set-Cookie header: httpx otherwise copies every
+    answer's request and headers into urllib's terms to look, a tenth of a call against an in-process mock,
+    and neither system sets cookies. (The checklist's own; the engine has its own in `sync.http`.)"""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        if "set-cookie" in response.headers:
+            super().extract_cookies(response)
+
+
+class _Client(httpx.Client):
+    """httpx's client, but for where it looks for cookies (`_CookiesWhenSet`): the checklist's clients and
+    those the builtin engine is given in process."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self._cookies = _CookiesWhenSet(self._cookies)
 
 
 class _Reauthorizing(httpx.BaseTransport):
@@ -605,8 +623,8 @@ class Systems:
             transport = Pacer(guard, state)  # every attempt, a 429 waited out included, is counted
             if system == "exact":
                 transport = _Reauthorizing(transport, lambda old: self.exact_token(expired=old))
-        client = HttpClient(base_url=base, transport=transport, timeout=30) if transport else \
-            HttpClient(base_url=base, timeout=30)
+        client = _Client(base_url=base, transport=transport, timeout=30) if transport else \
+            _Client(base_url=base, timeout=30)
         self._clients.append(client)
         return client
 

@@ -1,0 +1,36 @@
+"""The checklist's HTTP clients (and those it hands the builtin engine in process): httpx's, except that they
+look for cookies only in answers that set one."""
+
+import http.cookiejar
+
+import httpx
+import pytest
+
+from conformance.systems import Systems
+
+
+def test_the_clients_read_no_answer_for_cookies_unless_it_sets_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    reads: list[str] = []
+    original = http.cookiejar.CookieJar.extract_cookies
+
+    def counted(self: http.cookiejar.CookieJar, response: object, request: object) -> None:
+        reads.append(str(getattr(request, "full_url", "")))
+        original(self, response, request)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(http.cookiejar.CookieJar, "extract_cookies", counted)
+    systems = Systems.start()
+    try:
+        crm = systems.customcrm_actor()
+        record = crm.create("customers", {"Name": "Cookies"})
+        assert crm.get("customers", str(record["Id"])) is not None
+        assert reads == []  # the mock sets no cookie: no answer was copied into urllib's terms
+
+        def sets_one(request: httpx.Request) -> httpx.Response:
+            return httpx.Response(200, headers={"Set-Cookie": "affinity=node-2; Path=/"})
+
+        client = systems.client("customcrm", wrap=lambda _inner: httpx.MockTransport(sets_one), counted=False)
+        client.get("/api/v1/customers")
+        assert client.cookies.get("affinity") == "node-2"  # a cookie an answer sets is kept, as httpx keeps it
+        assert len(reads) == 1
+    finally:
+        systems.close()
