@@ -623,8 +623,7 @@ class Systems:
             transport = Pacer(guard, state)  # every attempt, a 429 waited out included, is counted
             if system == "exact":
                 transport = _Reauthorizing(transport, lambda old: self.exact_token(expired=old))
-        client = _Client(base_url=base, transport=transport, timeout=30) if transport else \
-            _Client(base_url=base, timeout=30)
+        client = _Client(base_url=base, transport=transport, timeout=30)
         self._clients.append(client)
         return client
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.cookiejar
 from collections.abc import Iterator
 
 import httpx
@@ -18,6 +19,20 @@ from mocks.exact.state import DEFAULT_DIVISION, ExactState
 settings.register_profile("tests", max_examples=15, deadline=None,
                           suppress_health_check=[HealthCheck.function_scoped_fixture])
 settings.load_profile("tests")
+
+
+@pytest.fixture
+def cookie_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The URL of every answer a client reads for cookies (httpx hands each to the standard cookie jar)."""
+    reads: list[str] = []
+    original = http.cookiejar.CookieJar.extract_cookies
+
+    def counted(self: http.cookiejar.CookieJar, response: object, request: object) -> None:
+        reads.append(str(getattr(request, "full_url", "")))
+        original(self, response, request)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(http.cookiejar.CookieJar, "extract_cookies", counted)
+    return reads
 
 
 @pytest.fixture

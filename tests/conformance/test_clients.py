@@ -1,29 +1,18 @@
 """The checklist's HTTP clients (and those it hands the builtin engine in process): httpx's, except that they
 look for cookies only in answers that set one."""
 
-import http.cookiejar
-
 import httpx
-import pytest
 
 from conformance.systems import Systems
 
 
-def test_the_clients_read_no_answer_for_cookies_unless_it_sets_one(monkeypatch: pytest.MonkeyPatch) -> None:
-    reads: list[str] = []
-    original = http.cookiejar.CookieJar.extract_cookies
-
-    def counted(self: http.cookiejar.CookieJar, response: object, request: object) -> None:
-        reads.append(str(getattr(request, "full_url", "")))
-        original(self, response, request)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(http.cookiejar.CookieJar, "extract_cookies", counted)
+def test_the_clients_read_no_answer_for_cookies_unless_it_sets_one(cookie_reads: list[str]) -> None:
     systems = Systems.start()
     try:
         crm = systems.customcrm_actor()
         record = crm.create("customers", {"Name": "Cookies"})
         assert crm.get("customers", str(record["Id"])) is not None
-        assert reads == []  # the mock sets no cookie: no answer was copied into urllib's terms
+        assert cookie_reads == []  # the mock sets no cookie: no answer was copied into urllib's terms
 
         def sets_one(request: httpx.Request) -> httpx.Response:
             return httpx.Response(200, headers={"Set-Cookie": "affinity=node-2; Path=/"})
@@ -31,6 +20,6 @@ def test_the_clients_read_no_answer_for_cookies_unless_it_sets_one(monkeypatch: 
         client = systems.client("customcrm", wrap=lambda _inner: httpx.MockTransport(sets_one), counted=False)
         client.get("/api/v1/customers")
         assert client.cookies.get("affinity") == "node-2"  # a cookie an answer sets is kept, as httpx keeps it
-        assert len(reads) == 1
+        assert len(cookie_reads) == 1
     finally:
         systems.close()

@@ -1,9 +1,6 @@
 """The engine's HTTP client: httpx's own, except that it looks for cookies only in answers that set one."""
 
-import http.cookiejar
-
 import httpx
-import pytest
 
 from sync.http import HttpClient
 
@@ -30,20 +27,12 @@ def test_a_cookie_an_answer_sets_is_kept_and_sent_back() -> None:
     assert seen[-1].headers["cookie"] == "session=abc"
 
 
-def test_an_answer_without_cookies_is_not_read_for_them(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_answer_without_cookies_is_not_read_for_them(cookie_reads: list[str]) -> None:
     """The reading of an answer for cookies (a copy of its request and headers in urllib's terms) happens only
     when the answer sets one."""
-    reads: list[str] = []
-    original = http.cookiejar.CookieJar.extract_cookies
-
-    def counted(self: http.cookiejar.CookieJar, response: object, request: object) -> None:
-        reads.append(str(getattr(request, "full_url", "")))
-        original(self, response, request)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(http.cookiejar.CookieJar, "extract_cookies", counted)
     with HttpClient(base_url="http://api.test", transport=_answers([])) as client:
         for _ in range(3):
             client.get("/records")
-        assert reads == []
+        assert cookie_reads == []
         client.get("/login")
-    assert reads == ["http://api.test/login"]
+    assert cookie_reads == ["http://api.test/login"]
