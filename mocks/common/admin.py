@@ -16,6 +16,7 @@ from mocks.common.asgi import Message, Receive, Scope, Send
 from mocks.common.clock import MockClock
 from mocks.common.faults import Faults
 from mocks.common.journal import Journal, JournalEntry
+from mocks.common.planned_route import PlannedRoute
 
 __all__ = ["ADMIN_PREFIX", "AdminTarget", "Journal", "JournalEntry", "admin_router", "install_journal"]
 
@@ -64,7 +65,7 @@ def install_journal(app: FastAPI, journal: Callable[[], Journal], clock: Callabl
 
 def admin_router(target: Callable[[], AdminTarget]) -> APIRouter:
     """Routes of the admin plane; `target` returns the mock's current state object."""
-    router = APIRouter(prefix=ADMIN_PREFIX, tags=["admin"], include_in_schema=False)
+    router = APIRouter(prefix=ADMIN_PREFIX, tags=["admin"], include_in_schema=False, route_class=PlannedRoute)
 
     @router.post("/reset", status_code=204)
     async def reset() -> Response:

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from mocks.common.edges import MAX_JSON_DEPTH, too_deep
+from mocks.common.planned_route import PlannedRoute
 from mocks.customcrm.contract import operation, problems
 from mocks.customcrm.errors import Problem
 from mocks.customcrm.models import RESOURCES, Resource
@@ -65,7 +66,7 @@ async def _json_object(request: Request) -> dict[str, Any]:
 
 
 def build_router(get_state: StateGetter) -> APIRouter:
-    router = APIRouter(prefix="/api/v1")
+    router = APIRouter(prefix="/api/v1", route_class=PlannedRoute)
 
     async def tenant(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Tenant:
         if credentials is None or credentials.scheme.lower() != "bearer":

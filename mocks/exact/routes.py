@@ -15,6 +15,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic_core import to_json
 
 from mocks.common.edges import MAX_JSON_DEPTH, basic_credentials, too_deep
+from mocks.common.planned_route import PlannedRoute
 from mocks.exact.edm import to_wire
 from mocks.exact.entities import ENTITY_SETS, EntitySetDef
 from mocks.exact.errors import BadRequest, Forbidden, NotAcceptable, NotFound, NotImplementedHere, Unauthorized
@@ -168,7 +169,7 @@ def _next_url(request: Request, **changes: str) -> str:
 
 
 def build_router(get_state: StateGetter) -> APIRouter:
-    router = APIRouter()
+    router = APIRouter(route_class=PlannedRoute)
 
     async def current_user(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
