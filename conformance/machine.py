@@ -37,6 +37,17 @@ def stays_in_sync_machine(ctx: FlowContext, *, faults: bool) -> type[RuleBasedSt
     check = "stays-in-sync-faults" if faults else "stays-in-sync"
     sides = st.sampled_from(["customcrm", "exact"])
 
+    # The rules' preconditions, named: Hypothesis describes a precondition each time it checks one, and a
+    # lambda's description is worked out from its source.
+    def room_for_a_record(machine: Any) -> bool:
+        return not ctx.safe or len(machine.pairs) + len(machine.new_crm) < SANDBOX_RECORDS
+
+    def a_pair_is_linked(machine: Any) -> bool:
+        return bool(machine.pairs)
+
+    def a_pair_has_lines(machine: Any) -> bool:
+        return bool(machine.pairs) and bool(ctx.line_mappings)
+
     class StaysInSync(RuleBasedStateMachine):
         def __init__(self) -> None:
             super().__init__()
@@ -78,7 +89,7 @@ def stays_in_sync_machine(ctx: FlowContext, *, faults: bool) -> type[RuleBasedSt
             self.passes += 1
             self._check_world()
 
-        @precondition(lambda self: not ctx.safe or len(self.pairs) + len(self.new_crm) < SANDBOX_RECORDS)
+        @precondition(room_for_a_record)
         @rule(data=st.data())
         def create_in_customcrm(self, data: st.DataObject) -> None:
             self._create(ctx.draw_record(data))
@@ -88,7 +99,7 @@ def stays_in_sync_machine(ctx: FlowContext, *, faults: bool) -> type[RuleBasedSt
             self.new_crm.append(crm_id)
             self.intent[crm_id] = {m.id: (record[m.crm_field],) for m in _intended(ctx) if m.crm_field in record}
 
-        @precondition(lambda self: bool(self.pairs))
+        @precondition(a_pair_is_linked)
         @rule(data=st.data(), side=sides)
         def edit(self, data: st.DataObject, side: str) -> None:
             crm_id, exact_id = data.draw(st.sampled_from(self.pairs), label="pair")
@@ -109,13 +120,13 @@ def stays_in_sync_machine(ctx: FlowContext, *, faults: bool) -> type[RuleBasedSt
                 latest[side] = written[m.id]
                 intent[m.id] = tuple(latest.values())
 
-        @precondition(lambda self: bool(self.pairs) and bool(ctx.line_mappings))
+        @precondition(a_pair_has_lines)
         @rule(data=st.data(), side=sides, action=st.sampled_from(["add", "change", "remove"]))
         def change_lines(self, data: st.DataObject, side: str, action: str) -> None:
             crm_id, exact_id = data.draw(st.sampled_from(self.pairs), label="pair")
             apply_line_edit(ctx, data, side, action, crm_id, exact_id)
 
-        @precondition(lambda self: bool(self.pairs))
+        @precondition(a_pair_is_linked)
         @rule(data=st.data(), side=sides)
         def delete(self, data: st.DataObject, side: str) -> None:
             pair = data.draw(st.sampled_from(self.pairs), label="pair")

@@ -72,6 +72,7 @@ class Engine:
         self.store = store
         self.priority = Side(priority)
         self.selected = flows
+        self._plans: dict[str, FlowPlan | str] = {}  # by flow id (`plan`)
         self.batch: dict[str, dict[str, Any]] = {}  # the Exact records this flow's feed brought in this pass
         self.values = self.conversion_class(store, priority)
         self.linking = self.linking_class(self)
@@ -79,7 +80,12 @@ class Engine:
         self.users = UserLinks(self)  # the users flow: owners matched to Exact users by e-mail
 
     def plan(self, flow: Flow) -> FlowPlan | str:
-        return plan_flow(flow, self.doc)
+        """The flow's plan, worked out once per engine: the document does not change while it runs, and a
+        pass asks for every flow's plan again."""
+        plan = self._plans.get(flow.id)
+        if plan is None:
+            plan = self._plans[flow.id] = plan_flow(flow, self.doc)
+        return plan
 
     # ------------------------------------------------------------------ a pass
 

@@ -6,6 +6,7 @@ unknown OData system query options there, as an OData server does before it disp
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -37,6 +38,7 @@ def _known() -> list[str]:
 _KNOWN = _known()
 
 
+@functools.lru_cache(maxsize=4096)  # a pure function of the path; the same paths come again and again
 def canonical_path(path: str) -> str:
     if not path.lower().startswith("/api/v1/"):
         return path
