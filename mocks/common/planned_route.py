@@ -97,7 +97,7 @@ class _Parameter:
         elif self.plain and type(found) is str:
             return found, []
         value, errors = self.field.validate(found, values, loc=self.loc)
-        return value, list(errors)
+        return value, list(errors or ())  # FastAPI before 0.116 gives None for no errors
 
 
 def _missing(loc: tuple[str, str]) -> dict[str, Any]:
@@ -115,7 +115,7 @@ def _parameter(field: Any) -> _Parameter:
     annotation = info.annotation
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         raise NotPlanned("a model of parameters")
-    if info.validation_alias not in (None, field.alias) or field.config:
+    if info.validation_alias not in (None, field.alias) or getattr(field, "config", None):
         raise NotPlanned("aliases other than the parameter's own")
     return _Parameter(name=field.name, where=info.in_.value, key=field.alias, many=takes_many(annotation),
                       required=info.is_required(), default=field.default,
