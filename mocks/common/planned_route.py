@@ -139,7 +139,7 @@ class _Step:
     use_cache: bool
     dependencies: tuple[_Step, ...]
     parameters: tuple[_Parameter, ...]
-    request_name: str | None
+    request_names: tuple[str, ...]  # the parameters that take the request itself (as a Request or a connection)
 
     @classmethod
     def of(cls, dependant: Dependant) -> _Step:
@@ -153,7 +153,8 @@ class _Step:
         return cls(call=dependant.call, name=dependant.name, use_cache=dependant.use_cache,
                    dependencies=tuple(cls.of(sub) for sub in dependant.dependencies),
                    parameters=tuple(_parameter(field) for field in fields),
-                   request_name=dependant.request_param_name or dependant.http_connection_param_name)
+                   request_names=tuple(name for name in (dependant.http_connection_param_name,
+                                                         dependant.request_param_name) if name))
 
     async def solve(self, request: Request, cache: dict[Any, Any]) -> tuple[dict[str, Any], list[Any]]:
         """The keyword arguments of this step's call, or the errors that keep it from being called."""
@@ -178,8 +179,8 @@ class _Step:
                 errors.extend(failed)
             else:
                 values[parameter.name] = value
-        if self.request_name:
-            values[self.request_name] = request
+        for name in self.request_names:
+            values[name] = request
         return values, errors
 
 
