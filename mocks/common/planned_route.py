@@ -33,11 +33,11 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-__all__ = ["PlannedRoute", "plan_of"]
+__all__ = ["NotPlanned", "PlannedRoute", "plan_of", "takes_many"]
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 _ABSENT = object()
-_MANY = (collections.abc.Sequence, collections.abc.Set, collections.deque)
+_MANY = (collections.abc.Sequence, collections.abc.Set)
 
 
 class NotPlanned(Exception):
