@@ -471,7 +471,8 @@ def _run_flows(
     started = time.monotonic()
     tolerances = tolerances or {}
     mine = set(flows)
-    selected: list[Flow] = [f for f in doc.flows if f.id in set(tail_flows if tail_flows is not None else flows)]
+    tail = set(tail_flows if tail_flows is not None else flows)
+    selected: list[Flow] = [f for f in doc.flows if f.id in tail]
     validate_engine(engine, target)
     target = target_for(engine, target)
     run_id = uuid.uuid4().hex[:8]

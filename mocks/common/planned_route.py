@@ -156,12 +156,14 @@ class _Step:
                    request_names=tuple(name for name in (dependant.http_connection_param_name,
                                                          dependant.request_param_name) if name))
 
-    async def solve(self, request: Request, cache: dict[Any, Any]) -> tuple[dict[str, Any], list[Any]]:
-        """The keyword arguments of this step's call, or the errors that keep it from being called."""
+    async def solve(self, request: Request, sources: dict[str, Mapping[str, Any]], cache: dict[Any, Any]
+                    ) -> tuple[dict[str, Any], list[Any]]:
+        """The keyword arguments of this step's call, or the errors that keep it from being called. `sources`:
+        the request's path parameters, query and headers, by where a parameter is read."""
         values: dict[str, Any] = {}
         errors: list[Any] = []
         for step in self.dependencies:
-            given, failed = await step.solve(request, cache)
+            given, failed = await step.solve(request, sources, cache)
             if failed:
                 errors.extend(failed)
                 continue
@@ -172,7 +174,6 @@ class _Step:
                 cache.setdefault(step.call, solved)
             if step.name is not None:
                 values[step.name] = solved
-        sources = {"path": request.path_params, "query": request.query_params, "header": request.headers}
         for parameter in self.parameters:
             value, failed = parameter.read(sources[parameter.where], values)
             if failed:
@@ -207,7 +208,8 @@ class PlannedRoute(APIRoute):
         async def handler(request: Request) -> Response:
             if overrides is not None and getattr(overrides, "dependency_overrides", None):
                 return await fastapi_handler(request)
-            values, errors = await plan.solve(request, {})
+            sources = {"path": request.path_params, "query": request.query_params, "header": request.headers}
+            values, errors = await plan.solve(request, sources, {})
             if errors:
                 raise RequestValidationError(errors, body=None)
             answer = await plan.call(**values)
