@@ -21,7 +21,6 @@ from typing import Any, TypeVar
 
 import hypothesis.core
 import hypothesis.stateful
-from hypothesis import register_random
 
 from conformance.disruption import Disruption
 
@@ -119,10 +118,11 @@ def _one_parse_at_a_time(parse: Callable[..., ast.AST]) -> Callable[..., ast.AST
 # Hypothesis gives each new thread a Random of its own the first time it runs a test there, registered for
 # seeding and restoring around every test case: the registration runs a full garbage collection, and every
 # test case then seeds and restores the Random of every live thread. With hundreds of checks side by side
-# that was a fifth of a run's time. The threads of a batch share one Random, registered once. Hypothesis
-# draws from it only to pick a test's seed when none is given, and the checklist always gives one.
+# that was a fifth of a run's time. The threads of a batch share one Random instead, and it is not registered
+# (registering it would cost a full collection at import, before the workers start): Hypothesis draws from it
+# only to pick a test's seed when none is given, and the checklist always gives one, so nothing it draws
+# depends on this Random's state.
 _SHARED_RANDOM = Random()
-register_random(_SHARED_RANDOM)
 
 
 def _share_hypothesis_random() -> None:

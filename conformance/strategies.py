@@ -18,6 +18,7 @@ from typing import Any
 
 from faker import Faker
 from hypothesis import strategies as st
+from hypothesis.internal.conjecture import providers as hypothesis_providers
 from pydantic import TypeAdapter, ValidationError
 
 from mocks.customcrm.models import RESOURCES as CRM_RESOURCES
@@ -36,6 +37,28 @@ LOCALES = ("nl_NL", "en_GB", "de_DE", "fr_FR", "no_NO")
 PROVIDERS = tuple(f"faker.providers.{name}" for name in (
     "address", "barcode", "company", "internet", "job", "lorem", "person", "phone_number", "ssn"))
 _fakers = {locale: Faker(locale, providers=list(PROVIDERS)) for locale in LOCALES}
+
+
+def _pin_hypothesis_constants() -> None:
+    """Keep the literals of loaded code out of the data. Hypothesis now and then draws a literal it found in
+    the source of a module loaded from outside site-packages, and it reads them again whenever the set of
+    loaded modules grows. The checklist's data would then depend on what code is loaded (an editable install
+    or a wheel, a plugin, an edited wording in the report), not on the seed alone; and every process would
+    parse the project's source again (a tenth of a second) and keep a cache of it in the directory it runs
+    in. Hypothesis's own constants (the edge values of each type) still come up."""
+    local = getattr(hypothesis_providers, "_get_local_constants", None)
+    if local is None or getattr(local, "pinned", False):  # another Hypothesis, or pinned already
+        return
+    empty = type(hypothesis_providers._local_constants)()
+
+    def no_local_constants() -> Any:
+        return empty
+
+    no_local_constants.pinned = True  # type: ignore[attr-defined]
+    hypothesis_providers._get_local_constants = no_local_constants
+
+
+_pin_hypothesis_constants()
 # Fields whose values come from a short list both systems accept (Country draws from Faker's codes, but a
 # check needing another valid code takes one of these).
 ENUMERATED: dict[str, list[str]] = {"Currency": ["EUR", "USD", "GBP", "NOK", "SEK", "DKK"],

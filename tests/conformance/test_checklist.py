@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
+import sys
+from pathlib import Path
 
 import httpx
 import pytest
@@ -117,6 +120,44 @@ def test_the_same_seed_draws_the_same_data_whatever_ran_before(monkeypatch: pyte
     first = drawn()
     run_checklist(doc, flows=["product-items", "customer-accounts"], profile="smoke", seed=3, checks=["create"])
     assert '"path": "contacts"' in first and drawn() == first
+
+
+def test_the_same_seed_draws_the_same_data_whatever_code_is_loaded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                                   ) -> None:
+    """Hypothesis mixes the literals of the code it finds loaded from outside site-packages into what it
+    draws: the data would change with every module imported before a draw (a `--doc` of another flow, a
+    plugin, an edit of the report's wording) and between an editable and a wheel install. The checklist's
+    data depends on the seed alone."""
+    from conformance.systems import CustomcrmActor
+
+    entered: list[str] = []
+    create = CustomcrmActor.create
+
+    def recording(self: CustomcrmActor, path: str, values: dict[str, object]) -> dict[str, object]:
+        entered.append(json.dumps({"path": path, **values}, sort_keys=True))
+        return create(self, path, values)
+
+    monkeypatch.setattr(CustomcrmActor, "create", recording)
+    doc = load_dataflow()
+
+    def drawn() -> str:
+        entered.clear()
+        run_checklist(doc, flows=["customer-accounts"], profile="smoke", seed=11, checks=["create", "link"],
+                      shrink=False)
+        uuid = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+        return "\n".join(sorted(re.sub(uuid, "<id>", e) for e in entered))
+
+    first = drawn()
+    # A module of the user's own, loaded after the first run, full of literals a draw could pick up.
+    literals = ", ".join([*(str(n) for n in range(100, 900)), *(repr(f"lit{n}") for n in range(100)),
+                          *(f"{n}.25" for n in range(100))])  # under the 1,024 Hypothesis reads of a module
+    (tmp_path / "talkcheck_user_literals.py").write_text(f"VALUES = [{literals}]\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.import_module("talkcheck_user_literals")
+    try:
+        assert drawn() == first
+    finally:
+        sys.modules.pop("talkcheck_user_literals", None)
 
 
 @given(start=st.integers(0, 1000), size=st.integers(1, 12), nth=st.integers(0, 5))
