@@ -18,7 +18,6 @@ from typing import Any
 
 from faker import Faker
 from hypothesis import strategies as st
-from hypothesis.internal.conjecture import providers as hypothesis_providers
 from pydantic import TypeAdapter, ValidationError
 
 from mocks.customcrm.models import RESOURCES as CRM_RESOURCES
@@ -46,6 +45,10 @@ def _pin_hypothesis_constants() -> None:
     or a wheel, a plugin, an edited wording in the report), not on the seed alone; and every process would
     parse the project's source again (a tenth of a second) and keep a cache of it in the directory it runs
     in. Hypothesis's own constants (the edge values of each type) still come up."""
+    try:
+        from hypothesis.internal.conjecture import providers as hypothesis_providers
+    except ImportError:  # another Hypothesis, which draws no literals of loaded code
+        return
     local = getattr(hypothesis_providers, "_get_local_constants", None)
     if local is None or getattr(local, "pinned", False):  # another Hypothesis, or pinned already
         return
