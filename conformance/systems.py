@@ -34,6 +34,7 @@ from mocks.exact.state import (
     ExactState,
 )
 from sync.config import CustomcrmConfig, EngineConfig, ExactConfig, SyncConfig
+from sync.cookies import HttpClient
 from sync.errors import ConfigError
 from sync.systems.exact import ENTITIES, ExactEntity
 
@@ -283,25 +284,6 @@ class CustomcrmActor(_Actor):
             cursor = body.get("next_cursor")
             if not cursor:
                 return rows
-
-
-class _CookiesWhenSet(httpx.Cookies):
-    """A client's cookies, looked for only in an answer with a Set-Cookie header: httpx otherwise copies every
-    answer's request and headers into urllib's terms to look, a tenth of a call against an in-process mock,
-    and neither system sets cookies. (The checklist's own; the engine has its own in `sync.http`.)"""
-
-    def extract_cookies(self, response: httpx.Response) -> None:
-        if "set-cookie" in response.headers:
-            super().extract_cookies(response)
-
-
-class _Client(httpx.Client):
-    """httpx's client, but for where it looks for cookies (`_CookiesWhenSet`): the checklist's clients and
-    those the builtin engine is given in process."""
-
-    def __init__(self, **options: Any) -> None:
-        super().__init__(**options)
-        self._cookies = _CookiesWhenSet(self._cookies)
 
 
 class _Reauthorizing(httpx.BaseTransport):
@@ -623,7 +605,7 @@ class Systems:
             transport = Pacer(guard, state)  # every attempt, a 429 waited out included, is counted
             if system == "exact":
                 transport = _Reauthorizing(transport, lambda old: self.exact_token(expired=old))
-        client = _Client(base_url=base, transport=transport, timeout=30)
+        client = HttpClient(base_url=base, transport=transport, timeout=30)
         self._clients.append(client)
         return client
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from sync.cookies import HttpClient
 from sync.errors import (
     AuthError,
     ConflictError,
@@ -25,24 +26,6 @@ from sync.errors import (
 )
 
 __all__ = ["CallCounter", "HttpClient", "HttpPolicy", "send"]
-
-
-class _SetCookiesOnly(httpx.Cookies):
-    """Cookies kept from the answers that set one. httpx looks for cookies in every answer by copying its
-    request into a urllib request and its headers into an e-mail message, a tenth of a call's cost against
-    a mock in the same process; an answer with no Set-Cookie header has none to keep."""
-
-    def extract_cookies(self, response: httpx.Response) -> None:
-        if "set-cookie" in response.headers:
-            super().extract_cookies(response)
-
-
-class HttpClient(httpx.Client):
-    """An httpx client that reads cookies only from the answers that set one; otherwise httpx's own."""
-
-    def __init__(self, **options: Any) -> None:
-        super().__init__(**options)
-        self._cookies = _SetCookiesOnly(self._cookies)
 
 
 @dataclass
