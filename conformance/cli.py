@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import os
 import random
 import signal
@@ -476,6 +477,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     code = _main(argv)
     if code == EXIT_INTERRUPTED and argv is None:
         _end_interrupted(code)
+    if argv is None:
+        # The process ends now. CPython tears its heap down with collections that walk every object the run
+        # left (about 0.4 s after a run, a tenth of a smoke run); frozen, they are skipped, and what is not
+        # cyclic garbage is freed as the modules are cleared all the same. Every file has been closed.
+        gc.freeze()
     return code
 
 

@@ -12,11 +12,10 @@ import threading
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlparse
 
 import httpx
-import uvicorn
 
 from conformance.manifest import RunManifest, manifest_dir
 from conformance.mirror import Mirror
@@ -37,6 +36,9 @@ from sync.config import CustomcrmConfig, EngineConfig, ExactConfig, SyncConfig
 from sync.cookies import HttpClient
 from sync.errors import ConfigError
 from sync.systems.exact import ENTITIES, ExactEntity
+
+if TYPE_CHECKING:
+    import uvicorn
 
 __all__ = ["CustomcrmActor", "ExactActor", "Systems", "TokenSet"]
 
@@ -343,6 +345,8 @@ class _Server:
 
 
 def _serve(app: Any) -> _Server:
+    import uvicorn  # only `--target server` runs one: the in-process mocks need none of it at start-up
+
     port = _free_port()
     # Checks side by side wait at the barrier for the engine pass far longer than uvicorn keeps an idle
     # connection by default (5 s): a connection closed under a waiting client is reset on its next call.
