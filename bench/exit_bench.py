@@ -1,0 +1,73 @@
+"""What a `talkcheck run` costs after its work is done: from the command's return to the process's end.
+
+Each round is a fresh `talkcheck run --profile smoke` (all seven flows, the built-in mocks, `--jobs 2`); the
+command's return is stamped by the process itself, its end by this script. With `--against REV`, that commit
+(checked out in a temporary worktree, run with the same interpreter) and the working tree alternate round by
+round. Medians on a shared machine, never assertions.
+
+    python bench/exit_bench.py --against a2a54b6 --rounds 5 --json bench/exit_ab.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+# The command as its entry point runs it (`main()` with no arguments: this process's own command line),
+# then the moment it returned, on stderr's last line.
+_STAMPED = ("import sys, time; from conformance.cli import main; code = main(); "
+            "print(f'returned {time.time():.6f}', file=sys.stderr); raise SystemExit(code)")
+
+
+def one_round(cwd: str | None) -> tuple[float, float]:
+    """One run: (seconds from start to end, seconds from the command's return to the process's end)."""
+    with tempfile.TemporaryDirectory() as report:
+        started = time.time()
+        done = subprocess.run([sys.executable, "-c", _STAMPED, "run", "--profile", "smoke", "--jobs", "2",
+                               "--seed", "0", "--report-dir", report], capture_output=True, text=True, cwd=cwd)
+        ended = time.time()
+    if done.returncode not in (0, 1):
+        raise SystemExit(f"talkcheck run failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+    stamp = next(line for line in reversed(done.stderr.splitlines()) if line.startswith("returned "))
+    return ended - started, ended - float(stamp.split()[1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--against", metavar="REV", help="a commit to compare with, round by round")
+    parser.add_argument("--json", help="write the figures here")
+    args = parser.parse_args()
+    trees: dict[str, str | None] = {"working tree": None}
+    with tempfile.TemporaryDirectory() as scratch:
+        if args.against:
+            path = str(Path(scratch) / "rev")
+            subprocess.run(["git", "worktree", "add", "--detach", path, args.against], check=True,
+                           capture_output=True)
+            trees = {args.against: path, **trees}
+        try:
+            runs: dict[str, list[tuple[float, float]]] = {name: [] for name in trees}
+            for _ in range(args.rounds):
+                for name, cwd in trees.items():
+                    runs[name].append(one_round(cwd))
+        finally:
+            if args.against:
+                subprocess.run(["git", "worktree", "remove", "--force", path], check=False, capture_output=True)
+    figures = {name: {"median_total_s": round(statistics.median(t for t, _ in rounds), 2),
+                      "median_after_return_s": round(statistics.median(a for _, a in rounds), 3),
+                      "after_return_s": [round(a, 3) for _, a in rounds], "rounds": len(rounds)}
+               for name, rounds in runs.items()}
+    for name, figure in figures.items():
+        print(name, figure)
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
