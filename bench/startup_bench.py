@@ -1,17 +1,19 @@
-"""What a `talkcheck run` costs after its work is done: from the command's return to the process's end.
+"""What a `talkcheck run` costs around its work: the imports before it starts, and the end after it is done.
 
-Each round is a fresh `talkcheck run --profile smoke` (all seven flows, the built-in mocks, `--jobs 2`); the
-command's return is stamped by the process itself, its end by this script. With `--against REV`, that commit
-(checked out in a temporary worktree, run with the same interpreter) and the working tree alternate round by
-round. Medians on a shared machine, never assertions.
+Each round is, first, a fresh process that imports what a run imports before its workers start (timed from
+the process's start to the imports' end), then a fresh `talkcheck run --profile smoke` (all seven flows, the
+built-in mocks, `--jobs 2`) whose command's return is stamped by the process itself and its end by this
+script. With `--against REV`, that commit (checked out in a temporary worktree, run with the same
+interpreter) and the working tree alternate round by round. Medians on a shared machine, never assertions.
 
-    python bench/exit_bench.py --against a2a54b6 --rounds 5 --json bench/exit_ab.json
+    python bench/startup_bench.py --against a2a54b6 --rounds 5 --json bench/startup_ab.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
 import statistics
 import subprocess
 import sys
@@ -23,6 +25,20 @@ from pathlib import Path
 # then the moment it returned, on stderr's last line.
 _STAMPED = ("import sys, time; from conformance.cli import main; code = main(); "
             "print(f'returned {time.time():.6f}', file=sys.stderr); raise SystemExit(code)")
+
+
+_IMPORTS = "import conformance.cli, conformance.runner, conformance.engines, conformance.report"
+
+
+def imports(cwd: str | None) -> tuple[float, float]:
+    """A fresh process that makes a run's imports and ends: (its wall time, its CPU time), the interpreter's
+    start included. The CPU time moves less with the machine's other load than the wall time."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.time()
+    subprocess.run([sys.executable, "-c", _IMPORTS], check=True, capture_output=True, cwd=cwd)
+    wall = time.time() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def one_round(cwd: str | None) -> tuple[float, float]:
@@ -53,13 +69,18 @@ def main() -> None:
             trees = {args.against: path, **trees}
         try:
             runs: dict[str, list[tuple[float, float]]] = {name: [] for name in trees}
+            loads: dict[str, list[tuple[float, float]]] = {name: [] for name in trees}
             for _ in range(args.rounds):
                 for name, cwd in trees.items():
+                    loads[name].append(imports(cwd))
                     runs[name].append(one_round(cwd))
         finally:
             if args.against:
                 subprocess.run(["git", "worktree", "remove", "--force", path], check=False, capture_output=True)
-    figures = {name: {"median_total_s": round(statistics.median(t for t, _ in rounds), 2),
+    figures = {name: {"median_imports_s": round(statistics.median(w for w, _ in loads[name]), 3),
+                      "median_imports_cpu_s": round(statistics.median(c for _, c in loads[name]), 3),
+                      "imports_s": [round(w, 3) for w, _ in loads[name]],
+                      "median_total_s": round(statistics.median(t for t, _ in rounds), 2),
                       "median_after_return_s": round(statistics.median(a for _, a in rounds), 3),
                       "after_return_s": [round(a, 3) for _, a in rounds], "rounds": len(rounds)}
                for name, rounds in runs.items()}
