@@ -299,13 +299,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
               f"{'; '.join(described(tolerances))}", flush=True)
     started = time.monotonic()
     previous = signal.signal(signal.SIGINT, _first_interrupt)
-    if display is not None:
-        display.start()
-    try:
+    try:  # the display's thread starts once the workers have: they are forked from a process of one thread
         result = run_checklist(doc, flows=args.flows, checks=args.checks, profile=args.profile, seed=args.seed,
                                target=args.target,
                                engine=args.engine, jobs=jobs, progress=progress, sandbox=sandbox, mode=args.mode,
-                               tolerances=tolerances, shrink=not args.no_shrink)
+                               tolerances=tolerances, shrink=not args.no_shrink,
+                               on_started=display.start if display is not None else None)
     except ConfigError as exc:
         print(f"talkcheck: {scrub(str(exc), sandbox.secrets if sandbox else [])}", file=sys.stderr)
         return EXIT_USAGE

@@ -268,12 +268,17 @@ def run_checklist(
     sandbox: SandboxSettings | None = None,
     mode: str = "batched",
     tolerances: Tolerances | None = None,
+    on_started: Callable[[], None] | None = None,
 ) -> RunResult:
     """Run the checks of the selected flows against the mocks (or a target) and an engine.
 
     With `jobs` > 1 the flows run in that many worker processes, each with its own mocks and engine, so a
     flow's results do not depend on how the run was split (a flow is replayed by its seed alone). A
     sandbox is one shared pair of systems, so its flows run one after another.
+
+    `on_started` is called once the workers have started (at once without workers): what starts a thread
+    in this process, such as a live display, belongs there, since a worker is forked only from a process
+    with no other thread (else spawned, importing everything again).
     """
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; choose from {', '.join(PROFILES)}")
@@ -286,6 +291,8 @@ def run_checklist(
                                "engine_class": engine_class, "checks": checks, "shrink": shrink,
                                "sandbox": sandbox, "mode": mode, "tolerances": tolerances or {}}
     if jobs <= 1 or len(selected) <= 1 or sandbox is not None:
+        if on_started is not None:
+            on_started()
         return _run_flows(doc, flows=selected, progress=progress, **options)
     started = time.monotonic()
     if mode == "batched":  # a batch per process: the flows of a group share their engine passes
@@ -308,6 +315,8 @@ def run_checklist(
         futures = _submit_ignoring_interrupts(pool, [partial(
             _run_flows, doc, flows=group, progress=_Told(), tail_flows=selected if shared else None,
             claim=_claim_shared if shared else None, **options) for group in groups])
+        if on_started is not None:
+            on_started()
         waiting = set(futures)
         while waiting:
             finished, waiting = wait(waiting, timeout=0.2, return_when=FIRST_COMPLETED)

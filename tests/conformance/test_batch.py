@@ -448,7 +448,11 @@ def test_conflict_of_every_flow_shares_one_batch_and_the_faults_check_keeps_one_
 
 def test_the_workers_share_the_tail_and_every_row_comes_back_once_in_the_flows_order() -> None:
     """With two workers, the checks that run apart (own batches, one at a time) of every flow go to whichever
-    worker is free: each row is reported once, under its flow, in the order the flow declares its checks."""
+    worker is free: each row is reported once, under its flow, in the order the flow declares its checks.
+    What starts a thread in the run's process (the terminal's live display) is started once the workers are:
+    a worker is forked only from a process of one thread, and a spawned one imports everything again."""
+    import multiprocessing
+
     from conformance.checks import checks_for
     from conformance.runner import run_checklist
     from sync.dataflow import load_dataflow
@@ -456,7 +460,10 @@ def test_the_workers_share_the_tail_and_every_row_comes_back_once_in_the_flows_o
     doc = load_dataflow()
     flows = ["customer-accounts", "contact-contacts", "product-items"]
     chosen = ["stays-in-sync-faults", "create", "conflict", "concurrent-edit"]
-    result = run_checklist(doc, flows=flows, checks=chosen, profile="smoke", seed=3, jobs=2)
+    workers_at_start: list[int] = []
+    result = run_checklist(doc, flows=flows, checks=chosen, profile="smoke", seed=3, jobs=2,
+                           on_started=lambda: workers_at_start.append(len(multiprocessing.active_children())))
+    assert len(workers_at_start) == 1 and workers_at_start[0] >= 1, workers_at_start
     assert [f.id for f in result.flows] == [f.id for f in doc.flows if f.id in flows]  # the document's order
     for flow in result.flows:
         declared = [c.id for c in checks_for(doc.flow(flow.id)) if c.id in chosen]
