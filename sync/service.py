@@ -91,13 +91,16 @@ def run_service(config: SyncConfig, *, once: bool, full: bool = False, out: Call
     Each pass holds the state file, so two engines on one config (cron overlapping a slow pass) take turns.
     """
     engine = build_engine(config, first_sync=first_sync)
-    if release_held:
-        out(f"released {engine.store.release_held()} held records: the next pass creates them")
-    while True:
-        with engine.store.running(config.engine.lock_wait):
-            report = engine.run_pass(full=full)
-        full = False
-        out(scrub(report.summary(), config.secrets))
-        if once:
-            return report
-        sleep(config.engine.interval)
+    try:  # the state file is closed however the service ends: its write-ahead log folded back in
+        if release_held:
+            out(f"released {engine.store.release_held()} held records: the next pass creates them")
+        while True:
+            with engine.store.running(config.engine.lock_wait):
+                report = engine.run_pass(full=full)
+            full = False
+            out(scrub(report.summary(), config.secrets))
+            if once:
+                return report
+            sleep(config.engine.interval)
+    finally:
+        engine.store.close()

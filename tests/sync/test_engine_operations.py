@@ -84,6 +84,7 @@ def test_a_lost_state_stops_the_engine_and_relink_creates_no_duplicate(
     _customers(systems)
     assert run_sync(config, env).returncode == 0
     state = tmp_path / "state.sqlite3"
+    assert state.exists() and not Path(f"{state}-wal").exists(), "a pass ends with its state file closed"
     for suffix in ("", "-wal", "-shm"):
         Path(f"{state}{suffix}").unlink(missing_ok=True)
     if loss == "emptied":
