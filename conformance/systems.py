@@ -327,6 +327,22 @@ class _Counted(httpx.BaseTransport):
         self.inner.close()
 
 
+class _Lent(httpx.BaseTransport):
+    """The network transport of a `Systems` (its TLS context and its pool of connections), lent to one of its
+    clients. Made for each client, a transport held a TLS context of its own, about a megabyte, and the checks
+    side by side hold two clients each: a sandbox run at ci grew to 900 MB. The clients never close it;
+    `Systems.close` does."""
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self.inner = inner
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        return self.inner.handle_request(request)
+
+    def close(self) -> None:
+        pass
+
+
 # Dependants before what they depend on.
 
 
@@ -437,6 +453,7 @@ class Systems:
     _transports: dict[str, httpx.BaseTransport | None] = field(default_factory=dict)
     _servers: list[_Server] = field(default_factory=list)
     _clients: list[httpx.Client] = field(default_factory=list)
+    _network: httpx.HTTPTransport | None = None  # shared by every client that reaches a system over the network
     _admin_clients: dict[str, httpx.Client] = field(default_factory=dict)
 
     exact_state: ExactState | None = None
@@ -592,16 +609,15 @@ class Systems:
         `counted` client are the checklist's own (`calls`), and against a sandbox they are guarded and paced;
         an engine's clients (talkcheck's own, driven in this process) are not counted."""
         base = self.exact_url if system == "exact" else self.customcrm_url
-        transport = self._transports.get(system)
+        transport = self._transports.get(system) or self._network_transport()
         if wrap is not None:
-            transport = wrap(transport if transport is not None else httpx.HTTPTransport())
+            transport = wrap(transport)
         if self.settings is None and counted:
-            transport = _Counted(transport or httpx.HTTPTransport(), self.calls, system, self._lock)
+            transport = _Counted(transport, self.calls, system, self._lock)
             if system == "exact":  # the shared token may outlive its ten minutes of a mock's clock
                 transport = _Reauthorizing(transport, lambda old: self._mock_exact_token(expired=old))
         if self.settings is not None and counted:
-            guard = Guard(transport or httpx.HTTPTransport(), self.settings.hosts, self.settings.call_budget,
-                          self.calls, system, self._lock)
+            guard = Guard(transport, self.settings.hosts, self.settings.call_budget, self.calls, system, self._lock)
             self._guards.append(guard)
             if self.scope is not None:
                 guard.owed = self.scope.cleanup_cost
@@ -612,6 +628,15 @@ class Systems:
         client = HttpClient(base_url=base, transport=transport, timeout=30)
         self._clients.append(client)
         return client
+
+    def _network_transport(self) -> httpx.BaseTransport:
+        """The systems' one network transport, lent: its connections are reused by every client, and as many
+        are opened as the checks side by side ask for at once (each client had a pool of its own before)."""
+        with self._lock:
+            if self._network is None:
+                self._network = httpx.HTTPTransport(limits=httpx.Limits(max_connections=None,
+                                                                        max_keepalive_connections=None))
+            return _Lent(self._network)
 
     def transport(self, system: str) -> httpx.BaseTransport | None:
         """The in-process transport of a mock (None when it runs under uvicorn)."""
@@ -717,6 +742,9 @@ class Systems:
         for transport in self._transports.values():
             if transport is not None:
                 transport.close()
+        if self._network is not None:
+            self._network.close()
+            self._network = None
         for server in self._servers:
             server.server.should_exit = True
             server.thread.join(timeout=10)

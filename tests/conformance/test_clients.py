@@ -23,3 +23,25 @@ def test_the_clients_read_no_answer_for_cookies_unless_it_sets_one(cookie_reads:
         assert len(cookie_reads) == 1
     finally:
         systems.close()
+
+
+def _innermost(transport: object) -> object:
+    while hasattr(transport, "inner"):
+        transport = transport.inner
+    return transport
+
+
+def test_the_clients_of_systems_reached_over_the_network_share_one_transport_their_own_close_leaves_open() -> None:
+    """A transport made for each client held a TLS context of its own (about a megabyte), and the checks side
+    by side hold two clients each: against a sandbox every client borrows the systems' one transport."""
+    systems = Systems.start("server")
+    try:
+        first, second = systems.customcrm_actor(), systems.exact_actor()
+        engine = systems.client("customcrm", counted=False)
+        shared = {id(_innermost(c._transport)) for c in (first.client, second.client, engine)}
+        assert len(shared) == 1 and isinstance(_innermost(engine._transport), httpx.HTTPTransport)
+        first.create("customers", {"Name": "Before"})
+        engine.close()  # a client done with: the others go on
+        assert first.create("customers", {"Name": "After"})["Name"] == "After"
+    finally:
+        systems.close()
