@@ -328,10 +328,7 @@ class _Counted(httpx.BaseTransport):
 
 
 class _Lent(httpx.BaseTransport):
-    """The network transport of a `Systems` (its TLS context and its pool of connections), lent to one of its
-    clients. Made for each client, a transport held a TLS context of its own, about a megabyte, and the checks
-    side by side hold two clients each: a sandbox run at ci grew to 900 MB. The clients never close it;
-    `Systems.close` does."""
+    """A transport lent to one client, which never closes it: its owner does."""
 
     def __init__(self, inner: httpx.BaseTransport) -> None:
         self.inner = inner
@@ -341,6 +338,30 @@ class _Lent(httpx.BaseTransport):
 
     def close(self) -> None:
         pass
+
+
+class _Network:
+    """The one network transport of a `Systems` (its TLS context, its pool of connections), lent to every
+    client that reaches a system over the network. Made for each client, a transport held a TLS context of its
+    own, about a megabyte, and the checks side by side hold two clients each: a sandbox run at ci grew to
+    900 MB. Connections are reused by every client, and as many are opened as are asked for at once."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._transport: httpx.HTTPTransport | None = None
+
+    def lend(self) -> httpx.BaseTransport:
+        with self._lock:
+            if self._transport is None:
+                self._transport = httpx.HTTPTransport(limits=httpx.Limits(max_connections=None,
+                                                                          max_keepalive_connections=None))
+            return _Lent(self._transport)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._transport is not None:
+                self._transport.close()
+                self._transport = None
 
 
 # Dependants before what they depend on.
@@ -453,7 +474,7 @@ class Systems:
     _transports: dict[str, httpx.BaseTransport | None] = field(default_factory=dict)
     _servers: list[_Server] = field(default_factory=list)
     _clients: list[httpx.Client] = field(default_factory=list)
-    _network: httpx.HTTPTransport | None = None  # shared by every client that reaches a system over the network
+    _network: _Network = field(default_factory=_Network)
     _admin_clients: dict[str, httpx.Client] = field(default_factory=dict)
 
     exact_state: ExactState | None = None
@@ -609,7 +630,7 @@ class Systems:
         `counted` client are the checklist's own (`calls`), and against a sandbox they are guarded and paced;
         an engine's clients (talkcheck's own, driven in this process) are not counted."""
         base = self.exact_url if system == "exact" else self.customcrm_url
-        transport = self._transports.get(system) or self._network_transport()
+        transport = self._transports.get(system) or self._network.lend()
         if wrap is not None:
             transport = wrap(transport)
         if self.settings is None and counted:
@@ -628,15 +649,6 @@ class Systems:
         client = HttpClient(base_url=base, transport=transport, timeout=30)
         self._clients.append(client)
         return client
-
-    def _network_transport(self) -> httpx.BaseTransport:
-        """The systems' one network transport, lent: its connections are reused by every client, and as many
-        are opened as the checks side by side ask for at once (each client had a pool of its own before)."""
-        with self._lock:
-            if self._network is None:
-                self._network = httpx.HTTPTransport(limits=httpx.Limits(max_connections=None,
-                                                                        max_keepalive_connections=None))
-            return _Lent(self._network)
 
     def transport(self, system: str) -> httpx.BaseTransport | None:
         """The in-process transport of a mock (None when it runs under uvicorn)."""
@@ -742,9 +754,7 @@ class Systems:
         for transport in self._transports.values():
             if transport is not None:
                 transport.close()
-        if self._network is not None:
-            self._network.close()
-            self._network = None
+        self._network.close()
         for server in self._servers:
             server.server.should_exit = True
             server.thread.join(timeout=10)
