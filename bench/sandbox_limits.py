@@ -5,7 +5,7 @@ puts "other people's" records and two Exact users in it, registers a second Exac
 test, authorises both apps as a person would, writes a sandbox config, and runs
 `talkcheck run --target sandbox` with talkcheck's own engine as a command on its own app. Reported: wall
 time, the checklist's calls per system (from its report), every 429 either system answered (from the
-mocks' journals), and what the clean-up left.
+mocks' journals), what the clean-up left, and the run's process at its largest (`peak_rss_mb`).
 
     python bench/sandbox_limits.py --profile smoke --flow customer-accounts
     python bench/sandbox_limits.py --profile ci --json bench/sandbox_ci.json
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -149,7 +150,10 @@ def main() -> None:
             figures = {"profile": args.profile, "flows": args.flows or "all", "exit": done.returncode,
                        "wall_s": round(elapsed, 1), "summary": results.get("summary"),
                        "checklist_calls": results.get("run", {}).get("calls"),
-                       "sandbox": results.get("run", {}).get("sandbox"), "refused_429": refusals(port)}
+                       "sandbox": results.get("run", {}).get("sandbox"), "refused_429": refusals(port),
+                       # the run's process at its largest (an engine pass it ran counts too, and is smaller):
+                       # the only child this script has waited for so far
+                       "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)}
             print(json.dumps(figures, indent=2))
             if args.json:
                 Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
