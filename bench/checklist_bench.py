@@ -24,6 +24,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -71,40 +73,48 @@ def compare_modes(rounds: int) -> dict[str, object]:
     return figures
 
 
-def compare_commits(revisions: list[str], rounds: int, profiles: list[str]) -> dict[str, object]:
-    """Each of `revisions` and the working tree, alternating round by round (a fresh process each run,
-    `--jobs 2`): the medians and each revision's ratio to the working tree."""
-    figures: dict[str, object] = {}
+@contextmanager
+def checked_out(revisions: list[str]) -> Iterator[dict[str, str | None]]:
+    """Each revision checked out in a temporary worktree, then the working tree: name -> folder to run in
+    (None: the working tree itself). The worktrees are removed afterwards."""
     root = subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True,
                           check=True).stdout.strip()
     with tempfile.TemporaryDirectory() as trees:
         places: dict[str, str | None] = {}
-        for rev in revisions:
-            tree = str(Path(trees) / rev)
-            subprocess.run(["git", "-C", root, "worktree", "add", "--detach", tree, rev], check=True,
-                           capture_output=True)
-            places[rev] = tree
-        places["working tree"] = None
         try:
-            for profile in profiles:
-                times: dict[str, list[float]] = {name: [] for name in places}
-                counts: dict[str, dict[str, int]] = {}
-                for _ in range(rounds):
-                    for name, where in places.items():
-                        elapsed, counts[name] = one_run(profile, 2, cwd=where)
-                        times[name].append(elapsed)
-                now = statistics.median(times["working tree"])
-                for name in places:
-                    median = statistics.median(times[name])
-                    figures[f"{profile} {name}"] = {
-                        "median_s": round(median, 1), "min_s": round(min(times[name]), 1),
-                        "max_s": round(max(times[name]), 1), "rounds": rounds,
-                        "ratio_to_working_tree": round(median / now, 2), **counts[name]}
-                    print(f"{profile} {name}", figures[f"{profile} {name}"], flush=True)
+            for rev in revisions:
+                tree = str(Path(trees) / rev)
+                subprocess.run(["git", "-C", root, "worktree", "add", "--detach", tree, rev], check=True,
+                               capture_output=True)
+                places[rev] = tree
+            places["working tree"] = None
+            yield places
         finally:
             for where in places.values():
                 if where is not None:
                     subprocess.run(["git", "-C", root, "worktree", "remove", "--force", where], capture_output=True)
+
+
+def compare_commits(revisions: list[str], rounds: int, profiles: list[str]) -> dict[str, object]:
+    """Each of `revisions` and the working tree, alternating round by round (a fresh process each run,
+    `--jobs 2`): the medians and each revision's ratio to the working tree."""
+    figures: dict[str, object] = {}
+    with checked_out(revisions) as places:
+        for profile in profiles:
+            times: dict[str, list[float]] = {name: [] for name in places}
+            counts: dict[str, dict[str, int]] = {}
+            for _ in range(rounds):
+                for name, where in places.items():
+                    elapsed, counts[name] = one_run(profile, 2, cwd=where)
+                    times[name].append(elapsed)
+            now = statistics.median(times["working tree"])
+            for name in places:
+                median = statistics.median(times[name])
+                figures[f"{profile} {name}"] = {
+                    "median_s": round(median, 1), "min_s": round(min(times[name]), 1),
+                    "max_s": round(max(times[name]), 1), "rounds": rounds,
+                    "ratio_to_working_tree": round(median / now, 2), **counts[name]}
+                print(f"{profile} {name}", figures[f"{profile} {name}"], flush=True)
     return figures
 
 

@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from checklist_bench import checked_out  # the commits to compare, each in a worktree
+
 # The command as its entry point runs it (`main()` with no arguments: this process's own command line),
 # then the moment it returned, on stderr's last line.
 _STAMPED = ("import sys, time; from conformance.cli import main; code = main(); "
@@ -88,25 +90,15 @@ def main() -> None:
     parser.add_argument("--against", metavar="REV", help="a commit to compare with, round by round")
     parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args()
-    trees: dict[str, str | None] = {"working tree": None}
-    with tempfile.TemporaryDirectory() as scratch:
-        if args.against:
-            path = str(Path(scratch) / "rev")
-            subprocess.run(["git", "worktree", "add", "--detach", path, args.against], check=True,
-                           capture_output=True)
-            trees = {args.against: path, **trees}
-        try:
-            runs: dict[str, list[tuple[float, float]]] = {name: [] for name in trees}
-            loads: dict[str, list[tuple[float, float]]] = {name: [] for name in trees}
-            terminal: dict[str, list[float]] = {name: [] for name in trees}
-            for _ in range(args.rounds):
-                for name, cwd in trees.items():
-                    loads[name].append(imports(cwd))
-                    runs[name].append(one_round(cwd))
-                    terminal[name].append(on_terminal(cwd))
-        finally:
-            if args.against:
-                subprocess.run(["git", "worktree", "remove", "--force", path], check=False, capture_output=True)
+    with checked_out([args.against] if args.against else []) as trees:
+        runs: dict[str, list[tuple[float, float]]] = {name: [] for name in trees}
+        loads: dict[str, list[tuple[float, float]]] = {name: [] for name in trees}
+        terminal: dict[str, list[float]] = {name: [] for name in trees}
+        for _ in range(args.rounds):
+            for name, cwd in trees.items():
+                loads[name].append(imports(cwd))
+                runs[name].append(one_round(cwd))
+                terminal[name].append(on_terminal(cwd))
     figures = {name: {"median_imports_s": round(statistics.median(w for w, _ in loads[name]), 3),
                       "median_imports_cpu_s": round(statistics.median(c for _, c in loads[name]), 3),
                       "imports_s": [round(w, 3) for w, _ in loads[name]],
